@@ -1,0 +1,191 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// Authenticator decides CONNECTs. runtime/wasm implements it for modules;
+// outsiders may implement it too (tests, native Go policies). Implementations
+// must be safe for concurrent use and must not keep req or anything it points
+// to after returning.
+type Authenticator interface {
+	Authenticate(ctx context.Context, req *AuthnRequest) (AuthnResult, error)
+}
+
+// Authorizer decides publishes, subscriptions and deliveries, with the same
+// rules as Authenticator.
+type Authorizer interface {
+	Authorize(ctx context.Context, req *AuthzRequest) (AuthzResult, error)
+}
+
+// OnError says what a module's error (a trap, a timeout, a malformed result)
+// means. It is never a panic and never silently "allow" unless configured.
+type OnError uint8
+
+const (
+	// ErrorDeny fails closed; the default.
+	ErrorDeny OnError = iota
+	// ErrorAllow fails open: for a module whose outage must not lock out a
+	// fleet, chosen explicitly in moat.toml.
+	ErrorAllow
+	// ErrorIgnore passes the request to the next module.
+	ErrorIgnore
+)
+
+// ParseOnError parses the on_error setting of moat.toml.
+func ParseOnError(s string) (OnError, error) {
+	switch s {
+	case "", "deny":
+		return ErrorDeny, nil
+	case "allow":
+		return ErrorAllow, nil
+	case "ignore":
+		return ErrorIgnore, nil
+	}
+	return 0, fmt.Errorf("policy: on_error %q: want \"deny\", \"allow\" or \"ignore\"", s)
+}
+
+// Step is one module in a chain.
+type Step[T any] struct {
+	Name    string
+	Module  T
+	OnError OnError
+}
+
+// Policy is one immutable version of the whole policy: the chains and the
+// settings that govern them. A reload builds a new Policy and swaps it in
+// with Decider.Swap; the old one serves the calls that started on it and is
+// then closed.
+type Policy struct {
+	authn          []Step[Authenticator]
+	authz          []Step[Authorizer]
+	noMatch        Verdict
+	allowAnonymous bool
+	closers        []io.Closer
+
+	inflight atomic.Int64
+	closed   atomic.Bool
+}
+
+// Options are the settings of a Policy besides its chains.
+type Options struct {
+	// AllowAnonymous lets a client without username and password in when no
+	// authentication module decides.
+	AllowAnonymous bool
+	// NoMatch is the verdict when every module of a non-empty chain ignores a
+	// request: Deny (the default, when zero) or Allow.
+	NoMatch Verdict
+	// Closers are closed, in order, by Close: the modules of this version.
+	Closers []io.Closer
+}
+
+// New builds a Policy. The chains run in the order given.
+func New(authn []Step[Authenticator], authz []Step[Authorizer], opts Options) *Policy {
+	if opts.NoMatch != Allow {
+		opts.NoMatch = Deny
+	}
+	return &Policy{
+		authn:          authn,
+		authz:          authz,
+		noMatch:        opts.NoMatch,
+		allowAnonymous: opts.AllowAnonymous,
+		closers:        opts.Closers,
+	}
+}
+
+// Close waits for the calls that are running on this version to return,
+// then closes its modules. The caller must have swapped it out first.
+func (p *Policy) Close(ctx context.Context) error {
+	if p.closed.Swap(true) {
+		return nil
+	}
+	for p.inflight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("policy: close: %d calls still running: %w", p.inflight.Load(), ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+	var errs []error
+	for _, c := range p.closers {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// authenticate runs the authn chain. Errors are resolved here by each step's
+// OnError and logged; the result always carries a final verdict.
+func (p *Policy) authenticate(ctx context.Context, log *slog.Logger, req *AuthnRequest) AuthnResult {
+	for _, s := range p.authn {
+		res, err := s.Module.Authenticate(ctx, req)
+		if err != nil {
+			log.Error("authn module failed", "module", s.Name, "client_id", req.Client.ClientID, "err", err)
+			switch s.OnError {
+			case ErrorAllow:
+				return AuthnResult{Verdict: Allow, Module: s.Name, Message: "module error, on_error = allow"}
+			case ErrorIgnore:
+				continue
+			default:
+				return AuthnResult{Verdict: Deny, Reason: ReasonNotAuthorized, Module: s.Name, Message: "module error"}
+			}
+		}
+		switch res.Verdict {
+		case Allow, Deny, Continue:
+			res.Module = s.Name
+			if res.Verdict == Deny && res.Reason == 0 {
+				res.Reason = ReasonBadUserNameOrPass
+			}
+			return res
+		case Ignore:
+			continue
+		}
+	}
+	if p.allowAnonymous && req.Client.Username == "" && req.Password == nil && req.AuthMethod == "" {
+		return AuthnResult{Verdict: Allow, Message: "anonymous"}
+	}
+	if p.noMatch == Allow && len(p.authn) > 0 {
+		return AuthnResult{Verdict: Allow, Message: "no module matched; no_match = allow"}
+	}
+	return AuthnResult{Verdict: Deny, Reason: ReasonNotAuthorized, Message: "no module matched"}
+}
+
+// authorize runs the authz chain. An empty chain allows: authorization is
+// simply not configured, as in Mosquitto without an acl_file.
+func (p *Policy) authorize(ctx context.Context, log *slog.Logger, req *AuthzRequest) AuthzResult {
+	if len(p.authz) == 0 || req.Client.Superuser {
+		return AuthzResult{Verdict: Allow}
+	}
+	for _, s := range p.authz {
+		res, err := s.Module.Authorize(ctx, req)
+		if err != nil {
+			log.Error("authz module failed", "module", s.Name, "client_id", req.Client.ClientID,
+				"action", req.Action.String(), "topic", req.Topic, "err", err)
+			switch s.OnError {
+			case ErrorAllow:
+				return AuthzResult{Verdict: Allow, Module: s.Name, transient: true}
+			case ErrorIgnore:
+				continue
+			default:
+				return AuthzResult{Verdict: Deny, Reason: ReasonNotAuthorized, Module: s.Name, Message: "module error", transient: true}
+			}
+		}
+		switch res.Verdict {
+		case Allow, Deny:
+			res.Module = s.Name
+			if res.Verdict == Deny && res.Reason == 0 {
+				res.Reason = ReasonNotAuthorized
+			}
+			return res
+		}
+	}
+	if p.noMatch == Allow {
+		return AuthzResult{Verdict: Allow}
+	}
+	return AuthzResult{Verdict: Deny, Reason: ReasonNotAuthorized, Message: "no module matched"}
+}
