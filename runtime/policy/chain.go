@@ -18,6 +18,12 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, req *AuthnRequest) (AuthnResult, error)
 }
 
+// Payloader decides what happens to message payloads (the payload policy),
+// with the same rules as Authenticator.
+type Payloader interface {
+	Payload(ctx context.Context, req *PayloadRequest) (PayloadResult, error)
+}
+
 // Authorizer decides publishes, subscriptions and deliveries, with the same
 // rules as Authenticator.
 type Authorizer interface {
@@ -65,6 +71,7 @@ type Step[T any] struct {
 type Policy struct {
 	authn          []Step[Authenticator]
 	authz          []Step[Authorizer]
+	payload        []Step[Payloader]
 	noMatch        Verdict
 	allowAnonymous bool
 	closers        []io.Closer
@@ -83,6 +90,8 @@ type Options struct {
 	NoMatch Verdict
 	// Closers are closed, in order, by Close: the modules of this version.
 	Closers []io.Closer
+	// Payload is the payload-policy chain.
+	Payload []Step[Payloader]
 }
 
 // New builds a Policy. The chains run in the order given.
@@ -93,6 +102,7 @@ func New(authn []Step[Authenticator], authz []Step[Authorizer], opts Options) *P
 	return &Policy{
 		authn:          authn,
 		authz:          authz,
+		payload:        opts.Payload,
 		noMatch:        opts.NoMatch,
 		allowAnonymous: opts.AllowAnonymous,
 		closers:        opts.Closers,
@@ -188,4 +198,40 @@ func (p *Policy) authorize(ctx context.Context, log *slog.Logger, req *AuthzRequ
 		return AuthzResult{Verdict: Allow}
 	}
 	return AuthzResult{Verdict: Deny, Reason: ReasonNotAuthorized, Message: "no module matched"}
+}
+
+// HasPayload reports whether a payload policy is configured; without one
+// every payload is plaintext and the broker skips the payload hooks.
+func (p *Policy) HasPayload() bool { return len(p.payload) > 0 }
+
+// payloadDecision runs the payload chain. When every module ignores, the
+// message is plaintext: the publish itself was already authorized.
+func (p *Policy) payloadDecision(ctx context.Context, log *slog.Logger, req *PayloadRequest) PayloadResult {
+	for _, s := range p.payload {
+		res, err := s.Module.Payload(ctx, req)
+		if err != nil {
+			log.Error("payload module failed", "module", s.Name, "client_id", req.Client.ClientID,
+				"topic", req.Topic, "err", err)
+			switch s.OnError {
+			case ErrorAllow:
+				return PayloadResult{Verdict: Allow, Mode: ModePlaintext, Module: s.Name}
+			case ErrorIgnore:
+				continue
+			default:
+				return PayloadResult{Verdict: Deny, Reason: ReasonNotAuthorized, Module: s.Name, Message: "module error"}
+			}
+		}
+		switch res.Verdict {
+		case Allow, Deny:
+			res.Module = s.Name
+			if res.Verdict == Deny && res.Reason == 0 {
+				res.Reason = ReasonNotAuthorized
+			}
+			if res.Verdict == Allow && res.Mode == 0 {
+				res.Mode = ModePlaintext
+			}
+			return res
+		}
+	}
+	return PayloadResult{Verdict: Allow, Mode: ModePlaintext}
 }

@@ -182,3 +182,68 @@ type AuthzResult struct {
 	// returned but never cached, so one timeout does not deny for a TTL.
 	transient bool
 }
+
+// Mode is what the host does with a message payload. The numeric values are
+// part of the wasm ABI.
+type Mode uint8
+
+const (
+	// ModePlaintext: nothing is done; the default.
+	ModePlaintext Mode = 1
+	// ModeRequireE2E: the payload must be a valid moat envelope whose key id
+	// the policy accepts; the broker never decrypts it.
+	ModeRequireE2E Mode = 2
+	// ModeAtRest: the host encrypts the payload before it is stored or
+	// queued and decrypts it for each subscriber allowed to decrypt.
+	ModeAtRest Mode = 3
+	// ModeReencrypt: the host opens the publisher's envelope and seals the
+	// payload for each subscriber under the key the policy picks for it.
+	ModeReencrypt Mode = 4
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModePlaintext:
+		return "plaintext"
+	case ModeRequireE2E:
+		return "require-e2e"
+	case ModeAtRest:
+		return "at-rest"
+	case ModeReencrypt:
+		return "reencrypt"
+	}
+	return "invalid"
+}
+
+// PayloadRequest asks what to do with a message payload: for ActionPublish
+// which Mode applies (Client is the publisher), for ActionDeliver under which
+// key to seal a re-encrypted message for the subscriber (Client).
+type PayloadRequest struct {
+	Client         *Client
+	Action         Action
+	Topic          string
+	QoS            uint8
+	Retain         bool
+	ContentType    string
+	UserProperties []Property
+	// Payload is the message body. Modules read it only when their plugin
+	// has allow_payload; the host never copies it otherwise.
+	Payload []byte
+	// EnvelopeKeyID is the key id of the payload's envelope, "" when the
+	// payload is not an envelope.
+	EnvelopeKeyID string
+	// Mode is the mode the message was published under (ActionDeliver).
+	Mode Mode
+}
+
+// PayloadResult is a module's or a chain's payload answer.
+type PayloadResult struct {
+	Verdict Verdict
+	Reason  byte
+	Mode    Mode
+	// KeyID names the key to seal under; "" means the ring's active key for
+	// the mode.
+	KeyID   string
+	Message string
+	Module  string
+}
