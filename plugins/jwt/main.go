@@ -1,0 +1,18 @@
+//go:build wasip1
+
+package main
+
+import (
+	"time"
+
+	moat "github.com/moat-mqtt/moat/sdk/go"
+	"github.com/moat-mqtt/moat/sdk/go/files"
+)
+
+// A c-shared module never runs main: handlers are registered at init.
+func init() {
+	p := &plugin{readFile: files.ReadFile, now: func() time.Time { return moat.Now() }}
+	moat.HandleConfig(p.configure)
+	moat.HandleAuthn(p.authenticate)
+	moat.HandleAuthz(p.authorize)
+}
