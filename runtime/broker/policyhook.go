@@ -1,0 +1,281 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/moat-mqtt/moat/runtime/policy"
+)
+
+// policyHook is moat's one and only auth hook in mochi. mochi allows a
+// CONNECT or an ACL check when ANY hook says yes, so a second auth-providing
+// hook would bypass every policy; this hook runs moat's own chains instead.
+//
+// Which mochi call decides what (mochi v2.7.9):
+//
+//   - CONNECT: OnConnect authenticates (and runs MQTT 5 enhanced
+//     authentication), authorizes the will and sends its own CONNACK on
+//     refusal; OnConnectAuthenticate only reports what OnConnect decided.
+//   - PUBLISH: OnPacketRead resolves the topic alias and notes QoS and retain;
+//     OnACLCheck(write) decides, because mochi's refusal after OnACLCheck is
+//     protocol-correct while its refusal after OnPublish is not.
+//   - SUBSCRIBE: OnSubscribe decides each filter and swaps a denied one for a
+//     sentinel that OnACLCheck(read) refuses.
+//   - delivery (live, retained, will): OnACLCheck(read) with a topic name.
+//
+// It is safe for concurrent use, as mochi requires.
+type policyHook struct {
+	mqtt.HookBase
+	srv     *mqtt.Server
+	decider *policy.Decider
+	log     *slog.Logger
+
+	// ctx is the context of every policy call. mochi's hooks take no context
+	// and the wasm engine enforces each module's deadline itself, so one
+	// long-lived context, cancelled when the server stops, replaces a
+	// context.WithTimeout per decision (0.5 µs and allocations each).
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// clients maps *mqtt.Client to *clientState. mochi's Client has no field
+	// for user data. Keying by pointer, not client id, means a session
+	// takeover (a new *Client with the same id) never sees or clobbers the
+	// state of the connection it replaces.
+	clients sync.Map
+
+	// deniedFilter replaces a subscription filter the policy refused. It is a
+	// valid filter (so mochi does not answer 0x8F) that OnACLCheck always
+	// refuses (so mochi answers 0x87). Random per hook so that no client can
+	// subscribe to it on purpose; one that does is refused.
+	deniedFilter string
+
+	// connackAuth counts clients whose success CONNACK still has to carry
+	// MQTT 5 authentication properties. Provides(OnPacketEncode) is true only
+	// while it is positive, so that mochi does not copy every outbound packet
+	// through this hook for a rare need.
+	connackAuth atomic.Int64
+
+	// reqs recycles delivery requests: Decider.Authorize takes a pointer that
+	// escapes through the Authorizer interface, and deliveries for one client
+	// run on many goroutines at once.
+	reqs sync.Pool
+
+	// authTimeout bounds a whole enhanced-authentication exchange.
+	authTimeout time.Duration
+}
+
+var _ mqtt.Hook = (*policyHook)(nil)
+
+// Limits of MQTT 5 enhanced authentication (AUTH exchanges during CONNECT).
+const (
+	// defaultAuthTimeout is the time a client has to complete every round;
+	// mochi has not yet applied the keepalive deadline at that point.
+	defaultAuthTimeout = 30 * time.Second
+	// maxAuthRounds bounds the AUTH packets a client may send during CONNECT,
+	// so that a module that always continues cannot hold a connection.
+	maxAuthRounds = 10
+)
+
+// clientState is what the hook knows of one connection.
+//
+// Lock order: clientState.mu is a leaf; no other lock is taken under it.
+type clientState struct {
+	session   *policy.Session
+	superuser bool
+
+	// connackMethod and connackData go into the success CONNACK of a client
+	// that used enhanced authentication; OnPacketEncode takes them once.
+	connackMethod  string
+	connackData    []byte
+	connackPending atomic.Bool
+
+	// pub is the PUBLISH being processed. Only the client's read goroutine
+	// touches it: mochi reads a packet (OnPacketRead) and processes it
+	// (OnACLCheck) on that goroutine before it reads the next one
+	// (mqtt.Client.Read). pubSet says it is current.
+	pub    policy.AuthzRequest
+	pubSet bool
+
+	// subscribing is true between OnSubscribe and OnSubscribed, while mochi
+	// calls OnACLCheck(read) with subscription filters rather than topics.
+	subscribing atomic.Bool
+
+	mu sync.Mutex
+	// expiry disconnects the client when its credentials expire.
+	expiry *time.Timer
+	// subAllowed holds the wildcard and shared filters of the SUBSCRIBE in
+	// progress that the policy allowed; OnACLCheck consumes each once.
+	subAllowed []string
+}
+
+// stopExpiry cancels the expiry timer, if any.
+func (st *clientState) stopExpiry() {
+	st.mu.Lock()
+	if st.expiry != nil {
+		st.expiry.Stop()
+		st.expiry = nil
+	}
+	st.mu.Unlock()
+}
+
+func newPolicyHook(srv *mqtt.Server, d *policy.Decider, log *slog.Logger) *policyHook {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var nonce [16]byte
+	_, _ = rand.Read(nonce[:]) // crypto/rand.Read never fails (Go 1.24+)
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &policyHook{
+		srv:          srv,
+		decider:      d,
+		log:          log,
+		ctx:          ctx,
+		cancel:       cancel,
+		deniedFilter: "$moat/denied/" + hex.EncodeToString(nonce[:]),
+		authTimeout:  defaultAuthTimeout,
+	}
+	h.reqs.New = func() any { return new(policy.AuthzRequest) }
+	return h
+}
+
+// ID implements mqtt.Hook.
+func (h *policyHook) ID() string { return "moat-policy" }
+
+// Provides implements mqtt.Hook. mochi asks it on every event, so the
+// answer for OnPacketEncode may change at run time.
+func (h *policyHook) Provides(b byte) bool {
+	switch b {
+	case mqtt.OnConnect,
+		mqtt.OnConnectAuthenticate,
+		mqtt.OnSessionEstablish,
+		mqtt.OnDisconnect,
+		mqtt.OnClientExpired,
+		mqtt.OnAuthPacket,
+		mqtt.OnPacketRead,
+		mqtt.OnACLCheck,
+		mqtt.OnSubscribe,
+		mqtt.OnSubscribed,
+		mqtt.OnStopped:
+		return true
+	case mqtt.OnPacketEncode:
+		return h.connackAuth.Load() > 0
+	}
+	return false
+}
+
+// state returns the state of an authenticated client, or nil.
+func (h *policyHook) state(cl *mqtt.Client) *clientState {
+	v, ok := h.clients.Load(cl)
+	if !ok {
+		return nil
+	}
+	return v.(*clientState)
+}
+
+// forget drops the state of cl, stopping its timer. It returns the state
+// dropped, or nil.
+func (h *policyHook) forget(cl *mqtt.Client) *clientState {
+	v, ok := h.clients.LoadAndDelete(cl)
+	if !ok {
+		return nil
+	}
+	st := v.(*clientState)
+	st.stopExpiry()
+	if st.connackPending.Swap(false) {
+		h.connackAuth.Add(-1)
+	}
+	return st
+}
+
+// OnConnectAuthenticate implements mqtt.Hook. OnConnect has decided already
+// and refused (with its own CONNACK) any client it did not allow, so this
+// only reports that decision: true for a client OnConnect allowed, never for
+// one it did not see.
+func (h *policyHook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
+	return h.state(cl) != nil
+}
+
+// OnSessionEstablish implements mqtt.Hook. mochi calls it after
+// authentication and just before a new connection inherits the session of
+// an older one with the same client id.
+//
+// mochi resends the inherited in-flight messages without any ACL check. They
+// were authorized for the old connection's identity, so a client that
+// authenticates as someone else under the same client id must not inherit
+// them: the old session is discarded (subscriptions and in-flight messages)
+// when username, superuser flag or attributes differ. The CONNACK still says
+// "session present" (mochi decides that flag), but the session is empty.
+func (h *policyHook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	old, ok := h.srv.Clients.Get(cl.ID)
+	if !ok || old == cl {
+		return
+	}
+	prev := h.forget(old) // the old connection is being replaced either way
+	st := h.state(cl)
+	if st == nil || pk.Connect.Clean {
+		return // not ours to admit, or mochi discards the old session itself
+	}
+	if prev != nil && sameIdentity(prev.session.Client(), st.session.Client()) {
+		return
+	}
+	if prev == nil && string(old.Properties.Username) == st.session.Client().Username {
+		return // restored from storage: only the username is known
+	}
+	h.log.Info("session of another identity discarded", "client_id", cl.ID)
+	h.srv.UnsubscribeClient(old)
+	old.ClearInflights()
+}
+
+// sameIdentity reports whether two clients were authenticated as the same
+// principal, as far as authorization can tell.
+func sameIdentity(a, b *policy.Client) bool {
+	if a.Username != b.Username || a.Superuser != b.Superuser || len(a.Attributes) != len(b.Attributes) {
+		return false
+	}
+	for i := range a.Attributes {
+		if a.Attributes[i] != b.Attributes[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// OnDisconnect implements mqtt.Hook. The state of a client whose session
+// outlives the connection (clean start off, or an MQTT 5 session expiry) is
+// kept: mochi still queues messages for it, and each is authorized for
+// delivery with that session until mochi expires it (OnClientExpired) or a
+// new connection takes it over (OnSessionEstablish).
+func (h *policyHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+	st := h.state(cl)
+	if st == nil {
+		return
+	}
+	if expire || cl.IsTakenOver() {
+		h.forget(cl)
+		return
+	}
+	st.stopExpiry()
+}
+
+// OnClientExpired implements mqtt.Hook: the session is gone.
+func (h *policyHook) OnClientExpired(cl *mqtt.Client) {
+	h.forget(cl)
+}
+
+// OnStopped implements mqtt.Hook. It cancels the context of policy calls
+// still running and stops every expiry timer.
+func (h *policyHook) OnStopped() {
+	h.cancel()
+	h.clients.Range(func(k, _ any) bool {
+		h.forget(k.(*mqtt.Client))
+		return true
+	})
+}

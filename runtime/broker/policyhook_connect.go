@@ -1,0 +1,342 @@
+package broker
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/moat-mqtt/moat/runtime/policy"
+)
+
+// errAuthAborted ends a CONNECT whose enhanced authentication could not be
+// completed on the wire (the client closed, timed out or sent garbage): no
+// CONNACK can be delivered, mochi just closes the connection.
+var errAuthAborted = errors.New("broker: enhanced authentication aborted")
+
+// refusal is a CONNECT refused by the hook: the MQTT 5 reason code and the
+// reason string sent to the client (and logged).
+type refusal struct {
+	reason  byte
+	message string
+	module  string
+}
+
+// OnConnect implements mqtt.Hook. mochi calls it after validating the
+// CONNECT and before OnConnectAuthenticate, on the connection's own
+// goroutine, with nothing else reading from the connection and nothing
+// queued for writing (the client is not yet in mochi's client list). That
+// makes it the one place where the hook can run an AUTH exchange and send a
+// CONNACK with the policy's own reason code: mochi's refusal after
+// OnConnectAuthenticate is always 0x86 without a reason string.
+//
+// On refusal it sends the CONNACK and returns an error, so mochi closes the
+// connection without a second CONNACK.
+func (h *policyHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	client := newPolicyClient(cl, pk)
+	req := &policy.AuthnRequest{Client: client}
+	if pk.Connect.PasswordFlag {
+		req.Password = pk.Connect.Password
+	}
+	if cl.Properties.ProtocolVersion >= 5 {
+		req.AuthMethod = pk.Properties.AuthenticationMethod
+		req.AuthData = pk.Properties.AuthenticationData
+		if n := len(pk.Properties.User); n > 0 {
+			req.UserProperties = make([]policy.Property, n)
+			for i, p := range pk.Properties.User {
+				req.UserProperties[i] = policy.Property{Key: p.Key, Value: p.Val}
+			}
+		}
+	}
+
+	res, ref, err := h.authenticate(cl, req)
+	if err != nil {
+		h.log.Info("connection refused", "client_id", cl.ID, "remote", client.RemoteAddr, "err", err)
+		return err
+	}
+	if ref != nil {
+		return h.refuse(cl, *ref)
+	}
+
+	// The Client is complete now and read-only from here on.
+	client.Attributes = res.Attributes
+	client.Superuser = res.Superuser
+	st := &clientState{session: h.decider.NewSession(client), superuser: res.Superuser}
+
+	if pk.Connect.WillFlag {
+		if ref := h.authorizeWill(cl, st, pk); ref != nil {
+			return h.refuse(cl, *ref)
+		}
+	}
+
+	var expiresIn time.Duration
+	if !res.Expiry.IsZero() {
+		if expiresIn = time.Until(res.Expiry); expiresIn <= 0 {
+			return h.refuse(cl, refusal{reason: policy.ReasonNotAuthorized, message: "credentials expired", module: res.Module})
+		}
+	}
+
+	if req.AuthMethod != "" {
+		// The CONNACK of an enhanced authentication carries its method and
+		// the module's final data, if any (MQTT 5 §3.2.2.3.17-18, §4.12).
+		st.connackMethod = req.AuthMethod
+		st.connackData = res.AuthData
+		st.connackPending.Store(true)
+		h.connackAuth.Add(1)
+	}
+	h.clients.Store(cl, st)
+
+	if expiresIn > 0 {
+		st.mu.Lock()
+		st.expiry = time.AfterFunc(expiresIn, func() { h.expire(cl) })
+		st.mu.Unlock()
+	}
+
+	if h.log.Enabled(h.ctx, slog.LevelDebug) {
+		h.log.Debug("client authenticated", "client_id", cl.ID, "username", client.Username,
+			"remote", client.RemoteAddr, "listener", client.Listener, "module", res.Module,
+			"superuser", res.Superuser, "expiry", res.Expiry)
+	}
+	return nil
+}
+
+// authenticate runs the authentication chain, with as many MQTT 5 AUTH
+// rounds as the modules ask for. It returns the allowing result, or a
+// refusal to answer with a CONNACK, or an error when the exchange broke
+// down and no CONNACK can be sent.
+func (h *policyHook) authenticate(cl *mqtt.Client, req *policy.AuthnRequest) (policy.AuthnResult, *refusal, error) {
+	res := h.decider.Authenticate(h.ctx, req)
+	if res.Verdict == policy.Continue && req.AuthMethod != "" && cl.Net.Conn != nil {
+		// The whole exchange gets one deadline; mochi replaces it with the
+		// keepalive deadline once OnConnect returns.
+		_ = cl.Net.Conn.SetDeadline(time.Now().Add(h.authTimeout))
+	}
+	for round := 1; res.Verdict == policy.Continue; round++ {
+		if req.AuthMethod == "" {
+			return res, &refusal{reason: policy.ReasonNotAuthorized, module: res.Module,
+				message: "enhanced authentication needs an authentication method"}, nil
+		}
+		if round > maxAuthRounds {
+			return res, &refusal{reason: policy.ReasonNotAuthorized, module: res.Module,
+				message: "too many authentication rounds"}, nil
+		}
+		data, ref, err := h.authRound(cl, req.AuthMethod, res.AuthData)
+		if err != nil || ref != nil {
+			return res, ref, err
+		}
+		req.Round = round
+		req.AuthData = data
+		req.AuthState = res.AuthState
+		res = h.decider.Authenticate(h.ctx, req)
+	}
+	switch res.Verdict {
+	case policy.Allow:
+		return res, nil, nil
+	case policy.Deny:
+		return res, &refusal{reason: res.Reason, message: res.Message, module: res.Module}, nil
+	}
+	return res, &refusal{reason: policy.ReasonNotAuthorized, module: res.Module,
+		message: "authentication returned " + res.Verdict.String()}, nil
+}
+
+// authRound sends an AUTH packet (continue authentication) with data and
+// reads the client's answer, which must be an AUTH packet continuing the
+// same method [MQTT-4.12.0-2] [MQTT-4.12.0-3]. It returns the client's data.
+func (h *policyHook) authRound(cl *mqtt.Client, method string, data []byte) ([]byte, *refusal, error) {
+	out := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Auth},
+		ReasonCode:  packets.CodeContinueAuthentication.Code,
+		Properties:  packets.Properties{AuthenticationMethod: method, AuthenticationData: data},
+	}
+	if err := cl.WritePacket(out); err != nil {
+		return nil, nil, fmt.Errorf("%w: client %q: send AUTH: %w", errAuthAborted, cl.ID, err)
+	}
+	var fh packets.FixedHeader
+	if err := cl.ReadFixedHeader(&fh); err != nil {
+		return nil, nil, fmt.Errorf("%w: client %q: read AUTH: %w", errAuthAborted, cl.ID, err)
+	}
+	switch fh.Type {
+	case packets.Auth:
+	case packets.Disconnect:
+		return nil, nil, fmt.Errorf("%w: client %q disconnected", errAuthAborted, cl.ID)
+	default:
+		return nil, &refusal{reason: packets.ErrProtocolViolation.Code,
+			message: "expected an AUTH packet during authentication"}, nil
+	}
+	in, err := cl.ReadPacket(&fh)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: client %q: read AUTH: %w", errAuthAborted, cl.ID, err)
+	}
+	if in.ReasonCode != packets.CodeContinueAuthentication.Code {
+		return nil, &refusal{reason: packets.ErrProtocolViolation.Code,
+			message: "AUTH during CONNECT must continue authentication (0x18)"}, nil
+	}
+	if in.Properties.AuthenticationMethod != method {
+		return nil, &refusal{reason: policy.ReasonBadAuthMethod, message: "authentication method changed"}, nil
+	}
+	return in.Properties.AuthenticationData, nil, nil
+}
+
+// authorizeWill decides whether the client may publish its will, as if it
+// published it now: mochi publishes and retains a will without any ACL
+// check, so a client could otherwise publish through its will what it may
+// not publish. It returns nil when the will is allowed.
+func (h *policyHook) authorizeWill(cl *mqtt.Client, st *clientState, pk packets.Packet) *refusal {
+	topic := pk.Connect.WillTopic
+	// mochi does not validate will topics: refuse wildcards, $SYS and
+	// $share/ names here as it refuses them for PUBLISH.
+	if topic == "" || !mqtt.IsValidFilter(topic, true) || mqtt.IsSharedFilter(topic) {
+		h.log.Info("not authorized", "client_id", cl.ID, "action", "publish", "topic", topic, "reason", "invalid will topic")
+		return &refusal{reason: policy.ReasonNotAuthorized, message: "will topic is not a valid topic name"}
+	}
+	if st.superuser {
+		return nil
+	}
+	req := &policy.AuthzRequest{Action: policy.ActionPublish, Topic: topic, QoS: pk.Connect.WillQos, Retain: pk.Connect.WillRetain}
+	res := h.decider.Authorize(h.ctx, st.session, req)
+	if h.verdict(cl, req, res) {
+		return nil
+	}
+	return &refusal{reason: policy.ReasonNotAuthorized, message: "will: not authorized", module: res.Module}
+}
+
+// refuse sends the CONNACK of a refused CONNECT and returns the error that
+// makes mochi close the connection.
+//
+// MQTT 5 gets the module's reason code (if it is one a CONNACK may carry)
+// and its message as reason string; mochi drops the string when the client
+// asked for no problem information [MQTT-3.1.2-29]. MQTT 3.1.1 gets the
+// nearest return code.
+func (h *policyHook) refuse(cl *mqtt.Client, r refusal) error {
+	reason := connackReason(r.reason)
+	msg := r.message
+	if msg == "" {
+		msg = reasonText(reason)
+	}
+	h.log.Info("connection refused", "client_id", cl.ID, "username", string(cl.Properties.Username),
+		"remote", cl.Net.Remote, "module", r.module, "reason", msg, "code", reason)
+
+	var err error
+	if cl.Properties.ProtocolVersion < 5 {
+		err = cl.WritePacket(packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: packets.Connack},
+			ReasonCode:  v3ReturnCode(reason),
+		})
+	} else {
+		err = h.srv.SendConnack(cl, packets.Code{Code: reason, Reason: msg}, false, nil)
+	}
+	code := packets.Code{Code: reason, Reason: "connection refused: " + reasonText(reason)}
+	if err != nil {
+		return fmt.Errorf("broker: client %q: send CONNACK: %w", cl.ID, errors.Join(code, err))
+	}
+	return code
+}
+
+// connackReason returns r if a CONNACK may carry it (MQTT 5 §3.2.2.2), else
+// 0x87 not authorized.
+func connackReason(r byte) byte {
+	switch r {
+	case 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x8C,
+		0x90, 0x95, 0x97, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F:
+		return r
+	}
+	return policy.ReasonNotAuthorized
+}
+
+// v3ReturnCode maps an MQTT 5 CONNACK reason code to the MQTT 3.1.1 return
+// code that means the same (MQTT 3.1.1 §3.2.2.3).
+func v3ReturnCode(r byte) byte {
+	switch r {
+	case 0x84: // unsupported protocol version
+		return 1
+	case 0x85: // client identifier not valid
+		return 2
+	case 0x88, 0x89: // server unavailable, busy
+		return 3
+	case 0x86: // bad user name or password
+		return 4
+	}
+	return 5 // not authorized
+}
+
+// reasonText is the default reason string of a CONNACK reason code.
+func reasonText(r byte) string {
+	switch r {
+	case 0x86:
+		return "bad username or password"
+	case 0x87:
+		return "not authorized"
+	case 0x8A:
+		return "banned"
+	case 0x8C:
+		return "bad authentication method"
+	case 0x82:
+		return "protocol error"
+	case 0x81:
+		return "malformed packet"
+	case 0x88:
+		return "server unavailable"
+	}
+	return fmt.Sprintf("reason code 0x%02X", r)
+}
+
+// expire disconnects a client whose credentials expired: with DISCONNECT
+// 0xA0 (maximum connect time) for MQTT 5, by closing the connection for
+// older protocols, which have no server DISCONNECT. mochi then publishes
+// the will as for any connection lost.
+func (h *policyHook) expire(cl *mqtt.Client) {
+	if cl.Closed() {
+		return
+	}
+	h.log.Info("credentials expired, disconnecting", "client_id", cl.ID)
+	if cl.Properties.ProtocolVersion >= 5 {
+		_ = h.srv.DisconnectClient(cl, packets.ErrMaxConnectTime)
+	}
+	cl.Stop(packets.ErrMaxConnectTime) // even under PassiveClientDisconnect
+}
+
+// tlsConn is satisfied by *tls.Conn and by connection wrappers that expose
+// the TLS state of the connection beneath.
+type tlsConn interface {
+	ConnectionState() tls.ConnectionState
+}
+
+// newPolicyClient describes the connecting client for the policy.
+func newPolicyClient(cl *mqtt.Client, pk packets.Packet) *policy.Client {
+	c := &policy.Client{
+		ClientID:        cl.ID, // after mochi assigned one to an empty id
+		Username:        string(pk.Connect.Username),
+		RemoteAddr:      cl.Net.Remote,
+		Listener:        cl.Net.Listener,
+		ProtocolVersion: cl.Properties.ProtocolVersion,
+	}
+	if tc, ok := cl.Net.Conn.(tlsConn); ok {
+		c.Cert = verifiedCert(tc.ConnectionState())
+	}
+	return c
+}
+
+// verifiedCert describes the client certificate of a TLS connection, or
+// returns nil unless the certificate was verified against the listener's
+// client CAs: a certificate merely presented proves nothing.
+func verifiedCert(cs tls.ConnectionState) *policy.Cert {
+	if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
+		return nil
+	}
+	leaf := cs.VerifiedChains[0][0]
+	sans := make([]string, 0, len(leaf.DNSNames)+len(leaf.EmailAddresses)+len(leaf.URIs)+len(leaf.IPAddresses))
+	sans = append(sans, leaf.DNSNames...)
+	sans = append(sans, leaf.EmailAddresses...)
+	for _, u := range leaf.URIs {
+		sans = append(sans, u.String())
+	}
+	for _, ip := range leaf.IPAddresses {
+		sans = append(sans, ip.String())
+	}
+	return &policy.Cert{SubjectCN: leaf.Subject.CommonName, SANs: sans, Fingerprint: sha256.Sum256(leaf.Raw)}
+}
