@@ -56,7 +56,7 @@ type Broker struct {
 	// hooks lists every hook registered with srv, in order; addHook is the
 	// only way one is added, so the list is complete.
 	hooks  []mqtt.Hook
-	policy mqtt.Hook
+	policy *policyHook
 
 	mu        sync.Mutex
 	state     state
@@ -128,6 +128,7 @@ func New(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b.policy = newPolicyHook(srv, opts.Decider, log)
+	b.policy.keepCredentials = cfg.Reload.Reauthenticate
 	if err := b.addHook(b.policy, nil); err != nil {
 		return nil, err
 	}

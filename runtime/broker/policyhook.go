@@ -70,6 +70,10 @@ type policyHook struct {
 
 	// authTimeout bounds a whole enhanced-authentication exchange.
 	authTimeout time.Duration
+
+	// keepCredentials makes OnConnect keep each client's credentials for
+	// re-authentication on reload.
+	keepCredentials bool
 }
 
 var _ mqtt.Hook = (*policyHook)(nil)
@@ -90,6 +94,14 @@ const (
 type clientState struct {
 	session   *policy.Session
 	superuser bool
+	// restored marks the state of a session restored from the store after
+	// a restart, before its client reconnected: only the client id and
+	// username are known (no attributes, never superuser).
+	restored bool
+	// authn holds the CONNECT's credentials when the broker re-authenticates
+	// clients on reload ([reload] reauthenticate); nil otherwise, so that
+	// passwords are not kept in memory without a reason.
+	authn *policy.AuthnRequest
 
 	// connackMethod and connackData go into the success CONNACK of a client
 	// that used enhanced authentication; OnPacketEncode takes them once.
@@ -171,6 +183,24 @@ func (h *policyHook) Provides(b byte) bool {
 	return false
 }
 
+// restoredState returns the policy state of a session that mochi restored
+// from the store and whose client has not reconnected since the restart.
+// Messages published meanwhile are authorized for delivery to it as the
+// identity the store remembers, its client id and username; rules that
+// need attributes or a superuser flag then fail closed until the client
+// reconnects and authenticates again.
+func (h *policyHook) restoredState(cl *mqtt.Client) *clientState {
+	client := &policy.Client{
+		ClientID:        cl.ID,
+		Username:        string(cl.Properties.Username),
+		Listener:        cl.Net.Listener,
+		ProtocolVersion: cl.Properties.ProtocolVersion,
+	}
+	st := &clientState{session: h.decider.NewSession(client), restored: true}
+	v, _ := h.clients.LoadOrStore(cl, st)
+	return v.(*clientState)
+}
+
 // state returns the state of an authenticated client, or nil.
 func (h *policyHook) state(cl *mqtt.Client) *clientState {
 	v, ok := h.clients.Load(cl)
@@ -226,7 +256,7 @@ func (h *policyHook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if prev != nil && sameIdentity(prev.session.Client(), st.session.Client()) {
 		return
 	}
-	if prev == nil && string(old.Properties.Username) == st.session.Client().Username {
+	if (prev == nil || prev.restored) && string(old.Properties.Username) == st.session.Client().Username {
 		return // restored from storage: only the username is known
 	}
 	h.log.Info("session of another identity discarded", "client_id", cl.ID)

@@ -55,7 +55,14 @@ func (h *policyHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.P
 func (h *policyHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	st := h.state(cl)
 	if st == nil {
-		return false
+		// Only a delivery to a session restored from the store, whose
+		// client has no connection yet, reaches here legitimately: a
+		// connecting client is not in mochi's client list before OnConnect
+		// has admitted it.
+		if write || cl.Net.Conn != nil || cl.Net.Inline {
+			return false
+		}
+		st = h.restoredState(cl)
 	}
 	if write {
 		return h.checkPublish(cl, st, topic)

@@ -89,6 +89,11 @@ func (h *policyHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		st.connackPending.Store(true)
 		h.connackAuth.Add(1)
 	}
+	if h.keepCredentials && req.AuthMethod == "" {
+		// Enhanced authentication cannot be replayed without the client,
+		// so only CONNECT credentials are kept for re-authentication.
+		st.authn = req
+	}
 	h.clients.Store(cl, st)
 
 	if expiresIn > 0 {

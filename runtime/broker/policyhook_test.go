@@ -236,7 +236,7 @@ func startPolicyBroker(t testing.TB, configure ...func(*brokerSetup)) *testBroke
 			t.Fatal(err)
 		}
 	}
-	return &testBroker{b: b, hook: b.policy.(*policyHook), addr: b.Addr("test").String(), logs: logs}
+	return &testBroker{b: b, hook: b.policy, addr: b.Addr("test").String(), logs: logs}
 }
 
 // ---- MQTT 3.1.1 clients (paho.mqtt.golang) ----

@@ -4,23 +4,28 @@
 //
 // Loading follows the Caddy lifecycle described in STYLE.md: decode (unknown
 // keys are errors), apply defaults, then Validate, which reports every
-// problem in one pass, each naming the file, the line where the TOML library
-// knows it, and the key path.
+// problem in one pass, each naming the file, the line where it is known and
+// the key path (see Error).
+//
+// After Load or Parse every field holds a concrete value: defaults are
+// filled in and paths are absolute, so consumers never interpret "zero
+// means default" themselves. The documented default of each field is what
+// Parse puts there when the key is absent.
 package config
-
-import (
-	"time"
-
-	"github.com/BurntSushi/toml"
-)
 
 // Config is a whole moat.toml after defaults have been applied.
 //
 // Paths inside it (certificates, modules, granted files, the persistence
-// directory) are resolved relative to the directory of the file they came
-// from, so a config can be moved together with its files.
+// file, the wasm cache) are resolved relative to the directory of the file
+// they came from and stored absolute, so a config can be moved together
+// with its files and the broker may change directory.
+//
+// To tell what changed between two versions of a config (reload), compare
+// sections, not whole Configs: the unexported bookkeeping below and
+// Plugin.Line differ whenever the file's layout does.
 type Config struct {
-	// Path is the file this config was loaded from; "" when built in code.
+	// Path is the file this config was loaded from, as given to Load (so
+	// messages show what the operator typed); "" when built in code.
 	Path string `toml:"-"`
 
 	Listeners   []Listener  `toml:"listener"`
@@ -30,137 +35,226 @@ type Config struct {
 	Auth        Auth        `toml:"auth"`
 	Cache       Cache       `toml:"cache"`
 	Wasm        Wasm        `toml:"wasm"`
+	Reload      Reload      `toml:"reload"`
 	Plugins     []Plugin    `toml:"plugin"`
+
+	// lines locates keys for messages; nil for a config built in code.
+	lines *keyLines
+	// written maps a resolved absolute path back to the path as written in
+	// the file, so messages quote what the operator wrote.
+	written map[string]string
 }
 
-// Listener is one `[[listener]]` entry.
+// Listener types.
+const (
+	ListenerTCP = "tcp"
+	ListenerTLS = "tls"
+	ListenerWS  = "ws"
+	ListenerWSS = "wss"
+)
+
+// Listener is one `[[listener]]` entry. At least one is required.
 type Listener struct {
-	// Name identifies the listener in logs and in policy requests. Defaults
-	// to "<type>-<index>"; names must be unique.
+	// Name identifies the listener in logs and in policy requests (ABI
+	// field "listener"). Default "<type>-<index>", e.g. "tcp-0"; names must
+	// be unique.
 	Name string `toml:"name"`
-	// Type is "tcp", "tls", "ws" or "wss".
+	// Type is "tcp", "tls", "ws" (MQTT over WebSocket) or "wss" (over
+	// WebSocket and TLS). Required.
 	Type string `toml:"type"`
-	// Address is host:port. Port 0 picks a free port (tests use this).
+	// Address is host:port; an empty host listens on every interface.
+	// Port 0 picks a free port (tests use this). Required; two listeners
+	// may not share an address unless its port is 0.
 	Address string `toml:"address"`
 
-	// TLS settings; required for "tls" and "wss", refused for "tcp" and "ws".
+	// TLS settings: CertFile and KeyFile are required for "tls" and "wss";
+	// every TLS setting is refused for "tcp" and "ws", so that a listener
+	// the operator believes encrypted cannot silently be plain text.
+	// CertFile may hold the chain after the leaf certificate.
 	CertFile string `toml:"cert_file"`
 	KeyFile  string `toml:"key_file"`
-	// ClientCAFile enables client certificate verification against this CA
-	// bundle. With RequireClientCert a client without a valid certificate is
-	// refused during the TLS handshake (mTLS).
+	// ClientCAFile is a PEM bundle of CAs that client certificates are
+	// verified against. Without RequireClientCert a client may still
+	// connect without a certificate (and then has no cert_* fields in its
+	// policy requests); with it, a client without a valid certificate is
+	// refused during the TLS handshake (mTLS). RequireClientCert needs
+	// ClientCAFile.
 	ClientCAFile      string `toml:"client_ca_file"`
 	RequireClientCert bool   `toml:"require_client_cert"`
-	// MinTLSVersion is "1.2" (default) or "1.3".
+	// MinTLSVersion is "1.2" or "1.3"; default "1.2" on TLS listeners, ""
+	// on the others.
 	MinTLSVersion string `toml:"min_tls_version"`
-
-	// Path is the HTTP path of a websocket listener; default "/mqtt"... kept
-	// for documentation: mochi serves websockets on every path.
 }
 
-// MQTT maps onto mochi's capabilities. Zero values mean "use the default".
+// TLS reports whether the listener terminates TLS.
+func (l *Listener) TLS() bool { return l.Type == ListenerTLS || l.Type == ListenerWSS }
+
+// MQTT maps onto mochi's capabilities (mqtt.Capabilities).
 type MQTT struct {
-	MaximumPacketSize    uint32   `toml:"maximum_packet_size"`    // bytes; 0 = default 256 KiB
-	ReceiveMaximum       uint16   `toml:"receive_maximum"`        // default 1024
-	MaximumInflight      uint16   `toml:"maximum_inflight"`       // per client; default 8192
-	MaximumSessionExpiry Duration `toml:"maximum_session_expiry"` // default 24h
-	MaximumMessageExpiry Duration `toml:"maximum_message_expiry"` // default 24h
-	MaximumKeepalive     Duration `toml:"maximum_keepalive"`      // 0 = no limit
-	MaximumClients       int64    `toml:"maximum_clients"`        // 0 = unlimited
-	MaximumQoS           *uint8   `toml:"maximum_qos"`            // default 2
-	RetainAvailable      *bool    `toml:"retain_available"`       // default true
-	WildcardSubAvailable *bool    `toml:"wildcard_subscriptions"` // default true
-	SharedSubAvailable   *bool    `toml:"shared_subscriptions"`   // default true
-	MaximumTopicAlias    uint16   `toml:"maximum_topic_alias"`    // default 65535
+	// MaximumPacketSize bounds an incoming packet; default 256KiB. 0 means
+	// the protocol's own limit (about 256MiB), which lets one client make
+	// the broker buffer that much.
+	MaximumPacketSize ByteSize `toml:"maximum_packet_size"`
+	// ReceiveMaximum is how many QoS 1/2 publishes a client may have in
+	// flight towards the broker; 1..65535, default 1024.
+	ReceiveMaximum uint16 `toml:"receive_maximum"`
+	// MaximumInflight is how many QoS 1/2 messages the broker keeps in
+	// flight per client; 1..65535, default 8192.
+	MaximumInflight uint16 `toml:"maximum_inflight"`
+	// MaximumSessionExpiry caps the session expiry a client asks for; also
+	// how long a 3.1.1 persistent session is kept. Default 24h; whole
+	// seconds up to 2^32-1.
+	MaximumSessionExpiry Duration `toml:"maximum_session_expiry"`
+	// MaximumMessageExpiry caps a message's expiry; default 24h.
+	MaximumMessageExpiry Duration `toml:"maximum_message_expiry"`
+	// MaximumKeepalive caps the keepalive a client asks for; 0 (default) is
+	// no limit; at most 65535s.
+	MaximumKeepalive Duration `toml:"maximum_keepalive"`
+	// MaximumClients bounds concurrent connections; 0 (default) is no limit.
+	MaximumClients int64 `toml:"maximum_clients"`
+	// MaximumQoS is the highest QoS granted; 0..2, default 2.
+	MaximumQoS uint8 `toml:"maximum_qos"`
+	// RetainAvailable enables retained messages; default true.
+	RetainAvailable bool `toml:"retain_available"`
+	// WildcardSubscriptions allows + and # in filters; default true.
+	WildcardSubscriptions bool `toml:"wildcard_subscriptions"`
+	// SharedSubscriptions allows $share/ filters; default true.
+	SharedSubscriptions bool `toml:"shared_subscriptions"`
+	// MaximumTopicAlias is the topic alias maximum; default 65535, 0
+	// disables aliases.
+	MaximumTopicAlias uint16 `toml:"maximum_topic_alias"`
 }
+
+// Persistence types.
+const (
+	PersistenceNone = "none"
+	PersistenceBolt = "bolt"
+)
 
 // Persistence selects the session store.
 type Persistence struct {
-	// Type is "none" (default) or "bolt": a single bbolt file that keeps
-	// sessions, subscriptions, retained and inflight messages across restarts.
+	// Type is "none" (default: everything is lost on restart) or "bolt": a
+	// single bbolt file (mochi's bolt storage hook) that keeps sessions,
+	// subscriptions, retained and inflight messages across restarts. Bolt
+	// over pebble or badger: one file, no background compaction, no cgo,
+	// and crash-safe transactions, which is what a broker's modest write
+	// rate needs.
 	Type string `toml:"type"`
-	// Path is the database file for "bolt"; default "moat.db" beside the config.
+	// Path is the database file; default "moat.db" beside the config.
+	// Used only by "bolt".
 	Path string `toml:"path"`
 }
 
 // Log configures the broker's slog logger.
 type Log struct {
-	Level  string `toml:"level"`  // "debug", "info" (default), "warn", "error"
-	Format string `toml:"format"` // "text" (default) or "json"
+	// Level is "debug", "info" (default), "warn" or "error". Guest debug
+	// logs are dropped unless the level is "debug".
+	Level string `toml:"level"`
+	// Format is "text" (default) or "json".
+	Format string `toml:"format"`
 }
 
 // Auth holds the decisions taken when no module decides.
 type Auth struct {
 	// AllowAnonymous lets clients without a username connect when no authn
-	// module is configured or every module ignores them. Default false.
+	// module decides (none configured, or every module ignores them).
+	// Default false: with no policy configured, nobody may connect.
 	AllowAnonymous bool `toml:"allow_anonymous"`
 	// NoMatch is the verdict when every module in a chain returns ignore:
 	// "deny" (default) or "allow".
 	NoMatch string `toml:"no_match"`
 	// Timeout bounds one whole decision (all modules of a chain together);
-	// default 1s.
+	// default 1s, at most 60s.
 	Timeout Duration `toml:"timeout"`
 }
 
 // Cache configures the authorization decision cache.
 type Cache struct {
-	Enabled *bool    `toml:"enabled"`        // default true
-	TTL     Duration `toml:"ttl"`            // default 5m
-	Size    int      `toml:"max_per_client"` // entries per client; default 1024
+	// Enabled turns the cache on; default true.
+	Enabled bool `toml:"enabled"`
+	// TTL bounds how long a verdict is reused; default 5m.
+	TTL Duration `toml:"ttl"`
+	// MaxPerClient bounds the entries kept per connection; default 1024.
+	MaxPerClient int `toml:"max_per_client"`
 }
 
 // Wasm holds engine-wide settings.
 type Wasm struct {
-	// CacheDir keeps compiled machine code across restarts. Default: the
-	// user cache dir + "/moat/wasm"; "off" disables it.
+	// CacheDir keeps compiled machine code across restarts, so a restart
+	// does not recompile. Default: os.UserCacheDir()/moat/wasm. After
+	// Parse it is an absolute path, or CacheOff ("off") when caching is
+	// off: written so, or no user cache dir exists (no $HOME).
 	CacheDir string `toml:"cache_dir"`
 }
 
-// Plugin is one `[[plugin]]` entry: a wasm module and the decisions it takes.
+// CacheOff as [wasm] cache_dir turns the compilation cache off.
+const CacheOff = "off"
+
+// Reload configures policy reloads.
+type Reload struct {
+	// Reauthenticate runs every connected client through the new authn
+	// chain after a reload and disconnects those it now refuses, so that
+	// removing a user takes effect at once. Default false: a reload then
+	// re-checks subscriptions only.
+	Reauthenticate bool `toml:"reauthenticate"`
+}
+
+// Decision kinds a plugin may take, as written in `decisions`.
+const (
+	DecisionAuthn   = "authn"
+	DecisionAuthz   = "authz"
+	DecisionPayload = "payload"
+)
+
+// Plugin is one `[[plugin]]` entry: a wasm module and the decisions it
+// takes. Plugins run in file order within each chain.
 type Plugin struct {
-	Name   string `toml:"name"`
+	// Name identifies the plugin in logs and messages; required, unique.
+	Name string `toml:"name"`
+	// Module is the .wasm file; required.
 	Module string `toml:"module"`
-	// SHA256 pins the module's digest (hex); a module that does not match is
-	// refused.
+	// SHA256 pins the module's digest (64 hex digits, stored lower case);
+	// a module that does not match is refused. Optional.
 	SHA256 string `toml:"sha256"`
-	// Decisions lists what the module decides: "authn", "authz", "payload".
+	// Decisions lists what the module decides: a non-empty subset of
+	// "authn", "authz", "payload". Required.
 	Decisions []string `toml:"decisions"`
 	// OnError is what a plugin error (trap, timeout, bad result) means:
 	// "deny" (default), "allow" or "ignore".
 	OnError string `toml:"on_error"`
-	// Timeout bounds one call into the module; default 100ms.
+	// Timeout bounds one call into the module; default 100ms, at most 60s.
 	Timeout Duration `toml:"timeout"`
-	// MemoryLimit caps the module's linear memory, e.g. "64MiB"; default 128MiB.
+	// MemoryLimit caps the module's linear memory, e.g. "64MiB"; a multiple
+	// of 64KiB (the wasm page) from 64KiB to 4GiB; default 128MiB.
 	MemoryLimit ByteSize `toml:"memory_limit"`
-	// Instances is the pool size; default GOMAXPROCS.
+	// Instances is the pool size, 0..1024; 0 (default) means GOMAXPROCS at
+	// the time the pool is built.
 	Instances int `toml:"instances"`
-	// Files grants read access to named files: the module reads file "key"
-	// through the ABI's file capability; the value is the host path.
+	// Files grants read access to named files: the module reads file
+	// "name" through the ABI's file capability (sdk/ABI.md §6) and never
+	// learns the host path. Values are absolute after Parse; each must be
+	// an existing regular file.
 	Files map[string]string `toml:"files"`
-	// AllowPayload lets the payload decision read message payloads.
+	// AllowPayload lets the payload decision read message payloads; needs
+	// "payload" in Decisions.
 	AllowPayload bool `toml:"allow_payload"`
-	// Config is handed to the module once per instance, as JSON.
-	Config toml.Primitive `toml:"config"`
 
-	// ConfigJSON is Config re-encoded as JSON by Load.
+	// ConfigJSON is the `[plugin.config]` table encoded as JSON, the form
+	// the module receives (sdk/ABI.md §5); `{}` when absent. TOML
+	// date-times become RFC 3339 strings.
 	ConfigJSON []byte `toml:"-"`
-	// Line is the line of the entry in the file, for error messages.
+	// Line is where the entry starts in the file, for messages; 0 when
+	// unknown. It changes when lines are added above the entry: leave it
+	// out when comparing two versions of a config.
 	Line int `toml:"-"`
 }
 
-// Duration is a time.Duration written as a string such as "150ms" or "5m".
-type Duration struct{ time.Duration }
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return err
+// Decides reports whether the plugin takes decision d ("authn", ...).
+func (p *Plugin) Decides(d string) bool {
+	for _, x := range p.Decisions {
+		if x == d {
+			return true
+		}
 	}
-	d.Duration = v
-	return nil
+	return false
 }
-
-// ByteSize is a size in bytes written as an integer or a string with a unit
-// ("64MiB", "512KiB", "1GiB").
-type ByteSize int64

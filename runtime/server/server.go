@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 
 	"github.com/moat-mqtt/moat/runtime/broker"
 	"github.com/moat-mqtt/moat/runtime/config"
@@ -27,37 +28,42 @@ type Server struct {
 	engine  *wasm.Engine
 	decider *policy.Decider
 	broker  *broker.Broker
+	modules *modules
+
+	// reloadMu serialises reloads; reports describes the modules of the
+	// version in force (guarded by reloadMu once serving).
+	reloadMu sync.Mutex
+	reports  []ModuleReport
 }
 
 // New compiles and checks every module of cfg, builds the policy and the
 // broker, but opens no socket: Start does. On error everything New made is
 // released again.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (s *Server, err error) {
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s = &Server{cfg: cfg, log: log}
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, s.cleanup(context.Background()))
-			s = nil
-		}
-	}()
-
-	s.engine, err = wasm.NewEngine(ctx, wasm.EngineOptions{CacheDir: cacheDir(cfg.Wasm.CacheDir), Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	p, err := BuildPolicy(ctx, s.engine, cfg)
-	if err != nil {
-		return nil, err
-	}
-	s.decider = policy.NewDecider(p, cacheOptions(cfg.Cache), log)
-	s.broker, err = broker.New(broker.Options{Config: cfg, Decider: s.decider, Logger: log})
-	if err != nil {
-		return nil, err
+	s := &Server{cfg: cfg, log: log, modules: newModules()}
+	if err := s.provision(ctx); err != nil {
+		return nil, errors.Join(err, s.cleanup(context.Background()))
 	}
 	return s, nil
+}
+
+func (s *Server) provision(ctx context.Context) error {
+	var err error
+	s.engine, err = wasm.NewEngine(ctx, wasm.EngineOptions{CacheDir: cacheDir(s.cfg.Wasm.CacheDir), Logger: s.log})
+	if err != nil {
+		return err
+	}
+	p, reports, err := buildPolicy(ctx, s.engine, s.modules, s.cfg)
+	if err != nil {
+		return err
+	}
+	s.reports = reports
+	s.decider = policy.NewDecider(p, cacheOptions(s.cfg.Cache), s.log)
+	s.broker, err = broker.New(broker.Options{Config: s.cfg, Decider: s.decider, Logger: s.log})
+	return err
 }
 
 // Start opens the listeners and serves until Close.
@@ -106,21 +112,31 @@ func Check(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	p, err := BuildPolicy(ctx, engine, cfg)
+	p, _, err := buildPolicy(ctx, engine, newModules(), cfg)
 	if err == nil {
 		err = p.Close(ctx)
 	}
 	return errors.Join(err, engine.Close(ctx))
 }
 
-// BuildPolicy loads every [[plugin]] of cfg with engine and arranges them in
+// ModuleReport says what a policy build did with one plugin, for the
+// reload audit record.
+type ModuleReport struct {
+	Name   string `json:"name"`
+	Digest string `json:"sha256"`
+	Reused bool   `json:"reused"`
+}
+
+// buildPolicy loads every [[plugin]] of cfg through ms and arranges them in
 // chains, in file order. Every plugin is tried even after one fails, so the
-// error lists all of them; on error the modules loaded are closed.
-func BuildPolicy(ctx context.Context, engine *wasm.Engine, cfg *config.Config) (*policy.Policy, error) {
+// error lists all of them; on error the handles taken are released.
+func buildPolicy(ctx context.Context, engine *wasm.Engine, ms *modules, cfg *config.Config) (*policy.Policy, []ModuleReport, error) {
 	var (
 		authn   []policy.Step[policy.Authenticator]
 		authz   []policy.Step[policy.Authorizer]
+		payload []policy.Step[policy.Payloader]
 		closers []io.Closer
+		reports []ModuleReport
 		errs    []error
 	)
 	for i, pc := range cfg.Plugins {
@@ -129,24 +145,34 @@ func BuildPolicy(ctx context.Context, engine *wasm.Engine, cfg *config.Config) (
 			errs = append(errs, fmt.Errorf("%s: plugin[%d].on_error: %w", cfg.Path, i, err))
 			continue
 		}
-		m, err := engine.Load(ctx, ModuleConfig(pc))
+		h, reused, err := ms.acquire(ctx, engine, pc)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		closers = append(closers, m)
+		closers = append(closers, h)
+		reports = append(reports, ModuleReport{Name: pc.Name, Digest: h.ref.digest, Reused: reused})
+		m := h.ref.mod
 		if slices.Contains(pc.Decisions, "authn") {
 			authn = append(authn, policy.Step[policy.Authenticator]{Name: pc.Name, Module: m, OnError: onError})
 		}
 		if slices.Contains(pc.Decisions, "authz") {
 			authz = append(authz, policy.Step[policy.Authorizer]{Name: pc.Name, Module: m, OnError: onError})
 		}
+		if slices.Contains(pc.Decisions, "payload") {
+			pm, ok := any(m).(policy.Payloader)
+			if !ok {
+				errs = append(errs, fmt.Errorf("%s: plugin[%d].decisions: this broker cannot run payload decisions yet", cfg.Path, i))
+				continue
+			}
+			payload = append(payload, policy.Step[policy.Payloader]{Name: pc.Name, Module: pm, OnError: onError})
+		}
 	}
 	if len(errs) > 0 {
 		for _, c := range closers {
 			errs = append(errs, c.Close())
 		}
-		return nil, errors.Join(errs...)
+		return nil, nil, errors.Join(errs...)
 	}
 	noMatch := policy.Deny
 	if cfg.Auth.NoMatch == "allow" {
@@ -156,7 +182,8 @@ func BuildPolicy(ctx context.Context, engine *wasm.Engine, cfg *config.Config) (
 		AllowAnonymous: cfg.Auth.AllowAnonymous,
 		NoMatch:        noMatch,
 		Closers:        closers,
-	}), nil
+		Payload:        payload,
+	}), reports, nil
 }
 
 // ModuleConfig maps a [[plugin]] entry onto the engine's settings.
@@ -177,9 +204,9 @@ func ModuleConfig(pc config.Plugin) wasm.ModuleConfig {
 
 func cacheOptions(c config.Cache) policy.CacheOptions {
 	return policy.CacheOptions{
-		Disabled:     c.Enabled != nil && !*c.Enabled,
+		Disabled:     !c.Enabled,
 		TTL:          c.TTL.Duration,
-		MaxPerClient: c.Size,
+		MaxPerClient: c.MaxPerClient,
 	}
 }
 

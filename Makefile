@@ -1,0 +1,108 @@
+# moat's build (GNU make).
+#
+#   make build   bin/moat, every wasm plugin and example, the .wat test modules
+#   make run     build, then serve examples/moat.toml
+#   make test    build, then every test with the race detector
+#   make bench   every benchmark, 10 runs each, into bench.txt (for benchstat)
+#   make soak    the soak tests, for SOAKTIME (default 10m)
+#   make fuzz    every fuzz target, for FUZZTIME each (default 30s)
+#   make lint    go vet and a gofmt check
+#   make clean   remove what the build made
+#
+# Tests that run real modules load them from bin/ (bin/plugins/<name>.wasm,
+# bin/examples/<name>.wasm, found from the repository root), which is why
+# `make test` builds first; a bare `go test ./...` needs a `make build`
+# before it.
+#
+# Conventions, so that a new module needs no edit here:
+#   plugins/<name>/*.go           -> bin/plugins/<name>.wasm
+#   examples/plugins/<name>/*.go  -> bin/examples/<name>.wasm
+#   **/testdata/<name>.wat        -> **/testdata/<name>.wasm, beside it
+# A Go module directory is a main package built with GOOS=wasip1
+# GOARCH=wasm -buildmode=c-shared; a directory whose Go code all lives in
+# subpackages (plugins/acl/aclfile) builds no module. The .wasm of a .wat is
+# committed, so the tests run without wabt; it is rebuilt when wat2wasm is
+# installed and the .wat is newer.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-builtin-rules
+
+GO             ?= go
+VERSION        ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+FUZZTIME       ?= 30s
+SOAKTIME       ?= 10m
+WAT2WASM       ?= wat2wasm
+WAT2WASM_FLAGS ?= --enable-all
+
+# Directories under $(1) with Go files of their own (tests aside).
+go_dirs = $(sort $(patsubst %/,%,$(dir $(filter-out %_test.go,$(wildcard $(1)/*/*.go)))))
+
+PLUGIN_WASM  := $(patsubst plugins/%,bin/plugins/%.wasm,$(call go_dirs,plugins))
+EXAMPLE_WASM := $(patsubst examples/plugins/%,bin/examples/%.wasm,$(call go_dirs,examples/plugins))
+WAT_WASM     := $(patsubst ./%.wat,%.wasm,$(shell find . -path ./bin -prune -o -path '*/testdata/*.wat' -print))
+ifneq ($(shell command -v $(WAT2WASM)),)
+WAT_TARGETS  := $(WAT_WASM)
+endif
+
+.PHONY: build run test bench soak fuzz lint clean FORCE
+
+build: bin/moat $(PLUGIN_WASM) $(EXAMPLE_WASM) $(WAT_TARGETS)
+
+# Go targets always run: the go command knows what is out of date, and its
+# build cache makes an up-to-date build cost well under a second.
+bin/moat: FORCE
+	$(GO) build -ldflags '-X main.version=$(VERSION)' -o $@ ./cmd/moat
+
+bin/plugins/%.wasm: FORCE
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./plugins/$*
+
+bin/examples/%.wasm: FORCE
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./examples/plugins/$*
+
+$(WAT_WASM): %.wasm: %.wat
+	$(WAT2WASM) $(WAT2WASM_FLAGS) $< -o $@
+
+# A directory whose modules need other wat2wasm flags than --enable-all
+# says so here, in step with its package's //go:generate line.
+runtime/wasm/internal/meter/testdata/%.wasm: WAT2WASM_FLAGS = --enable-threads --enable-tail-call --enable-exceptions --debug-names
+
+run: build
+	bin/moat serve -c examples/moat.toml
+
+test: build
+	$(GO) test -race -timeout 15m ./...
+
+bench: build
+	$(GO) test -run='^$$' -bench=. -benchmem -count=10 ./... | tee bench.txt
+
+# Soak tests are the TestSoak* tests; in `make test` they run briefly,
+# here for MOAT_SOAK each.
+soak: build
+	MOAT_SOAK=$(SOAKTIME) $(GO) test -race -count=1 -timeout 0 -run '^TestSoak' -v ./...
+
+# Every `func FuzzXxx` in a _test.go file, one after the other (go test
+# fuzzes one target per run). Crashers land in the package's
+# testdata/fuzz/FuzzXxx/: commit them.
+fuzz: build
+	@grep -rlE --include='*_test.go' --exclude-dir=bin --exclude-dir=testdata '^func Fuzz[A-Za-z0-9_]*\(' . \
+	| xargs -r -n1 dirname | sort -u | while read -r dir; do \
+		for fn in $$(grep -hoE '^func Fuzz[A-Za-z0-9_]*' "$$dir"/*_test.go | cut -d' ' -f2); do \
+			echo "fuzz $$dir $$fn for $(FUZZTIME)"; \
+			$(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) "$$dir"; \
+		done; \
+	done
+
+# Guest code whose files are wasip1-only is compiled by `make build`; vet
+# runs on the host build of every package.
+lint:
+	$(GO) vet ./...
+	@unformatted=$$(find . -path ./bin -prune -o -name '*.go' -print | xargs gofmt -l); \
+	if [ -n "$$unformatted" ]; then \
+		echo "gofmt: these files need formatting (run gofmt -w):"; echo "$$unformatted"; exit 1; \
+	fi
+
+clean:
+	rm -rf bin bench.txt examples/moat.db
