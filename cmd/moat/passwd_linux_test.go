@@ -14,10 +14,10 @@ import (
 	"unsafe"
 )
 
-// openPTY opens a pseudo-terminal pair: what the test writes to master, the
+// pwOpenPTY opens a pseudo-terminal pair: what the test writes to master, the
 // command reads from slave as typed on a terminal, and what the terminal
 // echoes comes back on master.
-func openPTY(t *testing.T) (master, slave *os.File) {
+func pwOpenPTY(t *testing.T) (master, slave *os.File) {
 	t.Helper()
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
@@ -51,8 +51,8 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 	return m, s
 }
 
-// echoed reads what the terminal sent back, for up to d.
-func echoed(t *testing.T, master *os.File, d time.Duration) string {
+// pwEchoed reads what the terminal sent back, for up to d.
+func pwEchoed(t *testing.T, master *os.File, d time.Duration) string {
 	t.Helper()
 	master.SetReadDeadline(time.Now().Add(d))
 	var out bytes.Buffer
@@ -69,17 +69,17 @@ func echoed(t *testing.T, master *os.File, d time.Duration) string {
 	}
 }
 
-// promptWriter is stderr for the command: it passes each prompt to the test,
+// pwPromptWriter is stderr for the command: it passes each prompt to the test,
 // which types the answer only once the prompt is out, that is once echo is
 // off.
-type promptWriter struct{ prompts chan string }
+type pwPromptWriter struct{ prompts chan string }
 
-func (w promptWriter) Write(b []byte) (int, error) {
+func (w pwPromptWriter) Write(b []byte) (int, error) {
 	w.prompts <- string(b)
 	return len(b), nil
 }
 
-func waitPrompt(t *testing.T, prompts <-chan string, want string) {
+func pwWaitPrompt(t *testing.T, prompts <-chan string, want string) {
 	t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
@@ -98,13 +98,13 @@ func waitPrompt(t *testing.T, prompts <-chan string, want string) {
 // command asks twice, the terminal shows nothing of what was typed, echo is
 // back on afterwards, and a mismatch is refused.
 func TestPasswdTerminal(t *testing.T) {
-	master, slave := openPTY(t)
+	master, slave := pwOpenPTY(t)
 	path := filepath.Join(t.TempDir(), "users.txt")
 
 	// Control: with echo on (the terminal's default), typed text comes
 	// back, so the checks below can see an echo if there is one.
 	master.Write([]byte("probe\n"))
-	if got := echoed(t, master, 500*time.Millisecond); !strings.Contains(got, "probe") {
+	if got := pwEchoed(t, master, 500*time.Millisecond); !strings.Contains(got, "probe") {
 		t.Fatalf("control: echo %q does not show the typed text", got)
 	}
 	drain := make([]byte, 64)
@@ -120,11 +120,11 @@ func TestPasswdTerminal(t *testing.T) {
 		prompts := make(chan string, 16)
 		done := make(chan int, 1)
 		go func() {
-			done <- runPasswd([]string{"-c", "-H", "sha512", path, "alice"}, slave, io.Discard, promptWriter{prompts})
+			done <- runPasswd([]string{"-c", "-H", "sha512", path, "alice"}, slave, io.Discard, pwPromptWriter{prompts})
 		}()
-		waitPrompt(t, prompts, "Password: ")
+		pwWaitPrompt(t, prompts, "Password: ")
 		master.Write([]byte(first + "\n"))
-		waitPrompt(t, prompts, "Reenter password: ")
+		pwWaitPrompt(t, prompts, "Reenter password: ")
 		master.Write([]byte(second + "\r\n"[1:])) // a terminal sends \n or \r (ICRNL maps it)
 		code := <-done
 		var rest strings.Builder
@@ -138,10 +138,10 @@ func TestPasswdTerminal(t *testing.T) {
 	if r.code != exitOK {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	if got := echoed(t, master, 300*time.Millisecond); strings.Contains(got, "tty secret") || strings.Contains(got, "secret") {
-		t.Fatalf("the terminal echoed the password: %q", got)
+	if got := pwEchoed(t, master, 300*time.Millisecond); strings.Contains(got, "tty secret") || strings.Contains(got, "secret") {
+		t.Fatalf("the terminal pwEchoed the password: %q", got)
 	}
-	if f := loadFile(t, path); !f.Verify("alice", []byte("tty secret")) {
+	if f := pwLoadFile(t, path); !f.Verify("alice", []byte("tty secret")) {
 		t.Fatal("password typed on the terminal not stored")
 	}
 	st, err := tcget(slave.Fd())

@@ -32,7 +32,7 @@ func mustPasswd(t *testing.T, stdin string, args ...string) {
 	}
 }
 
-func loadFile(t *testing.T, path string) *passwdfile.File {
+func pwLoadFile(t *testing.T, path string) *passwdfile.File {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -45,14 +45,14 @@ func loadFile(t *testing.T, path string) *passwdfile.File {
 	return f
 }
 
-// cheap keeps the tests fast: each format at a low cost.
-var cheap = map[string]string{
+// pwCheap keeps the tests fast: each format at a low cost.
+var pwCheap = map[string]string{
 	"argon2id": "1", "sha512-pbkdf2": "1000", "bcrypt": "4", "pbkdf2-sha256": "1000",
 	"pbkdf2-sha512": "1000", "scram-sha-256": "4096", "scram-sha-512": "4096",
 }
 
-func cheapArgs(format string) []string {
-	if it, ok := cheap[format]; ok {
+func pwCheapArgs(format string) []string {
+	if it, ok := pwCheap[format]; ok {
 		return []string{"-H", format, "-I", it}
 	}
 	return []string{"-H", format}
@@ -77,17 +77,17 @@ func TestPasswdLifecycle(t *testing.T) {
 
 	// Add one user per format, batch mode.
 	for _, format := range passwdfile.Formats() {
-		args := append(cheapArgs(format), "-b", path, "user-"+format, "pw-"+format)
+		args := append(pwCheapArgs(format), "-b", path, "user-"+format, "pw-"+format)
 		mustPasswd(t, "", args...)
 	}
 	// Update alice: her line changes in place.
-	mustPasswd(t, "looking glass\r\n", append(cheapArgs("bcrypt"), path, "alice")...)
+	mustPasswd(t, "looking glass\r\n", append(pwCheapArgs("bcrypt"), path, "alice")...)
 	// Comments survive updates.
 	data, _ = os.ReadFile(path)
 	os.WriteFile(path, append([]byte("# managed by moat passwd\n"), data...), 0o600)
 	mustPasswd(t, "", "-D", path, "user-sha512")
 
-	f := loadFile(t, path)
+	f := pwLoadFile(t, path)
 	if f.Verify("alice", []byte("wonderland")) || !f.Verify("alice", []byte("looking glass")) {
 		t.Error("alice: update did not replace the password")
 	}
@@ -135,7 +135,7 @@ func TestPasswdKeepsModeAndSymlink(t *testing.T) {
 	if fi.Mode().Perm() != 0o640 {
 		t.Errorf("mode %v, want 0640 kept", fi.Mode().Perm())
 	}
-	if f := loadFile(t, real); !f.Verify("a", []byte("pw")) || !f.Verify("b", []byte("pw2")) {
+	if f := pwLoadFile(t, real); !f.Verify("a", []byte("pw")) || !f.Verify("b", []byte("pw2")) {
 		t.Error("users")
 	}
 }
@@ -148,7 +148,7 @@ func TestPasswdUpgrade(t *testing.T) {
 	if bytes.Contains(data, []byte("wonderland")) || !bytes.HasPrefix(data, []byte("# plaintext\nalice:$2a$04$")) {
 		t.Fatalf("upgraded:\n%s", data)
 	}
-	f := loadFile(t, path)
+	f := pwLoadFile(t, path)
 	if !f.Verify("alice", []byte("wonderland")) || !f.Verify("bob", []byte("builder")) {
 		t.Error("upgraded passwords")
 	}
@@ -246,14 +246,14 @@ func TestPasswdMosquittoPasswdRoundTrip(t *testing.T) {
 	if !strings.HasPrefix(string(data), aliceLine+"\n") {
 		t.Errorf("alice's line was rewritten:\n%s", data)
 	}
-	f := loadFile(t, path)
+	f := pwLoadFile(t, path)
 	if !f.Verify("alice", []byte("alice-pw")) || f.Contains("bob") || !f.Verify("carol", []byte("new carol pw")) {
 		t.Fatalf("after moat passwd:\n%s", data)
 	}
 	// mosquitto_passwd edits moat's file.
 	run("-b", path, "dave", "dave-pw")
 	run("-D", path, "alice")
-	f = loadFile(t, path)
+	f = pwLoadFile(t, path)
 	if f.Contains("alice") || !f.Verify("dave", []byte("dave-pw")) || !f.Verify("carol", []byte("new carol pw")) {
 		t.Fatal("after mosquitto_passwd edited moat's file")
 	}
@@ -277,7 +277,7 @@ func TestPasswdMosquittoBroker(t *testing.T) {
 	mustPasswd(t, "", "-H", "sha512", "-b", path, "bob", "bob:pw")
 	mustPasswd(t, "", "-H", "argon2id", "-I", "1", "-b", path, "carol", "carol-pw") // mosquitto 2.0 cannot read it
 
-	port := freePort(t)
+	port := pwFreePort(t)
 	conf := filepath.Join(dir, "mosquitto.conf")
 	os.WriteFile(conf, []byte(fmt.Sprintf(`user root
 listener %d 127.0.0.1
@@ -340,7 +340,7 @@ log_dest stderr
 	}
 }
 
-func freePort(t *testing.T) int {
+func pwFreePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
