@@ -1,0 +1,572 @@
+package meter
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// yieldInterval is how many checks a guest runs between two exits to Go.
+//
+// The epoch check alone is not enough. Go cannot preempt a goroutine while
+// it runs wazero's compiled code (the preemption signal finds no Go code to
+// stop at), so while a guest loops, a stop-the-world, which every garbage
+// collection needs, waits for it, and every other goroutine waits for the
+// stop-the-world, including the one that would move the epoch: the process
+// freezes for good. So every yieldInterval checks the guest runs table.grow
+// by zero on an empty table of its own, which wazero's compiler implements
+// as an exit to Go code that calls (*TableInstance).Grow; that call is a
+// preemption point, so a pending stop-the-world proceeds. An exit costs
+// about 150 ns and a tight loop iteration about 1 ns, so at 4096 the exits
+// add some 0.04 ns per check, and delay a stop-the-world by a few µs (more
+// for loops with heavier bodies, in proportion).
+const yieldInterval = 1 << 12
+
+// indices are the indices of what Instrument adds.
+type indices struct {
+	epoch, deadline, countdown uint32 // globals
+	table                      uint32 // the yield table
+}
+
+// appendCheck appends the code that runs at every function entry and loop
+// header:
+//
+//	;; trap once the epoch reaches the deadline
+//	global.get $epoch
+//	global.get $deadline
+//	i64.ge_u
+//	if
+//	  unreachable
+//	end
+//	;; every yieldInterval checks, let Go stop the world (see yieldInterval)
+//	global.get $countdown
+//	i32.const 1
+//	i32.sub
+//	global.set $countdown
+//	global.get $countdown
+//	i32.eqz
+//	if
+//	  ref.null func
+//	  i32.const 0
+//	  table.grow $yield
+//	  drop
+//	  i32.const yieldInterval
+//	  global.set $countdown
+//	end
+//
+// Each if has the empty block type and is closed before the next original
+// instruction, so the code changes neither the operand stack nor the depth
+// of any original branch.
+func appendCheck(dst []byte, ix indices) []byte {
+	const (
+		unreachable = 0x00
+		ifOp        = 0x04
+		end         = 0x0b
+		drop        = 0x1a
+		globalGet   = 0x23
+		globalSet   = 0x24
+		i32Const    = 0x41
+		i32Eqz      = 0x45
+		i64GeU      = 0x5a
+		i32Sub      = 0x6b
+		refNull     = 0xd0
+		funcref     = 0x70
+		emptyBlock  = 0x40
+		miscPrefix  = 0xfc
+		tableGrow   = 0x0f
+	)
+	dst = append(dst, globalGet)
+	dst = appendU32(dst, ix.epoch)
+	dst = append(dst, globalGet)
+	dst = appendU32(dst, ix.deadline)
+	dst = append(dst, i64GeU, ifOp, emptyBlock, unreachable, end)
+
+	dst = append(dst, globalGet)
+	dst = appendU32(dst, ix.countdown)
+	dst = append(dst, i32Const, 0x01, i32Sub, globalSet)
+	dst = appendU32(dst, ix.countdown)
+	dst = append(dst, globalGet)
+	dst = appendU32(dst, ix.countdown)
+	dst = append(dst, i32Eqz, ifOp, emptyBlock)
+	dst = append(dst, refNull, funcref, i32Const, 0x00, miscPrefix, tableGrow)
+	dst = appendU32(dst, ix.table)
+	dst = append(dst, drop, i32Const)
+	dst = appendS32(dst, yieldInterval)
+	dst = append(dst, globalSet)
+	dst = appendU32(dst, ix.countdown)
+	return append(dst, end)
+}
+
+// instrumentCode returns the code section's content with check inserted at
+// the start of every body and after every loop's block type. Function
+// indices in errors count imported functions first, as in the module's
+// function index space.
+func instrumentCode(s *section, importedFuncs uint32, check []byte) ([]byte, error) {
+	b := s.content
+	count, pos, err := readVecLen(b, 0)
+	if err != nil {
+		return nil, s.errorf(0, "read count: %w", err)
+	}
+	out := make([]byte, 0, len(b)+len(b)/8+16)
+	out = append(out, b[:pos]...)
+	var body []byte // reused across functions
+	for i := uint32(0); i < count; i++ {
+		fn := uint64(importedFuncs) + uint64(i)
+		size, next, err := readU32(b, pos)
+		if err != nil {
+			return nil, fmt.Errorf("meter: function %d at offset %#x: read body size: %w", fn, s.offset+pos, err)
+		}
+		if uint64(size) > uint64(len(b)-next) {
+			return nil, fmt.Errorf("meter: function %d at offset %#x: body size %d exceeds the %d bytes left in the code section", fn, s.offset+pos, size, len(b)-next)
+		}
+		end := next + int(size)
+		body, err = instrumentBody(body[:0], b[next:end], check, fn, s.offset+next)
+		if err != nil {
+			return nil, err
+		}
+		if uint64(len(body)) > math.MaxUint32 {
+			return nil, fmt.Errorf("meter: function %d: instrumented body exceeds 4 GiB", fn)
+		}
+		out = appendU32(out, uint32(len(body)))
+		out = append(out, body...)
+		pos = end
+	}
+	if pos != len(b) {
+		return nil, s.errorf(pos, "%d bytes after the last function body", len(b)-pos)
+	}
+	return out, nil
+}
+
+// instrumentBody appends to dst the function body with check inserted after
+// the locals and after each loop's block type. fn names the function and
+// base is the offset of body in the input, both for errors.
+//
+// It decodes every instruction, because immediates vary in length and a
+// byte 0x03 inside one is not a loop. It checks structure only (every
+// opcode known, immediates complete, blocks balanced); types and indices are
+// left to wazero's validator.
+func instrumentBody(dst, body, check []byte, fn uint64, base int) ([]byte, error) {
+	fail := func(pos int, err error) error {
+		return fmt.Errorf("meter: function %d: %w at offset %#x", fn, err, base+pos)
+	}
+
+	// Locals: a vector of (count, value type).
+	groups, pos, err := readVecLen(body, 0)
+	if err != nil {
+		return nil, fail(0, fmt.Errorf("read locals: %w", err))
+	}
+	var locals uint64
+	for i := uint32(0); i < groups; i++ {
+		n, next, err := readU32(body, pos)
+		if err != nil {
+			return nil, fail(pos, fmt.Errorf("read locals: %w", err))
+		}
+		if locals += uint64(n); locals > maxLocals {
+			return nil, fail(pos, fmt.Errorf("more than %d locals", maxLocals))
+		}
+		if pos, err = skipValType(body, next); err != nil {
+			return nil, fail(next, fmt.Errorf("read locals: %w", err))
+		}
+	}
+	dst = append(dst, body[:pos]...)
+	dst = append(dst, check...)
+
+	copied := pos // body[:copied] is in dst
+	depth := 1    // the function body is a block closed by the final end
+	for pos < len(body) {
+		start := pos
+		kind, next, err := skipInstruction(body, pos)
+		if err != nil {
+			return nil, fail(start, err)
+		}
+		pos = next
+		switch kind {
+		case immBlock, immTryTable:
+			depth++
+		case immLoop:
+			dst = append(dst, body[copied:pos]...)
+			dst = append(dst, check...)
+			copied = pos
+			depth++
+		case immEnd:
+			depth--
+			if depth == 0 {
+				if pos != len(body) {
+					return nil, fail(start, fmt.Errorf("function ends with %d bytes left in its body", len(body)-pos))
+				}
+				return append(dst, body[copied:]...), nil
+			}
+		}
+	}
+	return nil, fail(len(body), fmt.Errorf("body ends inside %d unclosed blocks", depth))
+}
+
+// skipInstruction decodes the instruction at b[pos] and returns the kind of
+// its immediates and the position after it.
+func skipInstruction(b []byte, pos int) (kind uint8, next int, err error) {
+	op := b[pos]
+	kind = opImmediates[op]
+	next = pos + 1
+	switch kind {
+	case immNone, immEnd:
+	case immU32:
+		next = skipLEB(b, next, 5)
+	case immU32x2:
+		if next = skipLEB(b, next, 5); next >= 0 {
+			next = skipLEB(b, next, 5)
+		}
+	case immMemarg:
+		next = skipMemarg(b, next)
+	case immI64:
+		next = skipLEB(b, next, 10)
+	case immF32:
+		next = skipFixed(b, next, 4)
+	case immF64:
+		next = skipFixed(b, next, 8)
+	case immBlock, immLoop:
+		next = skipBlockType(b, next)
+	case immTryTable:
+		next = skipTryTable(b, next)
+	case immBrTable:
+		next = skipBrTable(b, next)
+	case immSelectT:
+		next = skipSelectTypes(b, next)
+	case immHeapType:
+		next = skipLEB(b, next, 5)
+	case immMisc:
+		next, err = skipMisc(b, next)
+	case immSIMD:
+		next, err = skipSIMD(b, next)
+	case immAtomic:
+		next, err = skipAtomic(b, next)
+	default:
+		return kind, pos, fmt.Errorf("unknown opcode 0x%02x", op)
+	}
+	if err != nil {
+		return kind, pos, err
+	}
+	if next < 0 {
+		return kind, pos, fmt.Errorf("truncated or malformed immediate of opcode 0x%02x", op)
+	}
+	return kind, next, nil
+}
+
+// skipConstExpr skips a constant expression, such as a data segment's
+// offset, up to and including its end.
+func skipConstExpr(b []byte, pos int) (int, error) {
+	for pos < len(b) {
+		kind, next, err := skipInstruction(b, pos)
+		if err != nil {
+			return pos, err
+		}
+		switch kind {
+		case immEnd:
+			return next, nil
+		case immBlock, immLoop, immTryTable:
+			return pos, errors.New("block in a constant expression")
+		}
+		pos = next
+	}
+	return pos, errTruncated
+}
+
+// Immediate kinds of the one-byte opcodes.
+const (
+	immInvalid  = iota // not an opcode wazero v1.12.0 accepts
+	immNone            // no immediate
+	immU32             // one index or depth (LEB128)
+	immU32x2           // two indices: call_indirect, return_call_indirect
+	immMemarg          // align and offset
+	immI64             // i64.const (i32.const uses immU32: same 5-byte limit)
+	immF32             // 4 bytes
+	immF64             // 8 bytes
+	immBlock           // block, if: block type
+	immLoop            // loop: block type, then the check goes in
+	immTryTable        // block type and catch clauses
+	immEnd             // end
+	immBrTable         // vector of depths and a default
+	immSelectT         // vector of value types
+	immHeapType        // ref.null
+	immMisc            // 0xfc prefix
+	immSIMD            // 0xfd prefix
+	immAtomic          // 0xfe prefix
+)
+
+// opImmediates maps each one-byte opcode to its immediate kind. The set is
+// what wazero v1.12.0's validator accepts (internal/wasm/func_validation.go):
+// MVP, sign extension, reference types, multi-value, tail calls, typed
+// function references and exception handling (try_table, throw, throw_ref;
+// not the legacy try/catch/delegate/rethrow, which wazero rejects).
+var opImmediates = func() (t [256]uint8) {
+	set := func(kind uint8, ops ...byte) {
+		for _, op := range ops {
+			t[op] = kind
+		}
+	}
+	span := func(kind uint8, from, to byte) {
+		for op := int(from); op <= int(to); op++ {
+			t[op] = kind
+		}
+	}
+	set(immNone,
+		0x00, // unreachable
+		0x01, // nop
+		0x05, // else
+		0x0a, // throw_ref
+		0x0f, // return
+		0x1a, // drop
+		0x1b, // select
+		0xd1, // ref.is_null
+		0xd4, // ref.as_non_null
+	)
+	span(immNone, 0x45, 0xc4) // numeric, conversions, sign extension
+	set(immBlock, 0x02, 0x04)
+	set(immLoop, 0x03)
+	set(immEnd, 0x0b)
+	set(immTryTable, 0x1f)
+	set(immU32,
+		0x08,       // throw tag
+		0x0c, 0x0d, // br, br_if
+		0x10,       // call
+		0x12,       // return_call
+		0x14, 0x15, // call_ref, return_call_ref (type index)
+		0x25, 0x26, // table.get, table.set
+		0x3f, 0x40, // memory.size, memory.grow (memory index)
+		0x41,       // i32.const: signed, but the length rule is the same
+		0xd2,       // ref.func
+		0xd5, 0xd6, // br_on_null, br_on_non_null
+	)
+	span(immU32, 0x20, 0x24) // local.get/set/tee, global.get/set
+	set(immU32x2, 0x11, 0x13)
+	span(immMemarg, 0x28, 0x3e)
+	set(immI64, 0x42)
+	set(immF32, 0x43)
+	set(immF64, 0x44)
+	set(immBrTable, 0x0e)
+	set(immSelectT, 0x1c)
+	set(immHeapType, 0xd0)
+	set(immMisc, 0xfc)
+	set(immSIMD, 0xfd)
+	set(immAtomic, 0xfe)
+	return t
+}()
+
+// skipFixed skips n immediate bytes, or returns -1.
+func skipFixed(b []byte, pos, n int) int {
+	if n > len(b)-pos {
+		return -1
+	}
+	return pos + n
+}
+
+// skipMemarg skips an alignment and an offset. wazero supports neither
+// multiple memories nor 64-bit offsets, so both are u32.
+func skipMemarg(b []byte, pos int) int {
+	if pos = skipLEB(b, pos, 5); pos < 0 {
+		return -1
+	}
+	return skipLEB(b, pos, 5)
+}
+
+// skipBlockType skips a block type: 0x40 (empty), a value type, or a
+// type index as a signed 33-bit number. Reference types 0x63 and 0x64 (-29
+// and -28) are followed by a heap type.
+func skipBlockType(b []byte, pos int) int {
+	if pos < len(b) {
+		switch b[pos] {
+		case 0x40, 0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f, 0x69:
+			return pos + 1 // the common cases, in one byte
+		}
+	}
+	v, pos, ok := readS33(b, pos)
+	if !ok {
+		return -1
+	}
+	if v == -29 || v == -28 {
+		return skipLEB(b, pos, 5)
+	}
+	return pos
+}
+
+// skipTryTable skips try_table's block type and catch clauses.
+func skipTryTable(b []byte, pos int) int {
+	if pos = skipBlockType(b, pos); pos < 0 {
+		return -1
+	}
+	n, pos, err := readVecLen(b, pos)
+	if err != nil {
+		return -1
+	}
+	for i := uint32(0); i < n; i++ {
+		if pos >= len(b) {
+			return -1
+		}
+		kind := b[pos]
+		pos++
+		switch kind {
+		case 0x00, 0x01: // catch, catch_ref: tag and label
+			if pos = skipLEB(b, pos, 5); pos < 0 {
+				return -1
+			}
+			pos = skipLEB(b, pos, 5)
+		case 0x02, 0x03: // catch_all, catch_all_ref: label
+			pos = skipLEB(b, pos, 5)
+		default:
+			return -1
+		}
+		if pos < 0 {
+			return -1
+		}
+	}
+	return pos
+}
+
+// skipBrTable skips br_table's vector of depths and its default depth.
+func skipBrTable(b []byte, pos int) int {
+	n, pos, err := readVecLen(b, pos)
+	if err != nil {
+		return -1
+	}
+	for i := uint64(0); i <= uint64(n); i++ {
+		if pos = skipLEB(b, pos, 5); pos < 0 {
+			return -1
+		}
+	}
+	return pos
+}
+
+// skipSelectTypes skips typed select's vector of value types.
+func skipSelectTypes(b []byte, pos int) int {
+	n, pos, err := readVecLen(b, pos)
+	if err != nil {
+		return -1
+	}
+	for i := uint32(0); i < n; i++ {
+		if pos, err = skipValType(b, pos); err != nil {
+			return -1
+		}
+	}
+	return pos
+}
+
+// skipMisc skips a 0xfc instruction after the prefix: saturating
+// conversions (0-7), bulk memory (8-14) and table operations (15-17). The
+// sub-opcode is an unsigned LEB128 number.
+func skipMisc(b []byte, pos int) (int, error) {
+	op, pos, err := readU32(b, pos)
+	if err != nil {
+		return -1, nil
+	}
+	switch {
+	case op <= 0x07: // i32.trunc_sat_f32_s ... i64.trunc_sat_f64_u
+		return pos, nil
+	case op == 0x09, op == 0x0b, op == 0x0d, op >= 0x0f && op <= 0x11:
+		// data.drop, memory.fill, elem.drop, table.grow/size/fill
+		return skipLEB(b, pos, 5), nil
+	case op == 0x08, op == 0x0a, op == 0x0c, op == 0x0e:
+		// memory.init, memory.copy, table.init, table.copy
+		if pos = skipLEB(b, pos, 5); pos < 0 {
+			return -1, nil
+		}
+		return skipLEB(b, pos, 5), nil
+	default:
+		return -1, fmt.Errorf("unknown opcode 0xfc 0x%02x", op)
+	}
+}
+
+// SIMD immediate kinds.
+const (
+	simdInvalid    = iota
+	simdNone       // no immediate
+	simdMemarg     // loads and stores
+	simdMemargLane // load and store lane: memarg, then a lane byte
+	simdLane       // extract and replace lane: a lane byte
+	simdBytes16    // v128.const, i8x16.shuffle
+)
+
+// simdImmediates maps each 0xfd sub-opcode to its immediate kind. The set
+// is wazero v1.12.0's (internal/wasm/instruction.go): the final SIMD
+// proposal, without relaxed SIMD. The gaps are opcodes the proposal
+// reserved or dropped.
+var simdImmediates = func() (t [256]uint8) {
+	for op := 0x0e; op <= 0xff; op++ {
+		t[op] = simdNone
+	}
+	for _, op := range []int{0x9a, 0xa2, 0xa5, 0xa6, 0xaf, 0xb0, 0xb2, 0xb3, 0xb4, 0xbb,
+		0xc2, 0xc5, 0xc6, 0xcf, 0xd0, 0xd2, 0xd3, 0xd4, 0xe2, 0xee} {
+		t[op] = simdInvalid
+	}
+	for op := 0x00; op <= 0x0b; op++ { // v128.load* and v128.store
+		t[op] = simdMemarg
+	}
+	t[0x5c], t[0x5d] = simdMemarg, simdMemarg // v128.load32_zero, v128.load64_zero
+	for op := 0x54; op <= 0x5b; op++ {        // v128.load*_lane, v128.store*_lane
+		t[op] = simdMemargLane
+	}
+	for op := 0x15; op <= 0x22; op++ { // *.extract_lane*, *.replace_lane
+		t[op] = simdLane
+	}
+	t[0x0c], t[0x0d] = simdBytes16, simdBytes16 // v128.const, i8x16.shuffle
+	return t
+}()
+
+// skipSIMD skips a 0xfd instruction after the prefix. The sub-opcode is an
+// unsigned LEB128 number below 256, so it takes one byte, or two with 0x01
+// second for 0x80 and up. wazero reads only the first byte and then takes
+// that 0x01 for a nop, so we reject any other encoding to decode exactly
+// the instructions wazero sees.
+func skipSIMD(b []byte, pos int) (int, error) {
+	if pos >= len(b) {
+		return -1, nil
+	}
+	op := b[pos]
+	pos++
+	if op >= 0x80 {
+		if pos >= len(b) {
+			return -1, nil
+		}
+		if b[pos] != 0x01 {
+			if v, _, err := readU32(b, pos-1); err == nil {
+				return -1, fmt.Errorf("unknown opcode 0xfd 0x%02x", v)
+			}
+			return -1, nil
+		}
+		pos++
+	}
+	switch simdImmediates[op] {
+	case simdNone:
+		return pos, nil
+	case simdMemarg:
+		return skipMemarg(b, pos), nil
+	case simdMemargLane:
+		if pos = skipMemarg(b, pos); pos < 0 {
+			return -1, nil
+		}
+		return skipFixed(b, pos, 1), nil
+	case simdLane:
+		return skipFixed(b, pos, 1), nil
+	case simdBytes16:
+		return skipFixed(b, pos, 16), nil
+	default:
+		return -1, fmt.Errorf("unknown opcode 0xfd 0x%02x", op)
+	}
+}
+
+// skipAtomic skips a 0xfe instruction (threads) after the prefix. All take
+// a memarg except atomic.fence, which takes one reserved byte. wazero reads
+// the sub-opcode as one byte; all are below 0x80.
+func skipAtomic(b []byte, pos int) (int, error) {
+	if pos >= len(b) {
+		return -1, nil
+	}
+	op := b[pos]
+	pos++
+	switch {
+	case op == 0x03: // atomic.fence
+		return skipFixed(b, pos, 1), nil
+	case op <= 0x02, op >= 0x10 && op <= 0x4e: // notify, wait, loads, stores, rmw
+		return skipMemarg(b, pos), nil
+	default:
+		return -1, fmt.Errorf("unknown opcode 0xfe 0x%02x", op)
+	}
+}

@@ -1,0 +1,67 @@
+// Package meter rewrites a WebAssembly binary so that a running guest can be
+// stopped from another goroutine at almost no cost per call.
+//
+// # Why
+//
+// wazero stops a looping guest only when the runtime is built with
+// WithCloseOnContextDone(true). That option starts a watchdog goroutine for
+// every call: about 1 µs and 3 allocations per call, twenty times what a
+// typical policy decision costs. Without it, a guest stuck in an infinite
+// loop never returns and takes a goroutine (and, through locks the caller
+// holds, eventually the broker) with it.
+//
+// # Epoch interruption
+//
+// Instead we use the scheme wasmtime calls epoch interruption. Instrument
+// appends two mutable i64 globals to the module and exports them as
+// [ExportEpoch] and [ExportDeadline]. At every function entry and at every
+// loop header the guest runs
+//
+//	global.get $epoch
+//	global.get $deadline
+//	i64.ge_u
+//	if
+//	  unreachable
+//	end
+//
+// The host sets the deadline before each call (api.MutableGlobal.Set), and a
+// ticker goroutine advances the epoch of every instance. Once epoch >=
+// deadline the guest traps at its next function entry or loop header, and
+// the call returns an error. Every path that can run forever passes a loop
+// header or a function entry (recursion), so the check is enough. It costs
+// two loads, a compare and a not-taken branch, with no goroutine and no
+// allocation per call.
+//
+// # Letting Go stop the world
+//
+// Go cannot preempt a goroutine that runs wazero's compiled code. While a
+// guest loops, a garbage collection's stop-the-world waits for it, every
+// other goroutine waits for the stop-the-world, and so the ticker never
+// moves the epoch: the whole process hangs. So the check also counts down a
+// third, unexported global, and every 4096 checks the guest makes a call
+// that wazero runs in Go, where the goroutine can stop (see yieldInterval).
+// This costs about 2 ns per loop iteration, against about 0.5 ns for the
+// epoch check alone; wazero's WithCloseOnContextDone costs some 50 ns per
+// iteration, as it exits to Go at every loop back-edge.
+//
+// The deadline starts at the maximum unsigned value, so an instance never
+// traps before the host has set a deadline.
+//
+// A start section would run inside wazero's InstantiateModule, where nothing
+// can stop it, so Instrument removes it and exports the start function as
+// [ExportStart]; the host calls it under a deadline after instantiation.
+//
+// # Notes
+//
+// The check relies on the engine re-reading a mutable global at each loop
+// header, not hoisting the load out of the loop, and the yield relies on
+// wazero running table.grow in Go. wazero's optimizing compiler (wazevo,
+// v1.12.0) does both, and the tests in this package fail if that changes.
+//
+// The output needs the reference types feature (core 2.0, wazero's
+// default) for the yield table, as a second table and table.grow need it.
+//
+// With wazero's interpreter the guest reads the global from Go code, so
+// setting it from another goroutine while a call runs is a data race in the
+// Go memory model; use the compiler for preemption.
+package meter

@@ -1,0 +1,549 @@
+package meter
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+)
+
+// Names under which Instrument exports what it adds. The host looks them up
+// with api.Module.ExportedGlobal and api.Module.ExportedFunction.
+const (
+	// ExportEpoch is a mutable i64 global, initially 0, that the host
+	// advances. The guest traps once it reaches ExportDeadline.
+	ExportEpoch = "moat.epoch"
+	// ExportDeadline is a mutable i64 global, initially the maximum unsigned
+	// value (all ones) so that nothing traps until the host sets it.
+	// Comparisons are unsigned.
+	ExportDeadline = "moat.deadline"
+	// ExportStart is the module's former start function, exported only if
+	// the module had a start section. The host calls it, under a deadline,
+	// after instantiation.
+	ExportStart = "moat.start"
+)
+
+// Section ids, from the binary format.
+const (
+	secCustom    = 0
+	secType      = 1
+	secImport    = 2
+	secFunction  = 3
+	secTable     = 4
+	secMemory    = 5
+	secGlobal    = 6
+	secExport    = 7
+	secStart     = 8
+	secElement   = 9
+	secCode      = 10
+	secData      = 11
+	secDataCount = 12
+	secTag       = 13
+)
+
+// sectionRank gives each known section id its position in the binary order.
+// The tag section (13) sits between memory and global, and data count (12)
+// between element and code, so ids alone do not give the order. Zero means
+// custom or unknown.
+var sectionRank = [...]int{
+	secType:      1,
+	secImport:    2,
+	secFunction:  3,
+	secTable:     4,
+	secMemory:    5,
+	secTag:       6,
+	secGlobal:    7,
+	secExport:    8,
+	secStart:     9,
+	secElement:   10,
+	secDataCount: 11,
+	secCode:      12,
+	secData:      13,
+}
+
+var sectionNames = [...]string{
+	secCustom:    "custom",
+	secType:      "type",
+	secImport:    "import",
+	secFunction:  "function",
+	secTable:     "table",
+	secMemory:    "memory",
+	secGlobal:    "global",
+	secExport:    "export",
+	secStart:     "start",
+	secElement:   "element",
+	secCode:      "code",
+	secData:      "data",
+	secDataCount: "data count",
+	secTag:       "tag",
+}
+
+// Extern kinds of imports and exports.
+const (
+	kindFunc   = 0x00
+	kindTable  = 0x01
+	kindMemory = 0x02
+	kindGlobal = 0x03
+	kindTag    = 0x04
+)
+
+// header is the magic number and version 1 of the core binary format.
+var header = []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
+
+// section is one section of the input, pointing into it.
+type section struct {
+	id      byte
+	name    string // custom sections only
+	raw     []byte // id, size and content, as in the input
+	content []byte
+	offset  int // offset of content in the input, for error messages
+}
+
+// module is what Instrument needs to know about its input.
+type module struct {
+	sections        []section
+	importedFuncs   uint32
+	importedTables  uint32
+	importedGlobals uint32
+	definedTables   uint32
+	definedGlobals  uint32
+	types           uint32 // entries in the type section
+	hasStart        bool
+	startFunc       uint32
+}
+
+// Instrument returns a copy of the wasm binary bin with preemption checks at
+// every function entry and loop header, so that the host can stop a running
+// guest by moving the exported epoch to or past the exported deadline (see
+// the package documentation for why).
+//
+// Instrument also
+//   - appends, after all existing globals (imported and defined), so that no
+//     index moves: the epoch and deadline globals, exported as ExportEpoch
+//     and ExportDeadline, and an unexported i32 countdown;
+//   - appends an empty funcref table, which the checks grow by zero so that
+//     the garbage collector can stop the world (see yieldInterval);
+//   - removes the start section, if any, and exports its function as
+//     ExportStart;
+//   - drops custom sections that describe code offsets, which the rewrite
+//     invalidates: ".debug_*", "sourceMappingURL", "external_debug_info" and
+//     "metadata.code.*". Others, such as "name" and "producers", are kept
+//     unchanged; function indices do not change. Label names in "name"
+//     (subsection 3) do not count the inserted blocks.
+//
+// It fails if the module already exports one of the three names, even
+// ExportStart without a start section (so a module cannot be instrumented
+// twice, nor pass a function off as its start function); if bin is
+// truncated or malformed, or declares more entries than it has bytes for
+// (see bounds.go); or if a function body holds an opcode wazero v1.12.0 does
+// not accept. Instrument checks structure, not types: whenever wazero (with
+// reference types, which core 2.0 and wazero's default include) accepts the
+// input, it accepts the output.
+//
+// Instrument does not modify bin and is safe for concurrent use. It runs in
+// time linear in len(bin).
+func Instrument(bin []byte) ([]byte, error) {
+	m, err := readModule(bin)
+	if err != nil {
+		return nil, err
+	}
+
+	// New globals and the yield table go after all existing ones, imported
+	// and defined, so that no existing index moves.
+	firstGlobal := uint64(m.importedGlobals) + uint64(m.definedGlobals)
+	if firstGlobal+3 > math.MaxUint32 {
+		return nil, fmt.Errorf("meter: too many globals (%d) to add three", firstGlobal)
+	}
+	table := uint64(m.importedTables) + uint64(m.definedTables)
+	if table+1 > math.MaxUint32 {
+		return nil, fmt.Errorf("meter: too many tables (%d) to add one", table)
+	}
+	ix := indices{
+		epoch:     uint32(firstGlobal),
+		deadline:  uint32(firstGlobal + 1),
+		countdown: uint32(firstGlobal + 2),
+		table:     uint32(table),
+	}
+	check := appendCheck(nil, ix)
+
+	// Instrumenting adds a few dozen bytes per loop; leave room for that.
+	out := make([]byte, 0, len(bin)+len(bin)/8+128)
+	out = append(out, header...)
+	var tablesDone, globalsDone, exportsDone bool
+	// addMissing adds the sections we need that the module lacks, before
+	// the first section that follows them in binary order (rank), or at
+	// the end (rank 0).
+	addMissing := func(rank int) error {
+		if !tablesDone && (rank == 0 || rank > sectionRank[secTable]) {
+			out = appendSection(out, secTable, appendTables(nil, 0, nil))
+			tablesDone = true
+		}
+		if !globalsDone && (rank == 0 || rank > sectionRank[secGlobal]) {
+			out = appendSection(out, secGlobal, appendGlobals(nil, 0, nil))
+			globalsDone = true
+		}
+		if !exportsDone && (rank == 0 || rank > sectionRank[secExport]) {
+			content, err := appendExports(nil, 0, nil, ix, m)
+			if err != nil {
+				return err
+			}
+			out = appendSection(out, secExport, content)
+			exportsDone = true
+		}
+		return nil
+	}
+	for i := range m.sections {
+		s := &m.sections[i]
+		if s.id != secCustom {
+			if err := addMissing(sectionRank[s.id]); err != nil {
+				return nil, err
+			}
+		}
+
+		switch s.id {
+		case secCustom:
+			if !dropCustom(s.name) {
+				out = append(out, s.raw...)
+			}
+		case secTable:
+			count, rest, err := readCount(s)
+			if err != nil {
+				return nil, err
+			}
+			out = appendSection(out, secTable, appendTables(nil, count, rest))
+			tablesDone = true
+		case secGlobal:
+			count, rest, err := readCount(s)
+			if err != nil {
+				return nil, err
+			}
+			out = appendSection(out, secGlobal, appendGlobals(nil, count, rest))
+			globalsDone = true
+		case secExport:
+			count, rest, err := readCount(s)
+			if err != nil {
+				return nil, err
+			}
+			content, err := appendExports(nil, count, rest, ix, m)
+			if err != nil {
+				return nil, err
+			}
+			out = appendSection(out, secExport, content)
+			exportsDone = true
+		case secStart:
+			// Replaced by the ExportStart export.
+		case secCode:
+			content, err := instrumentCode(s, m.importedFuncs, check)
+			if err != nil {
+				return nil, err
+			}
+			if uint64(len(content)) > math.MaxUint32 {
+				return nil, errors.New("meter: instrumented code section exceeds 4 GiB")
+			}
+			out = appendSection(out, secCode, content)
+		default:
+			out = append(out, s.raw...)
+		}
+	}
+	if err := addMissing(0); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// readModule splits bin into sections, checks their order and reads the
+// counts and indices Instrument needs.
+func readModule(bin []byte) (*module, error) {
+	if len(bin) < len(header) || !bytes.Equal(bin[:4], header[:4]) {
+		return nil, errors.New("meter: not a wasm binary: bad magic number")
+	}
+	if !bytes.Equal(bin[4:8], header[4:8]) {
+		return nil, fmt.Errorf("meter: unsupported wasm binary version % x", bin[4:8])
+	}
+
+	m := &module{}
+	lastRank := 0
+	for pos := len(header); pos < len(bin); {
+		start := pos
+		id := bin[pos]
+		if int(id) >= len(sectionRank) {
+			return nil, fmt.Errorf("meter: unknown section id %d at offset %#x", id, start)
+		}
+		size, next, err := readU32(bin, pos+1)
+		if err != nil {
+			return nil, fmt.Errorf("meter: section %s at offset %#x: read size: %w", sectionNames[id], start, err)
+		}
+		if uint64(size) > uint64(len(bin)-next) {
+			return nil, fmt.Errorf("meter: section %s at offset %#x: size %d exceeds the %d bytes left", sectionNames[id], start, size, len(bin)-next)
+		}
+		end := next + int(size)
+		s := section{id: id, raw: bin[start:end], content: bin[next:end], offset: next}
+		pos = end
+
+		if id == secCustom {
+			n, after, err := readU32(s.content, 0)
+			if err != nil {
+				return nil, fmt.Errorf("meter: custom section at offset %#x: read name: %w", start, err)
+			}
+			if uint64(n) > uint64(len(s.content)-after) {
+				return nil, fmt.Errorf("meter: custom section at offset %#x: name overruns the section", start)
+			}
+			s.name = string(s.content[after : after+int(n)])
+			if _, err := checkSectionBounds(&s); err != nil {
+				return nil, err
+			}
+			m.sections = append(m.sections, s)
+			continue
+		}
+
+		rank := sectionRank[id]
+		if rank <= lastRank {
+			return nil, fmt.Errorf("meter: section %s at offset %#x is duplicated or out of order", sectionNames[id], start)
+		}
+		lastRank = rank
+
+		types, err := checkSectionBounds(&s)
+		if err != nil {
+			return nil, err
+		}
+		switch id {
+		case secType:
+			m.types = types
+		case secImport:
+			err = readImports(&s, m)
+		case secFunction:
+			err = checkFunctionTypes(&s, m)
+		case secTable:
+			m.definedTables, _, err = readCount(&s)
+		case secGlobal:
+			m.definedGlobals, _, err = readCount(&s)
+		case secStart:
+			m.hasStart = true
+			m.startFunc, err = readStart(&s)
+		}
+		if err != nil {
+			return nil, err
+		}
+		m.sections = append(m.sections, s)
+	}
+	return m, nil
+}
+
+// dropCustom reports whether a custom section refers to code offsets, which
+// instrumenting moves.
+func dropCustom(name string) bool {
+	return strings.HasPrefix(name, ".debug_") ||
+		strings.HasPrefix(name, "metadata.code.") ||
+		name == "sourceMappingURL" ||
+		name == "external_debug_info"
+}
+
+// readCount reads the vector length that starts most sections and returns
+// it with the entries that follow.
+func readCount(s *section) (uint32, []byte, error) {
+	n, next, err := readVecLen(s.content, 0)
+	if err != nil {
+		return 0, nil, s.errorf(0, "read count: %w", err)
+	}
+	return n, s.content[next:], nil
+}
+
+// readImports counts imported functions, tables and globals, which come
+// first in their index spaces.
+func readImports(s *section, m *module) error {
+	b := s.content
+	count, pos, err := readVecLen(b, 0)
+	if err != nil {
+		return s.errorf(0, "read count: %w", err)
+	}
+	for i := uint32(0); i < count; i++ {
+		entry := pos
+		// Module and field names.
+		for range 2 {
+			if pos, err = skipName(b, pos); err != nil {
+				return s.errorf(entry, "import %d: read name: %w", i, err)
+			}
+		}
+		if pos >= len(b) {
+			return s.errorf(entry, "import %d: read kind: %w", i, errTruncated)
+		}
+		kind := b[pos]
+		pos++
+		switch kind {
+		case kindFunc:
+			_, pos, err = readU32(b, pos)
+			m.importedFuncs++
+		case kindTable:
+			if pos, err = skipValType(b, pos); err == nil {
+				pos, err = skipLimits(b, pos)
+			}
+			m.importedTables++
+		case kindMemory:
+			pos, err = skipLimits(b, pos)
+		case kindGlobal:
+			if pos, err = skipValType(b, pos); err == nil {
+				pos, err = skipBytes(b, pos, 1) // mutability
+			}
+			m.importedGlobals++
+		case kindTag:
+			if pos, err = skipBytes(b, pos, 1); err == nil { // attribute
+				_, pos, err = readU32(b, pos)
+			}
+		default:
+			return s.errorf(entry, "import %d: unknown kind %#x", i, kind)
+		}
+		if err != nil {
+			return s.errorf(entry, "import %d: %w", i, err)
+		}
+	}
+	if pos != len(b) {
+		return s.errorf(pos, "%d bytes after the last import", len(b)-pos)
+	}
+	return nil
+}
+
+// checkFunctionTypes checks that every defined function's type index is in
+// range. This is wazero's job, but wazero v1.12.0 checks it one function at
+// a time while validating bodies, so a call to a later function with a bad
+// type index panics (index out of range) inside CompileModule.
+func checkFunctionTypes(s *section, m *module) error {
+	b := s.content
+	count, pos, err := readVecLen(b, 0)
+	if err != nil {
+		return s.errorf(0, "read count: %w", err)
+	}
+	for i := uint32(0); i < count; i++ {
+		start := pos
+		var typ uint32
+		if typ, pos, err = readU32(b, pos); err != nil {
+			return s.errorf(start, "function %d: read type index: %w", uint64(m.importedFuncs)+uint64(i), err)
+		}
+		if typ >= m.types {
+			return s.errorf(start, "function %d: type index %d out of range (%d types)", uint64(m.importedFuncs)+uint64(i), typ, m.types)
+		}
+	}
+	if pos != len(b) {
+		return s.errorf(pos, "%d bytes after the last type index", len(b)-pos)
+	}
+	return nil
+}
+
+// readStart reads the start function's index.
+func readStart(s *section) (uint32, error) {
+	idx, pos, err := readU32(s.content, 0)
+	if err != nil {
+		return 0, s.errorf(0, "read function index: %w", err)
+	}
+	if pos != len(s.content) {
+		return 0, s.errorf(pos, "%d bytes after the function index", len(s.content)-pos)
+	}
+	return idx, nil
+}
+
+// appendTables appends a table section's content: count existing entries
+// (rest, unchanged) followed by the yield table, an empty funcref table that
+// cannot grow. table.grow by zero on it is the cheapest way for a guest to
+// run Go code (see yieldInterval).
+func appendTables(dst []byte, count uint32, rest []byte) []byte {
+	dst = appendU32(dst, count+1) // Instrument checked this does not overflow.
+	dst = append(dst, rest...)
+	const (
+		funcref = 0x70
+		minMax  = 0x01
+	)
+	return append(dst, funcref, minMax, 0x00, 0x00)
+}
+
+// appendGlobals appends a global section's content: count existing entries
+// (rest, unchanged) followed by the epoch, deadline and countdown globals.
+func appendGlobals(dst []byte, count uint32, rest []byte) []byte {
+	dst = appendU32(dst, count+3) // Instrument checked this does not overflow.
+	dst = append(dst, rest...)
+	const (
+		i32     = 0x7f
+		i64     = 0x7e
+		mutable = 0x01
+		i32c    = 0x41
+		i64c    = 0x42
+		end     = 0x0b
+	)
+	dst = append(dst, i64, mutable, i64c, 0x00, end) // epoch: i64.const 0
+	dst = append(dst, i64, mutable, i64c, 0x7f, end) // deadline: i64.const -1
+	dst = append(dst, i32, mutable, i32c)            // countdown
+	dst = appendS32(dst, yieldInterval)
+	return append(dst, end)
+}
+
+// appendExports appends an export section's content: count existing entries
+// (rest, unchanged) and ours. It fails if an existing export has one of our
+// names.
+func appendExports(dst []byte, count uint32, rest []byte, ix indices, m *module) ([]byte, error) {
+	// ExportStart is reserved even without a start section, so that a
+	// guest cannot pass one of its functions off as its start function.
+	names := []string{ExportEpoch, ExportDeadline, ExportStart}
+	pos := 0
+	for i := uint32(0); i < count; i++ {
+		start := pos
+		n, next, err := readU32(rest, pos)
+		if err == nil && uint64(n) > uint64(len(rest)-next) {
+			err = errTruncated
+		}
+		if err != nil {
+			return nil, fmt.Errorf("meter: section export: export %d: read name: %w", i, err)
+		}
+		name := rest[next : next+int(n)]
+		for _, ours := range names {
+			if string(name) == ours {
+				return nil, fmt.Errorf("meter: module already exports %q", ours)
+			}
+		}
+		pos = next + int(n)
+		if pos, err = skipBytes(rest, pos, 1); err == nil { // kind
+			_, pos, err = readU32(rest, pos)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("meter: section export: export %d at entry offset %d: %w", i, start, err)
+		}
+	}
+	if pos != len(rest) {
+		return nil, fmt.Errorf("meter: section export: %d bytes after the last export", len(rest)-pos)
+	}
+	added := uint32(2)
+	if m.hasStart {
+		added++
+	}
+	if uint64(count)+uint64(added) > math.MaxUint32 {
+		return nil, errors.New("meter: section export: too many exports")
+	}
+
+	dst = appendU32(dst, count+added)
+	dst = append(dst, rest...)
+	dst = appendExport(dst, ExportEpoch, kindGlobal, ix.epoch)
+	dst = appendExport(dst, ExportDeadline, kindGlobal, ix.deadline)
+	if m.hasStart {
+		dst = appendExport(dst, ExportStart, kindFunc, m.startFunc)
+	}
+	return dst, nil
+}
+
+func appendExport(dst []byte, name string, kind byte, idx uint32) []byte {
+	dst = appendU32(dst, uint32(len(name)))
+	dst = append(dst, name...)
+	dst = append(dst, kind)
+	return appendU32(dst, idx)
+}
+
+// appendSection appends a section with the given id and content. Callers
+// ensure len(content) fits in a uint32.
+func appendSection(dst []byte, id byte, content []byte) []byte {
+	dst = append(dst, id)
+	dst = appendU32(dst, uint32(len(content)))
+	return append(dst, content...)
+}
+
+// errorf formats an error about this section; pos is an offset in its
+// content.
+func (s *section) errorf(pos int, format string, args ...any) error {
+	return fmt.Errorf("meter: section %s at offset %#x: %w", sectionNames[s.id], s.offset+pos, fmt.Errorf(format, args...))
+}

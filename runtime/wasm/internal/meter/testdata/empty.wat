@@ -1,0 +1,2 @@
+;; No sections at all.
+(module)
