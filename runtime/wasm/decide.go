@@ -1,0 +1,228 @@
+package wasm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/moat-mqtt/moat/runtime/policy"
+)
+
+// Authorize runs the module's moat_authorize on req. It implements
+// policy.Authorizer: a deny is a result, not an error; an error is a
+// plugin error (trap, deadline, malformed result, no free instance), after
+// which the instance that failed is replaced.
+//
+// The warm path allocates nothing unless the guest sets a message.
+func (m *Module) Authorize(ctx context.Context, req *policy.AuthzRequest) (policy.AuthzResult, error) {
+	if !m.decides[KindAuthz] {
+		return policy.AuthzResult{}, m.callErr("authorize", errNotDecided)
+	}
+	s, err := m.acquire(ctx)
+	if err != nil {
+		return policy.AuthzResult{}, m.callErr("authorize", err)
+	}
+	in := s.in
+	in.setDeadline(ctx)
+	in.st.reset(phaseAuthz)
+	r, err := in.decideAuthz(req)
+	var res result
+	if err == nil {
+		res, err = decodeResult(KindAuthz, r, false)
+	}
+	if err != nil {
+		m.fail(s)
+		return policy.AuthzResult{}, m.callErr("authorize", err)
+	}
+	out := policy.AuthzResult{Verdict: policy.Verdict(res.verdict), Reason: res.reason}
+	if in.st.hasMessage {
+		out.Message = string(in.st.message)
+	}
+	in.st.phase = phaseIdle
+	m.pool.release(s)
+	return out, nil
+}
+
+func (in *instance) decideAuthz(req *policy.AuthzRequest) (uint32, error) {
+	size := authzSize(req)
+	b, err := in.room(size)
+	if err != nil {
+		return 0, err
+	}
+	n := encodeAuthz(b, req, size, &in.prefix)
+	return in.call(in.decide[KindAuthz], n)
+}
+
+// Authenticate runs the module's moat_authenticate on req. It implements
+// policy.Authenticator, with the same error rules as Authorize.
+func (m *Module) Authenticate(ctx context.Context, req *policy.AuthnRequest) (policy.AuthnResult, error) {
+	if !m.decides[KindAuthn] {
+		return policy.AuthnResult{}, m.callErr("authenticate", errNotDecided)
+	}
+	s, err := m.acquire(ctx)
+	if err != nil {
+		return policy.AuthnResult{}, m.callErr("authenticate", err)
+	}
+	in := s.in
+	in.setDeadline(ctx)
+	in.st.reset(phaseAuthn)
+	r, err := in.decideAuthn(req)
+	var res result
+	if err == nil {
+		res, err = decodeResult(KindAuthn, r, req.AuthMethod != "")
+	}
+	if err != nil {
+		m.fail(s)
+		return policy.AuthnResult{}, m.callErr("authenticate", err)
+	}
+	st := &in.st
+	out := policy.AuthnResult{
+		Verdict:   policy.Verdict(res.verdict),
+		Reason:    res.reason,
+		Superuser: res.superuser,
+		AuthData:  st.authData,
+		AuthState: st.authState,
+	}
+	if res.verdict == VerdictAllow {
+		// Attributes and expiry describe an admitted client; from a deny
+		// or an ignore they would be attached to nobody.
+		out.Attributes = st.attrs
+		if st.expiry != 0 {
+			out.Expiry = time.Unix(0, st.expiry)
+		}
+	}
+	if st.hasMessage {
+		out.Message = string(st.message)
+	}
+	st.reset(phaseIdle) // the result owns attrs, authData and authState now
+	m.pool.release(s)
+	return out, nil
+}
+
+func (in *instance) decideAuthn(req *policy.AuthnRequest) (uint32, error) {
+	size := authnSize(req)
+	b, err := in.room(size)
+	if err != nil {
+		return 0, err
+	}
+	n := encodeAuthn(b, req, size)
+	return in.call(in.decide[KindAuthn], n)
+}
+
+var errNotDecided = errors.New("not a decision of this plugin (see its decisions)")
+
+func (m *Module) callErr(op string, err error) error {
+	return fmt.Errorf("wasm: plugin %q: %s: %w", m.name, op, err)
+}
+
+// acquire claims an instance for one call.
+func (m *Module) acquire(ctx context.Context) (*slot, error) {
+	s, err := m.pool.acquire(ctx, m.timeout)
+	if err != nil {
+		return nil, err
+	}
+	// Close sets closed before it claims the slots, so a call that claimed
+	// one first finishes before Close proceeds, and one that claims it
+	// after sees closed here.
+	if m.closed.Load() {
+		m.pool.release(s)
+		return nil, ErrClosed
+	}
+	return s, nil
+}
+
+// fail hands a slot whose call failed to the replacer. The instance may be
+// corrupt (a trap can leave guest state half-updated, and a deadline stops
+// the guest anywhere), so it is never reused. The slot stays busy, invisible
+// to callers, until a fresh instance is in it; the failing caller returns
+// at once.
+func (m *Module) fail(s *slot) {
+	s.in.st.phase = phaseIdle
+	m.broken <- s // never blocks: it holds one entry per slot
+}
+
+// replacer closes broken instances and instantiates their replacements, in
+// the background so that no caller waits for it. An instantiation that
+// fails (its initialisation can trap too) is retried with backoff; the
+// slot is out of service meanwhile, and other slots serve.
+func (m *Module) replacer() {
+	defer close(m.replDone)
+	for {
+		select {
+		case <-m.stopRepl:
+			return
+		case s := <-m.broken:
+			m.closeInstance(s.in)
+			s.in = nil
+			if !m.refill(s) {
+				m.pool.release(s) // Close claims it and finds no instance
+				return
+			}
+		}
+	}
+}
+
+// refill puts a new instance in s and releases it; false when Close
+// stopped it first.
+func (m *Module) refill(s *slot) bool {
+	backoff := 10 * time.Millisecond
+	for {
+		in, err := m.newInstance(context.Background())
+		if err == nil {
+			s.in = in
+			m.pool.release(s)
+			return true
+		}
+		m.log.Error("cannot replace a failed instance", "err", err, "retry_in", backoff)
+		select {
+		case <-m.stopRepl:
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// drainBroken closes the instances queued for replacement and frees their
+// slots, empty, for Close to claim.
+func (m *Module) drainBroken() {
+	for {
+		select {
+		case s := <-m.broken:
+			m.closeInstance(s.in)
+			s.in = nil
+			m.pool.release(s)
+		default:
+			return
+		}
+	}
+}
+
+// Close waits for the calls in flight (each ends by its deadline), then
+// closes every instance and the module's runtime. Calls after Close
+// return ErrClosed. It is safe to call more than once.
+func (m *Module) Close() error {
+	m.closeOnce.Do(func() {
+		m.closed.Store(true)
+		close(m.pool.closing)
+		close(m.stopRepl)
+		<-m.replDone
+		for i := range m.pool.slots {
+			s := &m.pool.slots[i]
+			for !s.busy.CompareAndSwap(false, true) {
+				// A call that fails now queues its slot for a replacer
+				// that has stopped: take it from the queue here.
+				m.drainBroken()
+				time.Sleep(100 * time.Microsecond)
+			}
+			if s.in != nil {
+				m.closeInstance(s.in)
+				s.in = nil
+			}
+		}
+		m.closeErr = m.rt.Close(context.Background())
+		m.e.release()
+	})
+	return m.closeErr
+}

@@ -1,0 +1,322 @@
+package wasm
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/moat-mqtt/moat/runtime/policy"
+)
+
+// Host functions of sdk/ABI.md §6, module "moat". Each finds its instance
+// through the call's context (instanceKey) and its per-call state in
+// instance.st, never in a global. They must not allocate on the authz path:
+// they read and write guest memory through views, and return status codes.
+//
+// A pointer and length outside memory panic with a *hostFault: wazero
+// recovers it and fails the call, which is then a plugin error.
+
+// hostFunc is one host function and its type.
+type hostFunc struct {
+	name string
+	fn   api.GoModuleFunc
+	sig  sig
+}
+
+var hostFuncs = []hostFunc{
+	{HostLog, hostLog, sig{[]api.ValueType{i32, i32, i32}, nil}},
+	{HostTimeNow, hostTimeNow, sig{nil, []api.ValueType{i64}}},
+	{HostTimeMonotonic, hostTimeMonotonic, sig{nil, []api.ValueType{i64}}},
+	{HostRandom, hostRandom, sig{[]api.ValueType{i32, i32}, []api.ValueType{i32}}},
+	{HostSetMessage, hostSetMessage, sig{[]api.ValueType{i32, i32}, []api.ValueType{i32}}},
+	{HostAddAttribute, hostAddAttribute, sig{[]api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}}},
+	{HostSetExpiry, hostSetExpiry, sig{[]api.ValueType{i64}, []api.ValueType{i32}}},
+	{HostSetAuthData, hostSetAuthData, sig{[]api.ValueType{i32, i32}, []api.ValueType{i32}}},
+	{HostSetAuthState, hostSetAuthState, sig{[]api.ValueType{i32, i32}, []api.ValueType{i32}}},
+	{HostSetKeyID, hostSetKeyID, sig{[]api.ValueType{i32, i32}, []api.ValueType{i32}}},
+	{HostPayloadRead, hostPayloadRead, sig{[]api.ValueType{i32, i32, i32}, []api.ValueType{i32}}},
+	{HostFileSize, hostFileSize, sig{[]api.ValueType{i32, i32}, []api.ValueType{i64}}},
+	{HostFileRead, hostFileRead, sig{[]api.ValueType{i32, i32, i64, i32, i32}, []api.ValueType{i64}}},
+	{HostPBKDF2, hostPBKDF2, sig{[]api.ValueType{i32, i32, i32, i32, i32, i32, i32, i32}, []api.ValueType{i32}}},
+	{HostArgon2id, hostArgon2id, sig{[]api.ValueType{i32, i32, i32, i32, i32, i32, i32, i32, i32}, []api.ValueType{i32}}},
+	{HostBcryptCompare, hostBcryptCompare, sig{[]api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}}},
+}
+
+func (m *Module) hostModule() wazero.HostModuleBuilder {
+	b := m.rt.NewHostModuleBuilder(HostModule)
+	for _, h := range hostFuncs {
+		b.NewFunctionBuilder().WithGoModuleFunction(h.fn, h.sig.params, h.sig.results).Export(h.name)
+	}
+	return b
+}
+
+func caller(ctx context.Context) *instance {
+	in, _ := ctx.Value(instanceKey{}).(*instance)
+	if in == nil {
+		// Only reachable if wazero called a host function with a context
+		// other than the instance's own: a bug in moat, not in the guest.
+		panic(errors.New("wasm: host function called outside a moat instance"))
+	}
+	return in
+}
+
+// view returns guest memory [ptr, ptr+n) or panics with a hostFault. ptr
+// and n are i32 arguments as wazero passes them: only the low 32 bits are
+// defined.
+func (in *instance) view(fn string, ptr, n uint64) []byte {
+	b, ok := in.mem.Read(uint32(ptr), uint32(n))
+	if !ok {
+		panic(&hostFault{fn: fn, ptr: uint32(ptr), len: uint32(n), memSize: in.mem.Size()})
+	}
+	return b
+}
+
+func status(v int32) uint64 { return api.EncodeI32(v) }
+
+var logLevels = [...]slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError}
+
+// hostLog: log(level, ptr, len). Levels outside 0-3 are clamped; lines are
+// cut at MaxLogLine. The check of the level comes before any allocation, so
+// a guest's debug lines cost nothing when debug is off.
+func hostLog(ctx context.Context, _ api.Module, stack []uint64) {
+	in := caller(ctx)
+	b := in.view(HostLog, stack[1], stack[2])
+	lvl := int32(stack[0])
+	lvl = max(LogDebug, min(LogError, lvl))
+	level := logLevels[lvl]
+	if !in.m.log.Enabled(ctx, level) {
+		return
+	}
+	if len(b) > MaxLogLine {
+		b = b[:MaxLogLine]
+	}
+	in.m.log.Log(ctx, level, string(b), "source", "guest")
+}
+
+func hostTimeNow(_ context.Context, _ api.Module, stack []uint64) {
+	stack[0] = uint64(time.Now().UnixNano())
+}
+
+func hostTimeMonotonic(ctx context.Context, _ api.Module, stack []uint64) {
+	stack[0] = uint64(time.Since(caller(ctx).m.e.start))
+}
+
+func hostRandom(ctx context.Context, _ api.Module, stack []uint64) {
+	in := caller(ctx)
+	if uint32(stack[1]) > MaxRandom {
+		stack[0] = status(StatusTooLarge)
+		return
+	}
+	b := in.view(HostRandom, stack[0], stack[1])
+	_, _ = rand.Read(b) // never fails since Go 1.24
+	stack[0] = status(int32(len(b)))
+}
+
+// decisionPhase tells whether set_message is valid now: in any decision
+// and in moat_configure.
+func (p phase) decision() bool { return p >= phaseConfigure }
+
+// setBytes is the common body of the setters that keep a byte string: it
+// checks the phase and the size, then copies guest bytes into dst.
+func (in *instance) setBytes(fn string, ok bool, limit uint32, stack []uint64, dst *[]byte) bool {
+	if !ok {
+		stack[0] = status(StatusUnavailable)
+		return false
+	}
+	if uint32(stack[1]) > limit {
+		in.view(fn, stack[0], stack[1]) // a wild length traps before it is "too large"
+		stack[0] = status(StatusTooLarge)
+		return false
+	}
+	b := in.view(fn, stack[0], stack[1])
+	*dst = append((*dst)[:0], b...)
+	stack[0] = 0
+	return true
+}
+
+func hostSetMessage(ctx context.Context, _ api.Module, stack []uint64) {
+	in := caller(ctx)
+	if in.setBytes(HostSetMessage, in.st.phase.decision(), MaxMessage, stack, &in.st.message) {
+		in.st.hasMessage = true
+	}
+}
+
+func hostAddAttribute(ctx context.Context, _ api.Module, stack []uint64) {
+	in := caller(ctx)
+	if in.st.phase != phaseAuthn {
+		stack[0] = status(StatusUnavailable)
+		return
+	}
+	k := in.view(HostAddAttribute, stack[0], stack[1])
+	v := in.view(HostAddAttribute, stack[2], stack[3])
+	if len(in.st.attrs) >= MaxAttributes || in.st.attrBytes+len(k)+len(v) > MaxAttributeSize {
+		stack[0] = status(StatusTooLarge)
+		return
+	}
+	in.st.attrs = append(in.st.attrs, policy.Attribute{Key: string(k), Value: string(v)})
+	in.st.attrBytes += len(k) + len(v)
+	stack[0] = 0
+}
+
+func hostSetExpiry(ctx context.Context, _ api.Module, stack []uint64) {
+	in := caller(ctx)
+	switch ns := int64(stack[0]); {
+	case in.st.phase != phaseAuthn:
+		stack[0] = status(StatusUnavailable)
+	case ns <= 0:
+		stack[0] = status(StatusTooLarge)
+	default:
+		in.st.expiry = ns
+		stack[0] = 0
+	}
+}
+
+func hostSetAuthData(ctx context.Context, _ api.Module, stack []uint64) {
+	in := caller(ctx)
+	var b []byte
+	if in.setBytes(HostSetAuthData, in.st.phase == phaseAuthn, MaxAuthData, stack, &b) {
+		in.st.authData = nonNil(b)
+	}
+}
+
+func hostSetAuthState(ctx context.Context, _ api.Module, stack []uint64) {
+	in := caller(ctx)
+	var b []byte
+	if in.setBytes(HostSetAuthState, in.st.phase == phaseAuthn, MaxAuthData, stack, &b) {
+		in.st.authState = nonNil(b)
+	}
+}
+
+// nonNil keeps "set to empty" distinct from "not set".
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+func hostSetKeyID(ctx context.Context, _ api.Module, stack []uint64) {
+	in := caller(ctx)
+	if in.setBytes(HostSetKeyID, in.st.phase == phasePayload, MaxKeyID, stack, &in.st.keyID) {
+		in.st.hasKeyID = true
+	}
+}
+
+// hostPayloadRead: payload_read(offset, ptr, len). Payload decisions come
+// with a later issue; until then st.payload is never set and this returns
+// -1, but the plumbing (grant, bounds, copy) is here.
+func hostPayloadRead(ctx context.Context, _ api.Module, stack []uint64) {
+	in := caller(ctx)
+	if !in.m.payload || in.st.phase != phasePayload || in.st.payload == nil {
+		stack[0] = status(StatusUnavailable)
+		return
+	}
+	off := int64(int32(stack[0]))
+	dst := in.view(HostPayloadRead, stack[1], stack[2])
+	if off < 0 {
+		stack[0] = status(StatusTooLarge)
+		return
+	}
+	n := 0
+	if off < int64(len(in.st.payload)) {
+		n = copy(dst, in.st.payload[off:])
+	}
+	stack[0] = status(int32(n))
+}
+
+// grantedFile returns the host path granted under the guest's name.
+func (in *instance) grantedFile(fn string, ptr, n uint64) (string, bool) {
+	name := in.view(fn, ptr, n)
+	path, ok := in.m.files[string(name)]
+	return path, ok
+}
+
+func hostFileSize(ctx context.Context, _ api.Module, stack []uint64) {
+	in := caller(ctx)
+	path, ok := in.grantedFile(HostFileSize, stack[0], stack[1])
+	if !ok {
+		stack[0] = api.EncodeI64(StatusUnavailable)
+		return
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		in.m.log.Warn("granted file unreadable", "path", path, "err", err)
+		stack[0] = api.EncodeI64(StatusIOError)
+		return
+	}
+	stack[0] = api.EncodeI64(fi.Size())
+}
+
+// hostFileRead: file_read(name_ptr, name_len, offset, ptr, len). The file
+// is opened at each call, so a changed file is seen at once; reads are cut
+// at MaxFileRead, and a guest loops until 0 as with read(2).
+func hostFileRead(ctx context.Context, _ api.Module, stack []uint64) {
+	in := caller(ctx)
+	path, ok := in.grantedFile(HostFileRead, stack[0], stack[1])
+	off := int64(stack[2])
+	dst := in.view(HostFileRead, stack[3], stack[4])
+	switch {
+	case !ok:
+		stack[0] = api.EncodeI64(StatusUnavailable)
+		return
+	case off < 0:
+		stack[0] = api.EncodeI64(StatusTooLarge)
+		return
+	}
+	if len(dst) > MaxFileRead {
+		dst = dst[:MaxFileRead]
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		in.m.log.Warn("granted file unreadable", "path", path, "err", err)
+		stack[0] = api.EncodeI64(StatusIOError)
+		return
+	}
+	defer f.Close()
+	n, err := f.ReadAt(dst, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		in.m.log.Warn("granted file unreadable", "path", path, "err", err)
+		stack[0] = api.EncodeI64(StatusIOError)
+		return
+	}
+	stack[0] = api.EncodeI64(int64(n))
+}
+
+// guestWriter turns a guest's stdout or stderr (WASI fd_write) into debug
+// log lines. One belongs to one instance, so it is never written
+// concurrently. Lines are cut at MaxLogLine.
+type guestWriter struct {
+	m      *Module
+	stream string
+	line   []byte
+}
+
+func (w *guestWriter) Write(p []byte) (int, error) {
+	if !w.m.log.Enabled(context.Background(), slog.LevelDebug) {
+		return len(p), nil
+	}
+	for _, c := range p {
+		if c == '\n' {
+			w.flush()
+			continue
+		}
+		if len(w.line) < MaxLogLine {
+			w.line = append(w.line, c)
+		}
+	}
+	return len(p), nil
+}
+
+func (w *guestWriter) flush() {
+	if len(w.line) > 0 {
+		w.m.log.Debug(string(w.line), "source", w.stream)
+		w.line = w.line[:0]
+	}
+}

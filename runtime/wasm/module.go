@@ -1,0 +1,463 @@
+package wasm
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/moat-mqtt/moat/runtime/policy"
+	"github.com/moat-mqtt/moat/runtime/wasm/internal/meter"
+)
+
+// Defaults of ModuleConfig, as documented in sdk/ABI.md §7.
+const (
+	DefaultTimeout     = 100 * time.Millisecond
+	DefaultMemoryLimit = 128 << 20
+	pageSize           = 64 << 10
+)
+
+// ModuleConfig describes one plugin: its binary and its limits. It maps
+// one [[plugin]] entry of moat.toml.
+type ModuleConfig struct {
+	// Name identifies the plugin in errors and logs.
+	Name string
+	// Path is where the binary came from; it is read from there unless
+	// Binary is set, and shown in load errors either way.
+	Path   string
+	Binary []byte
+	// SHA256, when set, pins the binary's digest (hex): another binary is
+	// refused.
+	SHA256 string
+	// Decisions lists what the plugin decides: "authn", "authz",
+	// "payload". Each needs its export.
+	Decisions []string
+	// Timeout bounds one call, and the wait for a free instance; default
+	// 100ms. At least 1ms.
+	Timeout time.Duration
+	// MemoryLimit caps linear memory in bytes, a multiple of 64 KiB;
+	// default 128 MiB.
+	MemoryLimit int64
+	// Instances is the pool size; default runtime.GOMAXPROCS(0).
+	Instances int
+	// Files grants read access to host files by name (name -> host path).
+	// The guest sees only names; files are read at call time.
+	Files map[string]string
+	// AllowPayload lets the payload decision read message payloads.
+	AllowPayload bool
+	// ConfigJSON is handed to moat_configure once per instance; default "{}".
+	ConfigJSON []byte
+}
+
+// Module is a loaded plugin: a compiled module and a pool of warm
+// instances. It is safe for concurrent use. Close it when it is no longer
+// in any policy.
+type Module struct {
+	e        *Engine
+	name     string
+	label    string // plugin "name" (path), for load errors
+	digest   string
+	log      *slog.Logger
+	timeout  time.Duration
+	ticks    uint64 // timeout in ticks, rounded up
+	files    map[string]string
+	payload  bool
+	config   []byte
+	decides  [KindPayload + 1]bool
+	hasStart bool
+	hasInit  bool
+	hasConf  bool
+
+	rt       wazero.Runtime
+	compiled wazero.CompiledModule
+	modCfg   wazero.ModuleConfig
+
+	pool   pool
+	closed atomic.Bool
+
+	broken   chan *slot    // slots whose instance must be replaced
+	stopRepl chan struct{} // closed by Close
+	replDone chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var (
+	_ policy.Authenticator = (*Module)(nil)
+	_ policy.Authorizer    = (*Module)(nil)
+)
+
+// ErrClosed is returned by calls on a closed Module.
+var ErrClosed = errors.New("wasm: module closed")
+
+// Name returns the plugin's name.
+func (m *Module) Name() string { return m.name }
+
+// Digest returns the SHA-256 of the binary as loaded, in hex, before any
+// instrumentation: the value a [plugin] sha256 pin must hold.
+func (m *Module) Digest() string { return m.digest }
+
+// Load reads, checks and compiles a module, then starts its pool of
+// instances, each initialised and configured. Every problem with the
+// module is an error naming the plugin, its file and what is wrong; a
+// module that loads has passed every check of sdk/ABI.md.
+//
+// ctx bounds compilation; each instance's initialisation is bounded by
+// cfg.Timeout.
+func (e *Engine) Load(ctx context.Context, cfg ModuleConfig) (m *Module, err error) {
+	if err := e.acquire(); err != nil {
+		return nil, fmt.Errorf("wasm: plugin %q: %w", cfg.Name, err)
+	}
+	defer func() {
+		if err != nil {
+			e.release()
+		}
+	}()
+	m = &Module{e: e, name: cfg.Name, log: e.log.With("module", cfg.Name)}
+	m.label = fmt.Sprintf("plugin %q", cfg.Name)
+	if cfg.Path != "" {
+		m.label += " (" + cfg.Path + ")"
+	}
+	if err := m.configure(&cfg); err != nil {
+		return nil, m.loadErr(err)
+	}
+	bin := cfg.Binary
+	if bin == nil {
+		b, err := os.ReadFile(cfg.Path)
+		if err != nil {
+			return nil, fmt.Errorf("wasm: plugin %q: %w", cfg.Name, err)
+		}
+		bin = b
+	}
+	sum := sha256.Sum256(bin)
+	m.digest = hex.EncodeToString(sum[:])
+	if cfg.SHA256 != "" && !strings.EqualFold(cfg.SHA256, m.digest) {
+		return nil, m.loadErr(fmt.Errorf("sha256 is %s, but the config pins %s", m.digest, cfg.SHA256))
+	}
+
+	info, err := scanModule(bin)
+	if err != nil {
+		return nil, m.loadErr(err)
+	}
+	limitPages := uint64(cfg.MemoryLimit / pageSize)
+	if info.hasMemory && info.memoryMin > limitPages {
+		return nil, m.loadErr(fmt.Errorf("memory needs at least %d pages (%d bytes), over the memory_limit of %d bytes",
+			info.memoryMin, info.memoryMin*pageSize, cfg.MemoryLimit))
+	}
+	metered, err := meter.Instrument(bin)
+	if err != nil {
+		return nil, m.loadErr(err)
+	}
+
+	m.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().
+		WithCompilationCache(e.cache).
+		WithMemoryLimitPages(uint32(limitPages)).
+		WithCloseOnContextDone(false)) // see RATIONALE.md: epoch interruption instead
+	if err := m.load(ctx, metered, info); err != nil {
+		return nil, errors.Join(m.loadErr(err), m.rt.Close(ctx))
+	}
+
+	m.broken = make(chan *slot, cfg.Instances)
+	m.stopRepl = make(chan struct{})
+	m.replDone = make(chan struct{})
+	m.pool.init(cfg.Instances)
+	for i := range m.pool.slots {
+		in, err := m.newInstance(ctx)
+		if err != nil {
+			for j := range i {
+				m.closeInstance(m.pool.slots[j].in)
+			}
+			return nil, errors.Join(m.loadErr(err), m.rt.Close(ctx))
+		}
+		m.pool.slots[i].in = in
+	}
+	go m.replacer()
+	return m, nil
+}
+
+func (m *Module) loadErr(err error) error {
+	return fmt.Errorf("wasm: %s: %w", m.label, err)
+}
+
+// configure applies defaults and checks cfg.
+func (m *Module) configure(cfg *ModuleConfig) error {
+	var problems []string
+	if cfg.Name == "" {
+		problems = append(problems, "no name")
+	}
+	if cfg.Binary == nil && cfg.Path == "" {
+		problems = append(problems, "neither a path nor a binary")
+	}
+	if len(cfg.Decisions) == 0 {
+		problems = append(problems, `no decisions (want some of "authn", "authz", "payload")`)
+	}
+	for i, d := range cfg.Decisions {
+		k := decisionKind(d)
+		switch {
+		case k == 0:
+			problems = append(problems, fmt.Sprintf(`unknown decision %q (want "authn", "authz" or "payload")`, d))
+		case slices.Contains(cfg.Decisions[:i], d):
+			problems = append(problems, fmt.Sprintf("decision %q listed twice", d))
+		default:
+			m.decides[k] = true
+		}
+	}
+	m.timeout = cfg.Timeout
+	if m.timeout == 0 {
+		m.timeout = DefaultTimeout
+	}
+	if m.timeout < tick {
+		problems = append(problems, fmt.Sprintf("timeout %v is below %v", cfg.Timeout, tick))
+	}
+	m.ticks = uint64((m.timeout + tick - 1) / tick)
+	if cfg.MemoryLimit == 0 {
+		cfg.MemoryLimit = DefaultMemoryLimit
+	}
+	if cfg.MemoryLimit < pageSize || cfg.MemoryLimit%pageSize != 0 || cfg.MemoryLimit > 1<<32 {
+		problems = append(problems, fmt.Sprintf("memory_limit %d is not a multiple of 64 KiB between 64 KiB and 4 GiB", cfg.MemoryLimit))
+	}
+	if cfg.Instances == 0 {
+		cfg.Instances = runtime.GOMAXPROCS(0)
+	}
+	if cfg.Instances < 1 || cfg.Instances > 1024 {
+		problems = append(problems, fmt.Sprintf("instances %d is not between 1 and 1024", cfg.Instances))
+	}
+	for name, path := range cfg.Files {
+		if name == "" || path == "" {
+			problems = append(problems, fmt.Sprintf("files: grant %q = %q needs a name and a path", name, path))
+		}
+	}
+	m.files = maps(cfg.Files)
+	m.payload = cfg.AllowPayload
+	m.config = bytes.TrimSpace(cfg.ConfigJSON)
+	if len(m.config) == 0 {
+		m.config = []byte("{}")
+	} else if !json.Valid(m.config) {
+		problems = append(problems, "config is not valid JSON")
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// emptyObject tells whether a valid JSON text is {}.
+func emptyObject(j []byte) bool {
+	var b bytes.Buffer
+	return json.Compact(&b, j) == nil && b.String() == "{}"
+}
+
+func maps(in map[string]string) map[string]string {
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		out[k] = v
+	}
+	return out
+}
+
+func decisionKind(d string) byte {
+	switch d {
+	case DecisionAuthn:
+		return KindAuthn
+	case DecisionAuthz:
+		return KindAuthz
+	case DecisionPayload:
+		return KindPayload
+	}
+	return 0
+}
+
+// load instantiates the host modules in m's runtime, compiles the metered
+// binary and checks it against the ABI.
+func (m *Module) load(ctx context.Context, metered []byte, info moduleInfo) error {
+	host, err := m.hostModule().Instantiate(ctx)
+	if err != nil {
+		return fmt.Errorf("host module: %w", err)
+	}
+	wasi, err := wasi_snapshot_preview1.Instantiate(ctx, m.rt)
+	if err != nil {
+		return fmt.Errorf("wasi: %w", err)
+	}
+	compiled, err := m.rt.CompileModule(ctx, metered)
+	if err != nil {
+		return fmt.Errorf("compile: %w", err)
+	}
+	m.compiled = compiled
+	if err := m.check(compiled, info, host, wasi.(api.Module)); err != nil {
+		return err
+	}
+	exports := compiled.ExportedFunctions()
+	_, m.hasStart = exports[meter.ExportStart]
+	_, m.hasInit = exports[ExportInitialize]
+	_, m.hasConf = exports[ExportConfigure]
+	// A sandbox: no FS, no env, no args, empty stdin; real clocks and
+	// randomness; sleeping returns at once (the default) because a guest
+	// that sleeps holds an instance and a goroutine for nothing.
+	m.modCfg = wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions().
+		WithRandSource(rand.Reader).
+		WithSysWalltime().
+		WithSysNanotime()
+	return nil
+}
+
+// sig is a function type, printed as sdk/ABI.md writes it.
+type sig struct{ params, results []api.ValueType }
+
+func (s sig) String() string {
+	var b strings.Builder
+	b.WriteByte('(')
+	for i, p := range s.params {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(api.ValueTypeName(p))
+	}
+	b.WriteString(") -> ")
+	switch len(s.results) {
+	case 0:
+		b.WriteString("()")
+	case 1:
+		b.WriteString(api.ValueTypeName(s.results[0]))
+	default:
+		b.WriteByte('(')
+		for i, r := range s.results {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(api.ValueTypeName(r))
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+func (s sig) equal(d api.FunctionDefinition) bool {
+	return slices.Equal(s.params, d.ParamTypes()) && slices.Equal(s.results, d.ResultTypes())
+}
+
+func defSig(d api.FunctionDefinition) sig { return sig{d.ParamTypes(), d.ResultTypes()} }
+
+var (
+	i32, i64   = api.ValueTypeI32, api.ValueTypeI64
+	sigVoid    = sig{}
+	sigDecide  = sig{[]api.ValueType{i32}, []api.ValueType{i32}}
+	decisionEx = [...]string{KindAuthn: ExportAuthenticate, KindAuthz: ExportAuthorize, KindPayload: ExportPayload}
+)
+
+// check validates the exports and imports of a compiled module against
+// sdk/ABI.md §1 and §6, collecting every problem so that a plugin author
+// sees them all at once.
+func (m *Module) check(c wazero.CompiledModule, info moduleInfo, host, wasi api.Module) error {
+	exports := c.ExportedFunctions()
+
+	// The version comes first: a module for another ABI would fail every
+	// other check, and the version is the one problem worth reporting.
+	if d, ok := exports[ExportABIVersion]; !ok {
+		var other []string
+		for name := range exports {
+			if v, ok := strings.CutPrefix(name, ExportABIPrefix); ok {
+				if _, err := strconv.ParseUint(v, 10, 32); err == nil {
+					other = append(other, "v"+v)
+				}
+			}
+		}
+		if len(other) > 0 {
+			slices.Sort(other)
+			return fmt.Errorf("speaks moat ABI %s, this broker speaks v%d", strings.Join(other, ", "), ABIVersion)
+		}
+		return fmt.Errorf("not a moat module: missing export func[%s] %v", ExportABIVersion, sigVoid)
+	} else if !sigVoid.equal(d) {
+		return fmt.Errorf("export func[%s] has type %v, want %v", ExportABIVersion, defSig(d), sigVoid)
+	}
+
+	var problems []string
+	want := func(name string, s sig, required bool) bool {
+		d, ok := exports[name]
+		switch {
+		case !ok && required:
+			problems = append(problems, fmt.Sprintf("missing export func[%s] %v", name, s))
+		case ok && !s.equal(d):
+			problems = append(problems, fmt.Sprintf("export func[%s] has type %v, want %v", name, defSig(d), s))
+			return false
+		}
+		return ok
+	}
+	if _, ok := c.ExportedMemories()[ExportMemory]; !ok {
+		problems = append(problems, fmt.Sprintf("missing export memory[%s]", ExportMemory))
+	}
+	want(ExportBuffer, sigDecide, true)
+	decides := false
+	for k := KindAuthn; k <= KindPayload; k++ {
+		if want(decisionEx[k], sigDecide, m.decides[k]) {
+			decides = true
+		}
+	}
+	if !decides {
+		problems = append(problems, fmt.Sprintf("exports no decision: want func[%s], func[%s] or func[%s] %v",
+			ExportAuthenticate, ExportAuthorize, ExportPayload, sigDecide))
+	}
+	want(ExportInitialize, sigVoid, false)
+	want(ExportConfigure, sigDecide, false)
+	if _, ok := exports[ExportConfigure]; !ok && !emptyObject(m.config) {
+		problems = append(problems, fmt.Sprintf("has a [plugin.config] but no export func[%s] %v to receive it", ExportConfigure, sigDecide))
+	}
+
+	hostFns := host.ExportedFunctionDefinitions()
+	wasiFns := wasi.ExportedFunctionDefinitions()
+	funcs := c.ImportedFunctions()
+	for _, im := range info.imports {
+		where := im.module + "." + im.name
+		if im.kind != externFunc {
+			problems = append(problems, fmt.Sprintf("imports %s %s, but moat provides only functions", im.kindName(), where))
+			continue
+		}
+		var provided map[string]api.FunctionDefinition
+		switch im.module {
+		case HostModule:
+			provided = hostFns
+			if (im.name == HostFileSize || im.name == HostFileRead) && len(m.files) == 0 {
+				problems = append(problems, fmt.Sprintf("imports %s, which needs a [plugin.files] grant", where))
+				continue
+			}
+		case WASIModule:
+			provided = wasiFns
+		default:
+			problems = append(problems, fmt.Sprintf("imports %s from module %q; moat provides only %q and %q", where, im.module, HostModule, WASIModule))
+			continue
+		}
+		p, ok := provided[im.name]
+		if !ok {
+			problems = append(problems, fmt.Sprintf("imports %s, which %s does not provide", where, im.module))
+			continue
+		}
+		for _, d := range funcs {
+			if mod, name, _ := d.Import(); mod == im.module && name == im.name && !defSig(p).equal(d) {
+				problems = append(problems, fmt.Sprintf("imports %s with type %v, but moat provides %v", where, defSig(d), defSig(p)))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}

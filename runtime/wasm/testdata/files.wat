@@ -1,0 +1,20 @@
+;; moat_authorize reads the granted file named by the topic: allow with the
+;; first bytes of the file as the message, or deny 0x87 when the read fails.
+(module
+  (import "moat" "set_message" (func $set_message (param i32 i32) (result i32)))
+  (import "moat" "file_size" (func $file_size (param i32 i32) (result i64)))
+  (import "moat" "file_read" (func $file_read (param i32 i32 i64 i32 i32) (result i64)))
+  (memory (export "memory") 1)
+  (func (export "moat_abi_v1"))
+  (func (export "moat_buffer") (param i32) (result i32) (i32.const 1024))
+  (func (export "moat_authorize") (param i32) (result i32)
+    (local $p i32) (local $l i32) (local $n i64)
+    (local.set $p (i32.add (i32.const 1024) (i32.load (i32.const 1080))))
+    (local.set $l (i32.load (i32.const 1084)))
+    (if (i64.lt_s (call $file_size (local.get $p) (local.get $l)) (i64.const 0))
+      (then (return (i32.const 0x8702))))
+    (local.set $n (call $file_read (local.get $p) (local.get $l) (i64.const 0) (i32.const 8192) (i32.const 64)))
+    (if (i64.lt_s (local.get $n) (i64.const 0))
+      (then (return (i32.const 0x8702))))
+    (drop (call $set_message (i32.const 8192) (i32.wrap_i64 (local.get $n))))
+    (i32.const 1)))

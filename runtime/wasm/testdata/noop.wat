@@ -1,0 +1,2 @@
+;; The floor for BenchmarkCallNoop: an export that does nothing.
+(module (func (export "noop")))

@@ -1,0 +1,6 @@
+;; Imports a host function moat does not have.
+(module
+  (import "moat" "exec" (func (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "moat_abi_v1"))
+  (func (export "moat_buffer") (param i32) (result i32) (i32.const 1024)) (func (export "moat_authorize") (param i32) (result i32) (i32.const 1)))
