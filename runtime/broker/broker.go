@@ -29,6 +29,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/moat-mqtt/moat/runtime/config"
+	"github.com/moat-mqtt/moat/runtime/crypto"
 	"github.com/moat-mqtt/moat/runtime/policy"
 )
 
@@ -44,6 +45,10 @@ type Options struct {
 	// Logger receives the broker's and mochi's log lines (the caller builds
 	// it from [log]); nil discards them.
 	Logger *slog.Logger
+	// Ring holds the payload key ring (payload.go); nil or empty when no
+	// [[key]] is configured. The caller may swap the ring at any time to
+	// rotate keys.
+	Ring *crypto.RingHolder
 }
 
 // Broker is a running (or runnable) MQTT broker. Its methods are safe for
@@ -55,8 +60,9 @@ type Broker struct {
 
 	// hooks lists every hook registered with srv, in order; addHook is the
 	// only way one is added, so the list is complete.
-	hooks  []mqtt.Hook
-	policy *policyHook
+	hooks   []mqtt.Hook
+	policy  *policyHook
+	payload *payloadHook // payload.go
 
 	mu        sync.Mutex
 	state     state
@@ -128,8 +134,13 @@ func New(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b.policy = newPolicyHook(srv, opts.Decider, log)
-	b.policy.keepCredentials = cfg.Reload.Reauthenticate
+	b.policy.keepCredentials.Store(cfg.Reload.Reauthenticate)
 	if err := b.addHook(b.policy, nil); err != nil {
+		return nil, err
+	}
+	// After the policy hook, whose sessions and verdicts it builds on.
+	b.payload = newPayloadHook(srv, b.policy, opts.Ring, cfg.Payload.RequireE2EDisconnect, log)
+	if err := b.addHook(b.payload, nil); err != nil {
 		return nil, err
 	}
 	if err := checkAuthHooks(b.hooks, b.policy); err != nil {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/moat-mqtt/moat/sdk/envelope"
@@ -79,6 +80,10 @@ func ReadKeyFile(path string) ([]byte, error) {
 type Ring struct {
 	sealers map[string]*envelope.Sealer
 	active  map[string]string // purpose -> key id
+	// scratch holds plaintext buffers for Reseal, whose plaintext never
+	// leaves the call: a 64 KiB message otherwise costs one more large
+	// allocation (zeroed, then collected) per reseal.
+	scratch *sync.Pool
 }
 
 // NewRing loads every key. active maps a purpose (such as "at-rest") to the
@@ -87,7 +92,8 @@ func NewRing(ctx context.Context, src Source, keys []KeySpec, active map[string]
 	if src == nil {
 		src = FileSource{}
 	}
-	r := &Ring{sealers: make(map[string]*envelope.Sealer, len(keys)), active: make(map[string]string, len(active))}
+	r := &Ring{sealers: make(map[string]*envelope.Sealer, len(keys)), active: make(map[string]string, len(active)),
+		scratch: &sync.Pool{New: func() any { return new([]byte) }}}
 	var errs []error
 	for _, k := range keys {
 		if _, dup := r.sealers[k.ID]; dup {
@@ -194,3 +200,43 @@ func (h *RingHolder) Load() *Ring { return h.p.Load() }
 
 // Store puts r in force.
 func (h *RingHolder) Store(r *Ring) { h.p.Store(r) }
+
+// Purposes of the ring's active keys: which key new envelopes are sealed
+// under when the policy names none.
+const (
+	// PurposeAtRest seals payloads the broker stores (at-rest mode, and the
+	// stored form of re-encrypted messages).
+	PurposeAtRest = "at-rest"
+	// PurposeReencrypt seals a re-encrypted message for a subscriber when
+	// the policy's deliver decision names no key.
+	PurposeReencrypt = "reencrypt"
+)
+
+// Reseal opens env, sealed for topic under any key of the ring, and seals
+// its plaintext for the same topic under key id. It returns the id env was
+// sealed under. The plaintext exists only inside the call: rewrapping and
+// re-encryption never hand it out.
+func (r *Ring) Reseal(id, topic string, env []byte) ([]byte, string, error) {
+	s, ok := r.sealers[id]
+	if !ok {
+		return nil, "", fmt.Errorf("%w %q", ErrUnknownKey, id)
+	}
+	h, err := envelope.Parse(env)
+	if err != nil {
+		return nil, "", err
+	}
+	from, ok := r.sealers[h.KeyID]
+	if !ok {
+		return nil, h.KeyID, fmt.Errorf("%w %q", ErrUnknownKey, h.KeyID)
+	}
+	buf := r.scratch.Get().(*[]byte)
+	defer r.scratch.Put(buf)
+	plain, err := from.Open((*buf)[:0], topic, env)
+	if err != nil {
+		return nil, h.KeyID, err
+	}
+	*buf = plain[:0] // keep a grown buffer
+	out, err := s.Seal(make([]byte, 0, len(plain)+s.Overhead()), topic, plain)
+	clear(plain)
+	return out, h.KeyID, err
+}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/moat-mqtt/moat/sdk/envelope"
 )
 
 func writeKey(t *testing.T, dir, name string, content []byte, mode os.FileMode) string {
@@ -127,6 +129,100 @@ func TestNewRingErrors(t *testing.T) {
 	for _, want := range []string{`key "a": defined twice`, `key "b"`, "lets group", `algorithm "rot13"`, `no key "zz"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+// memKeys serves keys from memory.
+type memKeys map[string][]byte
+
+func (m memKeys) Load(_ context.Context, spec KeySpec) ([]byte, error) {
+	k, ok := m[spec.ID]
+	if !ok {
+		return nil, errors.New("no such key")
+	}
+	return bytes.Clone(k), nil
+}
+
+func TestReseal(t *testing.T) {
+	keys := memKeys{"a": bytes.Repeat([]byte{1}, 32), "b": bytes.Repeat([]byte{2}, 32)}
+	r, err := NewRing(context.Background(), keys, []KeySpec{{ID: "a"}, {ID: "b", Algorithm: "chacha20-poly1305"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := r.Seal("a", "t/1", []byte("secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, from, err := r.Reseal("b", "t/1", env)
+	if err != nil || from != "a" {
+		t.Fatalf("Reseal = %q, %v", from, err)
+	}
+	if plain, id, err := r.Open("t/1", out); err != nil || id != "b" || string(plain) != "secret" {
+		t.Fatalf("resealed envelope: %q %q %v", plain, id, err)
+	}
+	tampered := bytes.Clone(env)
+	tampered[len(tampered)-1] ^= 1
+	for name, tc := range map[string]struct {
+		id, topic string
+		env       []byte
+		want      error
+	}{
+		"unknown target": {"c", "t/1", env, ErrUnknownKey},
+		"wrong topic":    {"b", "t/2", env, envelope.ErrAuth},
+		"tampered":       {"b", "t/1", tampered, envelope.ErrAuth},
+		"not envelope":   {"b", "t/1", []byte("plain"), envelope.ErrNotEnvelope},
+	} {
+		if _, _, err := r.Reseal(tc.id, tc.topic, tc.env); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		}
+	}
+}
+
+// TestRingHolderHammer swaps rings while goroutines seal under the active
+// key and open what they sealed: every envelope opens under whichever ring
+// is in force, since both rings hold both keys.
+func TestRingHolderHammer(t *testing.T) {
+	keys := memKeys{"a": bytes.Repeat([]byte{1}, 32), "b": bytes.Repeat([]byte{2}, 32)}
+	specs := []KeySpec{{ID: "a"}, {ID: "b"}}
+	ra, _ := NewRing(context.Background(), keys, specs, map[string]string{PurposeAtRest: "a"})
+	rb, _ := NewRing(context.Background(), keys, specs, map[string]string{PurposeAtRest: "b"})
+	var h RingHolder
+	h.Store(ra)
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				r := h.Load()
+				env, err := r.Seal(r.Active(PurposeAtRest), "t", []byte("x"))
+				if err == nil {
+					_, _, err = h.Load().Open("t", env)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for i := range 2000 {
+		if i%2 == 0 {
+			h.Store(rb)
+		} else {
+			h.Store(ra)
+		}
+	}
+	close(done)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
 		}
 	}
 }
