@@ -300,7 +300,14 @@ func TestSuperuserSkipsAuthorization(t *testing.T) {
 		t.Fatalf("PUBACK 0x%02X, want 0", got)
 	}
 	mustV3(t, b.addr, "", "carol", "carol-pw").publish(t, "secret/exact", 1, false)
-	if got := admin.until(t, "secret/exact"); !slices.Equal(got, []string{"forbidden/x", "secret/exact"}) {
+	// mochi acknowledges a publish before it delivers it, so carol's message
+	// may overtake admin's own: compare as sets.
+	got := admin.until(t, "secret/exact")
+	if !slices.Contains(got, "forbidden/x") {
+		got = append(got, admin.until(t, "forbidden/x")...)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"forbidden/x", "secret/exact"}) {
 		t.Fatalf("received %v", got)
 	}
 }
@@ -372,6 +379,16 @@ func TestSessionTakeover(t *testing.T) {
 				}
 				if pub, ok := p.Content.(*ppackets.Publish); ok {
 					got = append(got, pub.Topic)
+				}
+			}
+			// mochi acknowledges carol's publish before it queues the
+			// message, so on a loaded machine the session may be taken over
+			// first and the message then arrives live, after the PINGRESP.
+			if tc.gets && !slices.Contains(got, "secret/q") {
+				if p := second.recv(); p != nil {
+					if pub, ok := p.Content.(*ppackets.Publish); ok {
+						got = append(got, pub.Topic)
+					}
 				}
 			}
 			if slices.Contains(got, "secret/q") != tc.gets {
