@@ -41,13 +41,16 @@ type instance struct {
 	m   *Module
 	ctx context.Context // carries instanceKey → this instance; never cancelled
 
-	mod       api.Module
-	mem       api.Memory
-	epoch     api.MutableGlobal // written by the Engine's ticker only
-	deadline  api.MutableGlobal // written by the calling goroutine only
-	decide    [KindPayload + 1]api.Function
-	buffer    api.Function
-	configure api.Function
+	mod      api.Module
+	mem      api.Memory
+	epoch    api.MutableGlobal // written by the Engine's ticker only
+	deadline api.MutableGlobal // written by the calling goroutine only
+	// initializing is set while init runs, so that a deadline error
+	// names the init timeout.
+	initializing bool
+	decide       [KindPayload + 1]api.Function
+	buffer       api.Function
+	configure    api.Function
 
 	stack   [1]uint64 // params and results of every export have at most one value
 	buf     uint32    // guest buffer from moat_buffer
@@ -126,7 +129,10 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 
 func (in *instance) init(ctx context.Context) error {
 	m := in.m
-	in.setDeadline(ctx)
+	d, ok := ctx.Deadline()
+	in.deadline.Set(m.e.deadline(m.initTicks, d, ok))
+	in.initializing = true
+	defer func() { in.initializing = false }()
 	in.st.reset(phaseInit)
 	defer func() { in.st.phase = phaseIdle }()
 	if m.hasStart {
@@ -248,6 +254,9 @@ func (e *hostFault) Error() string {
 // fault classifies a failed call into a one-line plugin error.
 func (in *instance) fault(err error) error {
 	if in.m.e.expired(in) {
+		if in.initializing {
+			return &deadlineError{timeout: in.m.initTimeout}
+		}
 		return &deadlineError{timeout: in.m.timeout}
 	}
 	var hf *hostFault

@@ -30,6 +30,7 @@ import (
 // Defaults of ModuleConfig, as documented in sdk/ABI.md §7.
 const (
 	DefaultTimeout     = 100 * time.Millisecond
+	DefaultInitTimeout = 5 * time.Second
 	DefaultMemoryLimit = 128 << 20
 	pageSize           = 64 << 10
 )
@@ -52,6 +53,13 @@ type ModuleConfig struct {
 	// Timeout bounds one call, and the wait for a free instance; default
 	// 100ms. At least 1ms.
 	Timeout time.Duration
+	// InitTimeout bounds the initialisation of an instance (start
+	// function, _initialize, moat_configure); default DefaultInitTimeout,
+	// never less than Timeout. It is separate because starting a Go
+	// runtime or parsing a large granted file takes far longer than a
+	// decision, and happens off the hot path; a looping initialiser is
+	// still stopped.
+	InitTimeout time.Duration
 	// MemoryLimit caps linear memory in bytes, a multiple of 64 KiB;
 	// default 128 MiB.
 	MemoryLimit int64
@@ -70,20 +78,23 @@ type ModuleConfig struct {
 // instances. It is safe for concurrent use. Close it when it is no longer
 // in any policy.
 type Module struct {
-	e        *Engine
-	name     string
-	label    string // plugin "name" (path), for load errors
-	digest   string
-	log      *slog.Logger
-	timeout  time.Duration
-	ticks    uint64 // timeout in ticks, rounded up
-	files    map[string]string
-	payload  bool
-	config   []byte
-	decides  [KindPayload + 1]bool
-	hasStart bool
-	hasInit  bool
-	hasConf  bool
+	e       *Engine
+	name    string
+	label   string // plugin "name" (path), for load errors
+	digest  string
+	log     *slog.Logger
+	timeout time.Duration
+	ticks   uint64 // timeout in ticks, rounded up
+	// initTimeout and initTicks bound instance initialisation.
+	initTimeout time.Duration
+	initTicks   uint64
+	files       map[string]string
+	payload     bool
+	config      []byte
+	decides     [KindPayload + 1]bool
+	hasStart    bool
+	hasInit     bool
+	hasConf     bool
 
 	rt       wazero.Runtime
 	compiled wazero.CompiledModule
@@ -228,6 +239,14 @@ func (m *Module) configure(cfg *ModuleConfig) error {
 		problems = append(problems, fmt.Sprintf("timeout %v is below %v", cfg.Timeout, tick))
 	}
 	m.ticks = uint64((m.timeout + tick - 1) / tick)
+	m.initTimeout = cfg.InitTimeout
+	if m.initTimeout == 0 {
+		m.initTimeout = DefaultInitTimeout
+	}
+	if m.initTimeout < m.timeout {
+		m.initTimeout = m.timeout
+	}
+	m.initTicks = uint64((m.initTimeout + tick - 1) / tick)
 	if cfg.MemoryLimit == 0 {
 		cfg.MemoryLimit = DefaultMemoryLimit
 	}
