@@ -62,7 +62,11 @@
 // The plugin's [[plugin]] timeout must cover the file's hashes: Hash's
 // argon2id default takes about 35 ms native and 230 ms in wasm, bcrypt cost
 // 10 about 100 and 240 ms, a Mosquitto $7$ with 101 iterations 0.13 and
-// 0.75 ms.
+// 0.75 ms. The passwd plugin does not pay the wasm figures: it passes
+// Options.Hasher = sdk/go/hostcrypto's, so that PBKDF2, argon2id and
+// bcrypt run in the broker at native speed (sdk/ABI.md §6, "Password
+// hashing"). The broker caps argon2id at m·t ≤ 262,144 KiB, a quarter of
+// the cap above; the plugin computes larger ones inside wasm.
 //
 // # Timing
 //

@@ -19,6 +19,11 @@ type Options struct {
 	// written, as go-auth's hasher_salt_encoding: SaltBase64 (the default,
 	// also go-auth's) or SaltUTF8 (the salt text is the salt).
 	GoAuthSaltEncoding string
+	// Hasher computes the PBKDF2, Argon2id and bcrypt checks of Verify;
+	// nil means NativeHasher. The passwd plugin passes the broker's (see
+	// sdk/go/hostcrypto), because these hashes run many times slower
+	// inside wasm.
+	Hasher Hasher
 }
 
 func (o Options) check() error {
@@ -61,6 +66,9 @@ func Parse(r io.Reader, name string) (*File, error) {
 func ParseWith(r io.Reader, name string, opts Options) (*File, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
+	}
+	if opts.Hasher == nil {
+		opts.Hasher = nativeHasher{}
 	}
 	f := &File{name: name, opts: opts, users: make(map[string]*entry)}
 	err := scan(r, name, func(n int, raw, user, value string) error {
@@ -233,10 +241,10 @@ func (f *File) pickDummy() {
 func (f *File) Verify(username string, password []byte) bool {
 	e, ok := f.users[username]
 	if !ok {
-		f.dummy.verify(password)
+		f.dummy.verify(f.opts.Hasher, password)
 		return false
 	}
-	return e.verify(password)
+	return e.verify(f.opts.Hasher, password)
 }
 
 // Len returns the number of users.

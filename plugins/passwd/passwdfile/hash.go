@@ -1,6 +1,8 @@
 package passwdfile
 
 import (
+	"crypto"
+	"crypto/hmac"
 	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha256"
@@ -9,7 +11,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"strconv"
 	"strings"
@@ -261,35 +262,45 @@ type entry struct {
 	text  string // as in the file (trimmed), for writing back
 	salt  []byte
 	sum   []byte
-	iter  int    // PBKDF2 iterations, bcrypt cost, argon2 t
-	mem   uint32 // argon2 m, KiB
-	par   uint8  // argon2 p
-	prf   func() hash.Hash
+	iter  int         // PBKDF2 iterations, bcrypt cost, argon2 t
+	mem   uint32      // argon2 m, KiB
+	par   uint8       // argon2 p
+	alg   crypto.Hash // PBKDF2's and SCRAM's hash
 	scram scramauth.Credentials
 }
 
-// verify checks password; its cost depends only on the entry's parameters.
-func (e *entry) verify(password []byte) bool {
+// verify checks password with h; its cost depends only on the entry's
+// parameters. An error from h (a host refusing the parameters) is a
+// refusal.
+func (e *entry) verify(h Hasher, password []byte) bool {
 	var got []byte
+	var err error
 	switch e.kind {
 	case kindSHA512:
 		got = sha512Salted(password, e.salt)
 	case kindMosqPBKDF2, kindGoAuthPBKDF2:
-		var err error
-		if got, err = pbkdf2.Key(e.prf, string(password), e.salt, e.iter, len(e.sum)); err != nil {
-			return false
-		}
+		got, err = h.PBKDF2(e.alg, password, e.salt, e.iter, len(e.sum))
 	case kindArgon2id:
-		got = argon2.IDKey(password, e.salt, uint32(e.iter), e.mem, e.par, uint32(len(e.sum)))
+		got, err = h.Argon2id(password, e.salt, uint32(e.iter), e.mem, e.par, uint32(len(e.sum)))
 	case kindBcrypt:
-		// Constant time inside (subtle.ConstantTimeCompare).
-		return bcrypt.CompareHashAndPassword([]byte(e.text), password) == nil
+		// Constant time inside.
+		ok, err := h.BcryptCompare([]byte(e.text), password)
+		return ok && err == nil
 	case kindSCRAM:
-		return e.scram.Verify(password)
+		// scramauth.Credentials.Verify, with the PBKDF2 through h:
+		// StoredKey = H(HMAC(SaltedPassword, "Client Key")), RFC 5802 §3.
+		var sp []byte
+		if sp, err = h.PBKDF2(e.alg, password, e.salt, e.iter, e.alg.Size()); err == nil {
+			mac := hmac.New(e.alg.New, sp)
+			mac.Write([]byte("Client Key"))
+			d := e.alg.New()
+			d.Write(mac.Sum(nil))
+			got = d.Sum(nil)
+		}
 	default:
 		return false
 	}
-	return subtle.ConstantTimeCompare(got, e.sum) == 1
+	return err == nil && subtle.ConstantTimeCompare(got, e.sum) == 1
 }
 
 // costKey groups entries that cost the same to verify, to pick the dummy.
@@ -358,15 +369,36 @@ func parseHash(s string, goAuthSalt string) (*entry, error) {
 	case strings.HasPrefix(s, "PBKDF2$"):
 		return parseGoAuth(s, goAuthSalt)
 	case scramauth.IsCredentials(s):
-		c, err := scramauth.ParseCredentials(s)
-		if err != nil {
-			return nil, err
-		}
-		return &entry{kind: kindSCRAM, text: s, scram: c}, nil
+		return parseSCRAM(s)
 	case strings.HasPrefix(s, "$argon2id"):
 		return nil, errors.New("$argon2id hash without v=19: Argon2 version 1.0 is not supported")
 	}
 	return nil, errUnknown(s)
+}
+
+// parseSCRAM keeps, besides the credentials the scram plugin serves, the
+// salt, iterations and StoredKey that a plain password is checked against
+// (scramauth does not export them, and Verify must hash through the
+// Hasher).
+func parseSCRAM(s string) (*entry, error) {
+	c, err := scramauth.ParseCredentials(s)
+	if err != nil {
+		return nil, err
+	}
+	e := &entry{kind: kindSCRAM, text: s, scram: c, iter: c.Iterations(), alg: crypto.SHA256}
+	if c.Mechanism() == scramauth.SHA512 {
+		e.alg = crypto.SHA512
+	}
+	// "", "scram-sha-256", "i=<n>", salt, StoredKey, ServerKey: valid, since
+	// ParseCredentials accepted it.
+	parts := strings.Split(s, "$")
+	if e.salt, err = decodeB64(parts[3]); err != nil {
+		return nil, err
+	}
+	if e.sum, err = decodeB64(parts[4]); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
 func parseMosqSHA512(s string) (*entry, error) {
@@ -409,7 +441,7 @@ func parseMosqPBKDF2(s string) (*entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &entry{kind: kindMosqPBKDF2, text: s, salt: salt, sum: sum, iter: n, prf: sha512.New}, nil
+	return &entry{kind: kindMosqPBKDF2, text: s, salt: salt, sum: sum, iter: n, alg: crypto.SHA512}, nil
 }
 
 func parseArgon2id(s string) (*entry, error) {
@@ -485,12 +517,12 @@ func parseGoAuth(s, saltEncoding string) (*entry, error) {
 	if len(parts) != 5 {
 		return nil, errors.New("PBKDF2 hash: want PBKDF2$sha256|sha512$<iterations>$<salt>$<hash>")
 	}
-	var prf func() hash.Hash
+	var alg crypto.Hash
 	switch parts[1] {
 	case "sha256":
-		prf = sha256.New
+		alg = crypto.SHA256
 	case "sha512":
-		prf = sha512.New
+		alg = crypto.SHA512
 	default:
 		return nil, errors.New("PBKDF2 hash: algorithm must be sha256 or sha512")
 	}
@@ -514,7 +546,7 @@ func parseGoAuth(s, saltEncoding string) (*entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &entry{kind: kindGoAuthPBKDF2, text: s, salt: salt, sum: sum, iter: n, prf: prf}, nil
+	return &entry{kind: kindGoAuthPBKDF2, text: s, salt: salt, sum: sum, iter: n, alg: alg}, nil
 }
 
 // parseCount parses an unsigned decimal in [lo, hi].

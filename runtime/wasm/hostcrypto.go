@@ -1,0 +1,287 @@
+package wasm
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/binary"
+	"hash"
+
+	"github.com/tetratelabs/wazero/api"
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/blowfish"
+)
+
+// Password hashing host functions (sdk/ABI.md §6, "Password hashing").
+//
+// Why they exist: SHA-2, Argon2 and bcrypt compiled to wasm run 3 to 50
+// times slower than natively (no SHA or vector instructions; a
+// PBKDF2-HMAC-SHA512 at 210,000 iterations takes 1.5 s in a Go guest and
+// 0.26 s in the host), so a password plugin would spend its deadline on
+// the sandbox's overhead rather than on the hash's cost. The guest passes
+// the password and the salt; the host hashes them and writes the result
+// back. No broker key is involved: the host computes what the guest could
+// compute itself, only faster.
+//
+// Why they are safe to offer to every module: each call's cost is bounded.
+// They run on the goroutine that called the guest, where the epoch
+// deadline cannot reach (the instrumented checks are in guest code), so
+// pbkdf2 and bcrypt_compare check the call's deadline themselves every
+// millisecond or so of work (hashCheck) and fail the call as a deadline
+// error, as a guest loop would; argon2id cannot be stopped once it runs
+// (golang.org/x/crypto/argon2 has no hook), so it checks the deadline
+// before it starts and its work is capped at m·t ≤ MaxArgon2Work: 0.3 s
+// (m = 64 MiB, t = 4) to 0.7 s (m = 256 MiB, t = 1, mostly touching fresh
+// memory) on the shared 2-core Xeon the figures come from. Argon2's
+// memory is host memory, so m may not exceed the plugin's memory_limit:
+// one call cannot make the broker allocate more than the operator let the
+// plugin have, and at most instances calls run at once.
+// Parameters beyond the caps return StatusTooLarge; a module that must
+// honour them computes them itself, under its own deadline and memory
+// limit.
+//
+// The caps on iterations, salts, digests, bcrypt cost and argon2's m, t
+// and p are those of plugins/passwd/passwdfile, so that every hash a
+// password file may hold can be checked here, save argon2id work above
+// MaxArgon2Work.
+
+// PBKDF2 hash ids, the first argument of pbkdf2.
+const (
+	HashSHA256 = 1
+	HashSHA512 = 2
+)
+
+// Limits of the password hashing host functions (§6). Arguments beyond
+// them make the call return StatusTooLarge and write nothing.
+const (
+	// MaxHashPassword is an MQTT password's own limit.
+	MaxHashPassword = 65535
+	// MaxHashSalt bounds a salt; salts are at least 1 byte.
+	MaxHashSalt = 1024
+	// MaxHashOutput bounds a derived key or tag (argon2id: at least 4).
+	MaxHashOutput = 1024
+	// MaxPBKDF2Iterations: 2.3 s of PBKDF2-HMAC-SHA512 natively, stopped
+	// at the deadline like guest code.
+	MaxPBKDF2Iterations = 2_000_000
+	MaxArgon2Time       = 64
+	MaxArgon2Threads    = 16
+	// MaxArgon2Memory is in KiB (256 MiB); it is further bounded by the
+	// plugin's memory limit.
+	MaxArgon2Memory = 256 * 1024
+	// MaxArgon2Work bounds m·t in KiB: 256 MiB-passes, 0.3 to 0.7 s, the
+	// longest a host call may run past its deadline.
+	MaxArgon2Work = 256 * 1024
+	// MaxBcryptCost: 2^15 rounds, about 3 s natively, stopped at the
+	// deadline like guest code.
+	MaxBcryptCost = 15
+)
+
+// Deadline checks inside the loops: every hashCheckPBKDF2 iterations (about
+// 0.7 ms of HMAC-SHA512 on the reference machine) and every hashCheckBcrypt
+// rounds of bcrypt's key schedule (about 1.2 ms). A check costs a few
+// nanoseconds.
+const (
+	hashCheckPBKDF2 = 1024
+	hashCheckBcrypt = 16
+)
+
+// checkDeadline fails the call, as a deadline error, once the epoch has
+// reached the call's deadline. wazero recovers the panic and fails the
+// call; instance.fault sees the expired deadline and reports it as such.
+func (in *instance) checkDeadline() {
+	if in.m.e.expired(in) {
+		panic(&deadlineError{timeout: in.m.timeout})
+	}
+}
+
+// hostPBKDF2: pbkdf2(hash, pw_ptr, pw_len, salt_ptr, salt_len, iterations,
+// out_ptr, out_len) -> i32.
+func hostPBKDF2(ctx context.Context, _ api.Module, stack []uint64) {
+	in := caller(ctx)
+	pw := in.view(HostPBKDF2, stack[1], stack[2])
+	salt := in.view(HostPBKDF2, stack[3], stack[4])
+	out := in.view(HostPBKDF2, stack[6], stack[7])
+	var h func() hash.Hash
+	switch int32(stack[0]) {
+	case HashSHA256:
+		h = sha256.New
+	case HashSHA512:
+		h = sha512.New
+	}
+	iter := int32(stack[5])
+	if h == nil || iter < 1 || iter > MaxPBKDF2Iterations || len(pw) > MaxHashPassword ||
+		len(salt) < 1 || len(salt) > MaxHashSalt || len(out) < 1 || len(out) > MaxHashOutput {
+		stack[0] = status(StatusTooLarge)
+		return
+	}
+	in.checkDeadline()
+	copy(out, in.pbkdf2(h, pw, salt, int(iter), len(out)))
+	stack[0] = 0
+}
+
+// pbkdf2 is RFC 8018's PBKDF2 with HMAC, as crypto/pbkdf2 computes it (the
+// same HMAC, so the same speed), with a deadline check every
+// hashCheckPBKDF2 iterations. The key is built in host memory and copied
+// out at the end, so overlapping guest buffers cannot corrupt it.
+func (in *instance) pbkdf2(h func() hash.Hash, pw, salt []byte, iter, keyLen int) []byte {
+	prf := hmac.New(h, pw)
+	size := prf.Size()
+	blocks := (keyLen + size - 1) / size
+	dk := make([]byte, 0, blocks*size)
+	u := make([]byte, 0, size)
+	var ctr [4]byte
+	for block := 1; block <= blocks; block++ {
+		prf.Reset()
+		prf.Write(salt)
+		binary.BigEndian.PutUint32(ctr[:], uint32(block))
+		prf.Write(ctr[:])
+		dk = prf.Sum(dk)
+		t := dk[len(dk)-size:]
+		u = append(u[:0], t...)
+		for n := 2; n <= iter; n++ {
+			if n%hashCheckPBKDF2 == 0 {
+				in.checkDeadline()
+			}
+			prf.Reset()
+			prf.Write(u)
+			u = prf.Sum(u[:0])
+			subtle.XORBytes(t, t, u)
+		}
+	}
+	return dk[:keyLen]
+}
+
+// hostArgon2id: argon2id(pw_ptr, pw_len, salt_ptr, salt_len, time,
+// memory_kib, threads, out_ptr, out_len) -> i32.
+func hostArgon2id(ctx context.Context, _ api.Module, stack []uint64) {
+	in := caller(ctx)
+	pw := in.view(HostArgon2id, stack[0], stack[1])
+	salt := in.view(HostArgon2id, stack[2], stack[3])
+	out := in.view(HostArgon2id, stack[7], stack[8])
+	t, m, p := uint32(stack[4]), uint32(stack[5]), uint32(stack[6])
+	if t < 1 || t > MaxArgon2Time || p < 1 || p > MaxArgon2Threads ||
+		m < 8*p || m > MaxArgon2Memory || m > in.memoryLimitKiB() || uint64(m)*uint64(t) > MaxArgon2Work ||
+		len(pw) > MaxHashPassword || len(salt) < 1 || len(salt) > MaxHashSalt || len(out) < 4 || len(out) > MaxHashOutput {
+		stack[0] = status(StatusTooLarge)
+		return
+	}
+	// Once started it runs to the end: do not start past the deadline.
+	in.checkDeadline()
+	copy(out, argon2.IDKey(pw, salt, t, m, uint8(p), uint32(len(out))))
+	stack[0] = 0
+}
+
+// memoryLimitKiB is the most linear memory the instance may grow to, in
+// KiB: the plugin's memory_limit, or the module's declared maximum when
+// that is smaller (wazero reports the smaller of the two).
+func (in *instance) memoryLimitKiB() uint32 {
+	pages, _ := in.mem.Definition().Max()
+	return uint32(min(uint64(pages)*(pageSize/1024), 1<<32-1))
+}
+
+// bcrypt's hash string: "$2b$" (or $2a$, $2y$), two cost digits, "$", 22
+// characters of salt and 31 of hash in bcrypt's base64 alphabet.
+const (
+	bcryptLen      = 60
+	bcryptSaltEnd  = 7 + 22
+	bcryptAlphabet = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	bcryptMaxKey   = 72 // bcrypt's key schedule reads 18 words of the key
+)
+
+var bcryptB64 = base64.NewEncoding(bcryptAlphabet).WithPadding(base64.NoPadding)
+
+// bcryptMagic is "OrpheanBeholderScryDoubt", the text bcrypt encrypts.
+var bcryptMagic = [24]byte{'O', 'r', 'p', 'h', 'e', 'a', 'n', 'B', 'e', 'h', 'o', 'l', 'd', 'e', 'r', 'S', 'c', 'r', 'y', 'D', 'o', 'u', 'b', 't'}
+
+// hostBcryptCompare: bcrypt_compare(hash_ptr, hash_len, pw_ptr, pw_len) ->
+// i32: 1 match, 0 mismatch, StatusTooLarge for a malformed hash or a cost
+// above MaxBcryptCost.
+func hostBcryptCompare(ctx context.Context, _ api.Module, stack []uint64) {
+	in := caller(ctx)
+	hashed := in.view(HostBcryptCompare, stack[0], stack[1])
+	pw := in.view(HostBcryptCompare, stack[2], stack[3])
+	cost, salt, ok := parseBcrypt(hashed)
+	if !ok || len(pw) > MaxHashPassword {
+		stack[0] = status(StatusTooLarge)
+		return
+	}
+	in.checkDeadline()
+	sum := in.bcrypt(pw, salt, cost)
+	var enc [31]byte
+	bcryptB64.Encode(enc[:], sum[:23])
+	stack[0] = status(int32(subtle.ConstantTimeCompare(enc[:], hashed[bcryptSaltEnd:])))
+}
+
+// parseBcrypt checks a bcrypt hash string and returns its cost and decoded
+// salt. Only the versions password files hold are accepted: 2a, 2b and 2y
+// (which differ only in how their creators handled non-ASCII passwords;
+// the check is the same), not the buggy 2x.
+func parseBcrypt(h []byte) (cost int, salt []byte, ok bool) {
+	if len(h) != bcryptLen || h[0] != '$' || h[1] != '2' || h[3] != '$' || h[6] != '$' {
+		return 0, nil, false
+	}
+	switch h[2] {
+	case 'a', 'b', 'y':
+	default:
+		return 0, nil, false
+	}
+	if h[4] < '0' || h[4] > '9' || h[5] < '0' || h[5] > '9' {
+		return 0, nil, false
+	}
+	cost = int(h[4]-'0')*10 + int(h[5]-'0')
+	if cost < 4 || cost > MaxBcryptCost {
+		return 0, nil, false
+	}
+	for _, c := range h[7:] {
+		if !isBcryptChar(c) {
+			return 0, nil, false
+		}
+	}
+	// 22 characters carry 132 bits: 16 bytes and 4 bits that every bcrypt
+	// ignores, as the non-strict decoder does.
+	salt = make([]byte, 16)
+	if n, err := bcryptB64.Decode(salt, h[7:bcryptSaltEnd]); err != nil || n != 16 {
+		return 0, nil, false
+	}
+	return cost, salt, true
+}
+
+func isBcryptChar(c byte) bool {
+	return c == '.' || c == '/' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+}
+
+// bcrypt computes the 24 bytes bcrypt encrypts, as golang.org/x/crypto/bcrypt
+// does (with the same blowfish key schedule, so at the same speed), with a
+// deadline check every hashCheckBcrypt rounds of the key schedule.
+func (in *instance) bcrypt(pw, salt []byte, cost int) [24]byte {
+	// The key is the password and its NUL terminator (bug compatibility
+	// with C), of which the key schedule reads the first 72 bytes; cutting
+	// it there changes nothing and bounds the copy.
+	key := make([]byte, 0, bcryptMaxKey+1)
+	key = append(key, pw[:min(len(pw), bcryptMaxKey)]...)
+	if len(key) < bcryptMaxKey {
+		key = append(key, 0)
+	}
+	c, err := blowfish.NewSaltedCipher(key, salt)
+	if err != nil { // only for an empty key or salt, which cannot happen here
+		panic(err)
+	}
+	rounds := 1 << cost
+	for i := range rounds {
+		if i%hashCheckBcrypt == 0 {
+			in.checkDeadline()
+		}
+		blowfish.ExpandKey(key, c)
+		blowfish.ExpandKey(salt, c)
+	}
+	out := bcryptMagic
+	for i := 0; i < len(out); i += 8 {
+		for range 64 {
+			c.Encrypt(out[i:i+8], out[i:i+8])
+		}
+	}
+	return out
+}
