@@ -120,14 +120,49 @@ func (d *Decider) Authenticate(ctx context.Context, req *AuthnRequest) AuthnResu
 
 // Session is the policy state of one connection: who the client is and its
 // cached verdicts. The broker creates one after authentication succeeds.
+//
+// The cache is read on every publish and every delivery, often by many
+// goroutines at once (deliveries to one subscriber run on the publishers'
+// goroutines), so a hit takes no lock: snap is an immutable table read
+// through an atomic pointer. Verdicts decided since the snapshot wait in
+// pending, under mu, and are folded into a new snapshot once pending holds
+// an eighth of it (at least foldMin): each entry is copied a bounded number
+// of times on average, and a hit on a fresh entry costs one mutex.
 type Session struct {
-	client *Client
-	mu     sync.RWMutex
-	// cache holds one map per (action, QoS, retain), keyed by topic, so that
-	// a lookup hashes only a string: a struct key with the same fields
-	// doubled the cost of a hit. n counts entries across all maps.
-	cache [5][3][2]map[string]cacheEntry
-	n     int
+	client  *Client
+	snap    atomic.Pointer[cacheTable]
+	mu      sync.Mutex
+	pending *cacheTable
+}
+
+// foldMin is the smallest pending table that is folded into the snapshot:
+// small caches are copied on every insert, which costs less than the lock
+// a hit on pending would take.
+const foldMin = 1
+
+// cacheTable holds one map per (action, QoS, retain), keyed by topic, so
+// that a lookup hashes only a string: a struct key with the same fields
+// doubled the cost of a hit. n counts entries across all maps.
+type cacheTable struct {
+	m [5][3][2]map[string]cacheEntry
+	n int
+}
+
+func (t *cacheTable) get(a Action, qos uint8, retain int, key string) (cacheEntry, bool) {
+	e, ok := t.m[a][qos][retain][key]
+	return e, ok
+}
+
+func (t *cacheTable) put(a Action, qos uint8, retain int, key string, e cacheEntry) {
+	m := t.m[a][qos][retain]
+	if m == nil {
+		m = make(map[string]cacheEntry)
+		t.m[a][qos][retain] = m
+	}
+	if _, exists := m[key]; !exists {
+		t.n++
+	}
+	m[key] = e
 }
 
 type cacheEntry struct {
@@ -140,22 +175,28 @@ type cacheEntry struct {
 // NewSession returns the policy state for an authenticated client. c must
 // not be modified afterwards.
 func (d *Decider) NewSession(c *Client) *Session {
-	return &Session{client: c}
+	return &Session{client: c, pending: new(cacheTable)}
 }
 
 // Client returns the identity the session was created with.
 func (s *Session) Client() *Client { return s.client }
 
+// cached returns the number of cached verdicts, for tests.
+func (s *Session) cached() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.pending.n
+	if t := s.snap.Load(); t != nil {
+		n += t.n
+	}
+	return n
+}
+
 // Authorize decides req for the session's client, from the cache when it
 // holds a current verdict. req.Client is set from s.
 func (d *Decider) Authorize(ctx context.Context, s *Session, req *AuthzRequest) AuthzResult {
 	req.Client = s.client
-	if d.opts.Disabled {
-		p := d.acquire()
-		defer p.inflight.Add(-1)
-		return p.authorize(ctx, d.log, req)
-	}
-	if req.Action > ActionDecrypt || req.QoS > 2 {
+	if d.opts.Disabled || req.Action > ActionDecrypt || req.QoS > 2 {
 		p := d.acquire()
 		defer p.inflight.Add(-1)
 		return p.authorize(ctx, d.log, req)
@@ -171,9 +212,14 @@ func (d *Decider) Authorize(ctx context.Context, s *Session, req *AuthzRequest) 
 		retain = 1
 	}
 	gen, now := d.gen.Load(), d.now.Load()
-	s.mu.RLock()
-	e, ok := s.cache[req.Action][req.QoS][retain][key]
-	s.mu.RUnlock()
+	if t := s.snap.Load(); t != nil {
+		if e, ok := t.get(req.Action, req.QoS, retain, key); ok && e.gen == gen && e.expires > now {
+			return AuthzResult{Verdict: e.verdict, Reason: e.reason}
+		}
+	}
+	s.mu.Lock()
+	e, ok := s.pending.get(req.Action, req.QoS, retain, key)
+	s.mu.Unlock()
 	if ok && e.gen == gen && e.expires > now {
 		return AuthzResult{Verdict: e.verdict, Reason: e.reason}
 	}
@@ -186,21 +232,42 @@ func (d *Decider) Authorize(ctx context.Context, s *Session, req *AuthzRequest) 
 	}
 
 	s.mu.Lock()
-	if s.n >= d.opts.MaxPerClient {
-		s.cache = [5][3][2]map[string]cacheEntry{}
-		s.n = 0
+	defer s.mu.Unlock()
+	snap := s.snap.Load()
+	snapN := 0
+	if snap != nil {
+		snapN = snap.n
 	}
-	m := s.cache[req.Action][req.QoS][retain]
-	if m == nil {
-		m = make(map[string]cacheEntry)
-		s.cache[req.Action][req.QoS][retain] = m
+	if snapN+s.pending.n >= d.opts.MaxPerClient {
+		s.snap.Store(nil)
+		s.pending, snap, snapN = new(cacheTable), nil, 0
 	}
-	if _, exists := m[key]; !exists {
-		s.n++
+	s.pending.put(req.Action, req.QoS, retain, key, cacheEntry{gen: gen, expires: now + int64(d.opts.TTL), verdict: res.Verdict, reason: res.Reason})
+	if s.pending.n >= max(foldMin, snapN/8) {
+		s.snap.Store(fold(snap, s.pending))
+		s.pending = new(cacheTable)
 	}
-	m[key] = cacheEntry{gen: gen, expires: now + int64(d.opts.TTL), verdict: res.Verdict, reason: res.Reason}
-	s.mu.Unlock()
 	return res
+}
+
+// fold returns a new table with the entries of old and add, add winning.
+func fold(old, add *cacheTable) *cacheTable {
+	t := new(cacheTable)
+	for _, src := range []*cacheTable{old, add} {
+		if src == nil {
+			continue
+		}
+		for a := range src.m {
+			for q := range src.m[a] {
+				for r, m := range src.m[a][q] {
+					for k, e := range m {
+						t.put(Action(a), uint8(q), r, k, e)
+					}
+				}
+			}
+		}
+	}
+	return t
 }
 
 // Payload decides what happens to a payload (see PayloadRequest). req.Client

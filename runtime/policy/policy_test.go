@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -71,7 +72,7 @@ func authzChain(ms ...*ruleModule) []Step[Authorizer] {
 
 func TestAuthenticateChain(t *testing.T) {
 	first := &ruleModule{authn: map[string]AuthnResult{
-		"alice": {Verdict: Allow, Attributes: []Attribute{{"tenant", "t1"}}},
+		"alice":   {Verdict: Allow, Attributes: []Attribute{{"tenant", "t1"}}},
 		"mallory": {Verdict: Deny},
 	}}
 	second := &ruleModule{authn: map[string]AuthnResult{"bob": {Verdict: Allow, Superuser: true}, "alice": {Verdict: Deny}}}
@@ -191,9 +192,7 @@ func TestCacheTTLAndBound(t *testing.T) {
 	for _, tp := range []string{"t0", "t1", "t2"} {
 		d.Authorize(ctx, s, &AuthzRequest{Action: ActionDeliver, Topic: tp})
 	}
-	s.mu.RLock()
-	n := s.n
-	s.mu.RUnlock()
+	n := s.cached()
 	if n > 2 {
 		t.Fatalf("cache holds %d entries, bound is 2", n)
 	}
@@ -352,4 +351,43 @@ func BenchmarkAuthorizeCachedParallel(b *testing.B) {
 			d.Authorize(context.Background(), s, req)
 		}
 	})
+}
+
+// TestCacheHammer reads and fills one session's cache from many goroutines,
+// across folds and resets, and checks every verdict against the module.
+func TestCacheHammer(t *testing.T) {
+	m := &ruleModule{authz: map[string]AuthzResult{}}
+	for i := range 300 {
+		v := Allow
+		if i%3 == 0 {
+			v = Deny
+		}
+		m.authz[fmt.Sprintf("t/%d", i)] = AuthzResult{Verdict: v}
+	}
+	d := NewDecider(New(nil, authzChain(m), Options{}), CacheOptions{MaxPerClient: 64}, nil)
+	defer d.Close()
+	s := d.NewSession(&Client{ClientID: "c"})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 3000 {
+				n := (i*7 + g*13) % 300
+				want := Allow
+				if n%3 == 0 {
+					want = Deny
+				}
+				if got := d.Authorize(context.Background(), s, &AuthzRequest{Action: ActionDeliver, Topic: fmt.Sprintf("t/%d", n)}); got.Verdict != want {
+					t.Errorf("t/%d: %v, want %v", n, got.Verdict, want)
+					return
+				}
+				if i%500 == 0 && g == 0 {
+					d.Flush()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := s.cached(); n > 64 {
+		t.Fatalf("cache holds %d entries, bound is 64", n)
+	}
 }
