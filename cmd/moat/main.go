@@ -53,7 +53,9 @@ func commands() []command {
 	return []command{
 		{"serve", "run the broker until SIGINT or SIGTERM", runServe},
 		{"check", "validate a config and compile its modules, without serving", runCheck},
+		{"reload", "make the running broker reload its policy, and show the outcome", runReload},
 		{"passwd", "create and update password files, like mosquitto_passwd", runPasswd},
+		{"keygen", "write a new payload key file", runKeygen}, {"keys", "rewrap stored payloads under the active key (broker stopped)", runKeys},
 		{"version", "print the version of moat, of Go and of the module ABI", runVersion},
 	}
 }

@@ -15,7 +15,7 @@ import (
 )
 
 func runServe(args []string, _ io.Reader, _, stderr io.Writer) int {
-	fs := newFlags("serve", "moat serve [-c file] [-shutdown-timeout duration]", `Serve runs the broker described by the configuration file, logging to
+	fs := newFlags("serve", "moat serve [-c file] [-shutdown-timeout duration] [-watch=false]", `Serve runs the broker described by the configuration file, logging to
 stderr as [log] says, until it receives SIGINT or SIGTERM.
 
 On the first signal it shuts down gracefully: it stops accepting
@@ -23,12 +23,21 @@ connections, lets in-flight QoS 1 and 2 exchanges complete, disconnects the
 clients and closes persistence cleanly, giving up after -shutdown-timeout.
 A second signal ends the process at once.
 
+The policy is reloaded without dropping a client when the configuration
+file, a module or a file granted to a plugin changes (unless -watch=false),
+on SIGHUP, and on 'moat reload', which talks to the admin socket ([admin]
+socket, default moat.sock beside the configuration). A reload applies
+[[plugin]], [auth], [reload] and the payload keys ([[key]], [keys]);
+changes to other settings are logged as needing a restart. A broken
+version is refused and changes nothing but a log line.
+
 A configuration with problems, or a module that does not load, is refused
 before any listener opens; every problem is printed as 'moat check' prints
 it.
 `, stderr)
 	path := configFlag(fs)
 	grace := fs.Duration("shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
+	watch := fs.Bool("watch", true, "reload when the configuration, a module or a granted file changes")
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
@@ -50,6 +59,11 @@ it.
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP reloads; caught from here on so that an early one does not
+	// end the process (its default action), and acted on once serving.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	s, err := server.New(ctx, cfg, log)
 	if err != nil {
@@ -62,11 +76,42 @@ it.
 		closeServer(s, *grace, log)
 		return exitFail
 	}
+	admin, err := s.OpenAdmin()
+	if err != nil {
+		log.Error("cannot start", "config", *path, "err", err)
+		closeServer(s, *grace, log)
+		return exitFail
+	}
+	var watcher *server.Watcher
+	if *watch {
+		// Without a watcher the broker still reloads on SIGHUP and
+		// `moat reload`: not a reason to refuse to serve.
+		if watcher, err = s.Watch(server.WatchOptions{}); err != nil {
+			log.Error("not watching files for changes", "err", err)
+		}
+	}
 	log.Info("serving", "config", *path, "version", version)
 
-	<-ctx.Done()
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-hup:
+			s.Reload(ctx, server.Trigger{Source: server.TriggerSignal, Signal: "SIGHUP"})
+		}
+	}
 	stop() // from here on a second signal kills the process
 	log.Info("shutting down", "timeout", *grace)
+	if watcher != nil {
+		if err := watcher.Close(); err != nil {
+			log.Warn("closing the file watcher", "err", err)
+		}
+	}
+	actx, cancel := context.WithTimeout(context.Background(), *grace)
+	err = admin.Close(actx)
+	cancel()
+	if err != nil {
+		log.Warn("closing the admin endpoint", "err", err)
+	}
 	if !closeServer(s, *grace, log) {
 		return exitFail
 	}

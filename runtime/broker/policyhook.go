@@ -72,8 +72,9 @@ type policyHook struct {
 	authTimeout time.Duration
 
 	// keepCredentials makes OnConnect keep each client's credentials for
-	// re-authentication on reload.
-	keepCredentials bool
+	// re-authentication on reload. Atomic because a reload may turn it on
+	// or off while clients connect (Broker.SetReauthenticate, recheck.go).
+	keepCredentials atomic.Bool
 }
 
 var _ mqtt.Hook = (*policyHook)(nil)

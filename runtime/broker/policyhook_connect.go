@@ -54,7 +54,17 @@ func (h *policyHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		}
 	}
 
+	p0 := h.decider.Policy()
 	res, ref, err := h.authenticate(cl, req)
+	// A reload that swapped the policy while this CONNECT was being decided
+	// may have re-checked the connected clients before this one was among
+	// them (recheck.go): decide it again on the version now in force. Only
+	// plain CONNECTs can be replayed; a swap during enhanced authentication
+	// is not looked at.
+	for retry := 0; retry < 3 && err == nil && ref == nil && req.AuthMethod == "" && h.decider.Policy() != p0; retry++ {
+		p0 = h.decider.Policy()
+		res, ref, err = h.authenticate(cl, req)
+	}
 	if err != nil {
 		h.log.Info("connection refused", "client_id", cl.ID, "remote", client.RemoteAddr, "err", err)
 		return err
@@ -89,12 +99,18 @@ func (h *policyHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		st.connackPending.Store(true)
 		h.connackAuth.Add(1)
 	}
-	if h.keepCredentials && req.AuthMethod == "" {
+	if h.keepCredentials.Load() && req.AuthMethod == "" {
 		// Enhanced authentication cannot be replayed without the client,
 		// so only CONNECT credentials are kept for re-authentication.
 		st.authn = req
 	}
 	h.clients.Store(cl, st)
+	if st.authn != nil && h.decider.Policy() != p0 {
+		// Swapped between the last check and Store: the reload's recheck
+		// may not have seen this client. Rare; the client may retry.
+		h.forget(cl)
+		return h.refuse(cl, refusal{reason: 0x89, message: "policy reloaded during CONNECT, retry"})
+	}
 
 	if expiresIn > 0 {
 		st.mu.Lock()

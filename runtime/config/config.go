@@ -36,6 +36,8 @@ type Config struct {
 	Cache       Cache       `toml:"cache"`
 	Wasm        Wasm        `toml:"wasm"`
 	Reload      Reload      `toml:"reload"`
+	Admin       Admin       `toml:"admin"` // admin.go
+	Payload     Payload     `toml:"-"`     // keys.go: [[key]], [keys] and [payload]
 	Plugins     []Plugin    `toml:"plugin"`
 
 	// lines locates keys for messages; nil for a config built in code.

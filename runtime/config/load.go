@@ -84,6 +84,7 @@ func Parse(data []byte, path string) (*Config, error) {
 		{"cache", raw.Cache, &c.Cache},
 		{"wasm", raw.Wasm, &c.Wasm},
 		{"reload", raw.Reload, &c.Reload},
+		{"admin", raw.Admin, &c.Admin},
 	}
 	for _, s := range sections {
 		if !md.IsDefined(s.name) {
@@ -100,6 +101,7 @@ func Parse(data []byte, path string) (*Config, error) {
 			c.Plugins = append(c.Plugins, pl)
 		}
 	}
+	c.decodePayload(&md, &raw.rawPayload, path, p) // keys.go
 	if len(p.errs) > 0 {
 		// A half-decoded section would only produce misleading follow-up
 		// errors (and "unknown" keys it never reached).
@@ -127,7 +129,9 @@ type rawFile struct {
 	Cache       toml.Primitive   `toml:"cache"`
 	Wasm        toml.Primitive   `toml:"wasm"`
 	Reload      toml.Primitive   `toml:"reload"`
+	Admin       toml.Primitive   `toml:"admin"`
 	Plugins     []toml.Primitive `toml:"plugin"`
+	rawPayload                   // keys.go: [[key]], [keys] and [payload]
 }
 
 // rawPlugin shadows the Plugin fields whose absence must be told apart
@@ -523,6 +527,7 @@ func (c *Config) resolve(path string) {
 	default:
 		c.Wasm.CacheDir = abs(c.Wasm.CacheDir)
 	}
+	c.resolveAdmin(abs)
 	for i := range c.Plugins {
 		pl := &c.Plugins[i]
 		pl.Module = abs(pl.Module)

@@ -80,6 +80,9 @@ func (c *Config) validate(p *problems) {
 		}
 	}
 
+	c.validateAdmin(p)
+	c.validatePayload(p) // keys.go
+
 	plugins := map[string]int{}
 	for i := range c.Plugins {
 		c.validatePlugin(p, i, plugins)

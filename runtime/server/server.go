@@ -17,6 +17,7 @@ import (
 
 	"github.com/moat-mqtt/moat/runtime/broker"
 	"github.com/moat-mqtt/moat/runtime/config"
+	"github.com/moat-mqtt/moat/runtime/crypto"
 	"github.com/moat-mqtt/moat/runtime/policy"
 	"github.com/moat-mqtt/moat/runtime/wasm"
 )
@@ -29,11 +30,24 @@ type Server struct {
 	decider *policy.Decider
 	broker  *broker.Broker
 	modules *modules
+	// ring holds the payload keys ([[key]], [keys]); storing a new ring
+	// rotates keys without a restart.
+	ring crypto.RingHolder
 
-	// reloadMu serialises reloads; reports describes the modules of the
-	// version in force (guarded by reloadMu once serving).
-	reloadMu sync.Mutex
-	reports  []ModuleReport
+	// reloadMu serialises reloads and Close. Under it: reports describes
+	// the modules of the version in force; attempted lists the module and
+	// granted files named by the config file at the last reload (the
+	// watcher watches them too); closed is set by Close. Lock order:
+	// reloadMu, then modules.mu.
+	reloadMu  sync.Mutex
+	reports   []ModuleReport
+	attempted []string
+	closed    bool
+	watchers  []chan struct{} // see Watcher.reloaded
+
+	// closing tracks the replaced policy versions still being closed;
+	// Close waits for them before it closes the engine.
+	closing sync.WaitGroup
 }
 
 // New compiles and checks every module of cfg, builds the policy and the
@@ -62,7 +76,12 @@ func (s *Server) provision(ctx context.Context) error {
 	}
 	s.reports = reports
 	s.decider = policy.NewDecider(p, cacheOptions(s.cfg.Cache), s.log)
-	s.broker, err = broker.New(broker.Options{Config: s.cfg, Decider: s.decider, Logger: s.log})
+	ring, err := broker.LoadRing(ctx, s.cfg, nil)
+	if err != nil {
+		return err
+	}
+	s.ring.Store(ring)
+	s.broker, err = broker.New(broker.Options{Config: s.cfg, Decider: s.decider, Logger: s.log, Ring: &s.ring})
 	return err
 }
 
@@ -74,11 +93,18 @@ func (s *Server) Start(ctx context.Context) error {
 // Broker returns the broker, for tests and tools that need its addresses.
 func (s *Server) Broker() *broker.Broker { return s.broker }
 
-// Decider returns the policy entry point, for reload.
+// Decider returns the policy entry point.
 func (s *Server) Decider() *policy.Decider { return s.decider }
 
-// Engine returns the wasm engine, for reload.
+// Engine returns the wasm engine.
 func (s *Server) Engine() *wasm.Engine { return s.engine }
+
+// Modules reports the plugins of the version in force.
+func (s *Server) Modules() []ModuleReport {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	return slices.Clone(s.reports)
+}
 
 // Close shuts the broker down gracefully within ctx, then releases the
 // policy and the engine.
@@ -86,13 +112,18 @@ func (s *Server) Close(ctx context.Context) error {
 	return s.cleanup(ctx)
 }
 
-// cleanup works on a half-built Server too.
+// cleanup works on a half-built Server too. It waits for a reload in
+// progress, and for the versions replaced by earlier reloads to close.
 func (s *Server) cleanup(ctx context.Context) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	s.closed = true
 	var errs []error
 	if s.broker != nil {
 		errs = append(errs, s.broker.Close(ctx))
 		s.broker = nil
 	}
+	s.closing.Wait()
 	if s.decider != nil {
 		s.decider.Close()
 		errs = append(errs, s.decider.Policy().Close(ctx))
@@ -116,15 +147,8 @@ func Check(ctx context.Context, cfg *config.Config) error {
 	if err == nil {
 		err = p.Close(ctx)
 	}
-	return errors.Join(err, engine.Close(ctx))
-}
-
-// ModuleReport says what a policy build did with one plugin, for the
-// reload audit record.
-type ModuleReport struct {
-	Name   string `json:"name"`
-	Digest string `json:"sha256"`
-	Reused bool   `json:"reused"`
+	_, ringErr := broker.LoadRing(ctx, cfg, nil) // reads every key file as serve would
+	return errors.Join(err, ringErr, engine.Close(ctx))
 }
 
 // buildPolicy loads every [[plugin]] of cfg through ms and arranges them in

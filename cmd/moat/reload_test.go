@@ -1,0 +1,142 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// logCount returns how many log lines of s have message msg and, for each
+// key of want, that value in the trigger group.
+func (s *serveProc) logCount(msg string, want map[string]string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, l := range s.logs {
+		if l["msg"] != msg {
+			continue
+		}
+		trigger, _ := l["trigger"].(map[string]any)
+		ok := true
+		for k, v := range want {
+			ok = ok && trigger[k] == v
+		}
+		if ok {
+			n++
+		}
+	}
+	return n
+}
+
+// waitCount waits until logCount reaches n.
+func (s *serveProc) waitCount(t *testing.T, n int, msg string, want map[string]string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for s.logCount(msg, want) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %d log lines %q with trigger %v in 30s:\n%s", n, msg, want, s.output())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestReload drives `moat reload` against a running `moat serve`: a good
+// reload prints what it did and exits 0; a broken config is refused with
+// every problem listed and exit status 1; the broker serves on through
+// both. SIGHUP and a file change reload too.
+func TestReload(t *testing.T) {
+	dir := t.TempDir()
+	writeConfig(t, dir, demoTOML)
+	s := startServe(t, dir)
+	sock := filepath.Join(dir, "moat.sock")
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin socket: %v, %v; want mode 0600", fi, err)
+	}
+
+	t.Run("unchanged", func(t *testing.T) {
+		r := moat(t, dir, "reload", "-c", "moat.toml")
+		if r.code != 0 || !regexp.MustCompile(`^moat\.toml: reloaded in [0-9.]+[mµn]?s\n  plugin demo  sha256 [0-9a-f]{12}  reused\nrevoked 0 subscriptions, disconnected 0 clients\n$`).MatchString(r.stdout) {
+			t.Errorf("exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+		}
+	})
+
+	t.Run("refused", func(t *testing.T) {
+		// Two problems: a wrong key type and a module that refuses its
+		// config would hide each other, so take two config problems.
+		bad := strings.Replace(demoTOML, `decisions = ["authn", "authz"]`, `decisions = ["authn", "authz"]`+"\non_error = \"maybe\"\ntimeout = \"0s\"", 1)
+		writeConfig(t, dir, bad)
+		r := moat(t, dir, "reload", "-c", "moat.toml")
+		want := []string{
+			`^moat\.toml: reload refused; the running policy is unchanged:$`,
+			`plugin\[0\]\.on_error: "maybe"`,
+			`plugin\[0\]\.timeout: 0s`,
+		}
+		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+		if r.code != 1 || len(lines) != len(want) {
+			t.Fatalf("exit %d, stderr:\n%s\nwant 1 and %d lines", r.code, r.stderr, len(want))
+		}
+		for i, re := range want {
+			if !regexp.MustCompile(re).MatchString(lines[i]) {
+				t.Errorf("line %d: %q, want a match for %s", i, lines[i], re)
+			}
+		}
+		writeConfig(t, dir, strings.Replace(demoTOML, `action = "all"`, `action = "everything"`, 1))
+		r = moat(t, dir, "reload", "-c", "moat.toml")
+		if r.code != 1 || !regexp.MustCompile(`(?m)^wasm: plugin "demo" .*config refused.*rules\[0\]\.action`).MatchString(r.stderr) {
+			t.Errorf("exit %d, stderr:\n%s\nwant 1 and the module's refusal", r.code, r.stderr)
+		}
+	})
+
+	t.Run("needs restart", func(t *testing.T) {
+		writeConfig(t, dir, demoTOML+"\n[mqtt]\nmaximum_inflight = 100\n")
+		r := moat(t, dir, "reload", "-c", "moat.toml")
+		if r.code != 0 || !strings.Contains(r.stdout, "needs a restart to take effect (the broker keeps the running values):\n  mqtt.maximum_inflight: 8192 -> 100\n") {
+			t.Errorf("exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+		}
+		writeConfig(t, dir, demoTOML)
+	})
+
+	t.Run("admin audit", func(t *testing.T) {
+		s.waitCount(t, 1, "reload refused", map[string]string{"source": "admin", "endpoint": "unix:" + sock})
+		if n := s.logCount("reload", map[string]string{"source": "admin"}); n < 2 {
+			t.Errorf("%d audit records of applied admin reloads, want 2", n)
+		}
+	})
+
+	t.Run("SIGHUP", func(t *testing.T) {
+		if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		s.waitCount(t, 1, "reload", map[string]string{"source": "signal", "signal": "SIGHUP"})
+	})
+
+	t.Run("file change", func(t *testing.T) {
+		before := s.logCount("reload", map[string]string{"source": "file"})
+		writeConfig(t, dir, strings.Replace(demoTOML, `topic = "demo/#"`, `topic = "demo/+"`, 1))
+		s.waitCount(t, before+1, "reload", map[string]string{"source": "file"})
+	})
+
+	// Still serving, and the socket goes with the process.
+	s.address(t, "tcp")
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-s.done
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Errorf("admin socket after shutdown: %v, want none", err)
+	}
+}
+
+// TestReloadNoServer checks the message when nothing serves the socket.
+func TestReloadNoServer(t *testing.T) {
+	dir := t.TempDir()
+	writeConfig(t, dir, demoTOML)
+	r := moat(t, dir, "reload", "-c", "moat.toml")
+	if r.code != 1 || !regexp.MustCompile(`^moat reload: .*moat\.sock: .*no such file or directory\n$`).MatchString(r.stderr) {
+		t.Errorf("exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+}
