@@ -10,7 +10,10 @@
 //
 //	serve    run the broker until SIGINT or SIGTERM
 //	check    validate a config and compile its modules, without serving
+//	reload   ask a running broker to reload its config and modules
 //	passwd   create and update password files, like mosquitto_passwd
+//	keygen   write a new payload-encryption key file
+//	keys     manage stored encrypted messages (keys rewrap)
 //	version  print the version of moat, of Go and of the module ABI
 //	help     show help for moat or for a command
 //
