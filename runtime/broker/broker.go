@@ -134,6 +134,7 @@ func New(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b.policy = newPolicyHook(srv, opts.Decider, log)
+	b.policy.authnTimeout = cfg.Auth.Timeout.Duration
 	b.policy.keepCredentials.Store(cfg.Reload.Reauthenticate)
 	if err := b.addHook(b.policy, nil); err != nil {
 		return nil, err

@@ -70,6 +70,9 @@ type policyHook struct {
 
 	// authTimeout bounds a whole enhanced-authentication exchange.
 	authTimeout time.Duration
+	// authnTimeout bounds one run of the authentication chain ([auth]
+	// timeout); 0 leaves it to each module's own timeout.
+	authnTimeout time.Duration
 
 	// keepCredentials makes OnConnect keep each client's credentials for
 	// re-authentication on reload. Atomic because a reload may turn it on

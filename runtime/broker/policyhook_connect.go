@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"errors"
@@ -126,12 +127,24 @@ func (h *policyHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	return nil
 }
 
+// authn runs the authentication chain once, bounded by [auth] timeout for
+// all its modules together. Only CONNECT pays for the context: publishes are
+// bounded per module by each plugin's timeout, inside the wasm engine.
+func (h *policyHook) authn(req *policy.AuthnRequest) policy.AuthnResult {
+	if h.authnTimeout <= 0 {
+		return h.decider.Authenticate(h.ctx, req)
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, h.authnTimeout)
+	defer cancel()
+	return h.decider.Authenticate(ctx, req)
+}
+
 // authenticate runs the authentication chain, with as many MQTT 5 AUTH
 // rounds as the modules ask for. It returns the allowing result, or a
 // refusal to answer with a CONNACK, or an error when the exchange broke
 // down and no CONNACK can be sent.
 func (h *policyHook) authenticate(cl *mqtt.Client, req *policy.AuthnRequest) (policy.AuthnResult, *refusal, error) {
-	res := h.decider.Authenticate(h.ctx, req)
+	res := h.authn(req)
 	if res.Verdict == policy.Continue && req.AuthMethod != "" && cl.Net.Conn != nil {
 		// The whole exchange gets one deadline; mochi replaces it with the
 		// keepalive deadline once OnConnect returns.
@@ -153,7 +166,7 @@ func (h *policyHook) authenticate(cl *mqtt.Client, req *policy.AuthnRequest) (po
 		req.Round = round
 		req.AuthData = data
 		req.AuthState = res.AuthState
-		res = h.decider.Authenticate(h.ctx, req)
+		res = h.authn(req)
 	}
 	switch res.Verdict {
 	case policy.Allow:

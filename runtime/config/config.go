@@ -165,8 +165,10 @@ type Auth struct {
 	// NoMatch is the verdict when every module in a chain returns ignore:
 	// "deny" (default) or "allow".
 	NoMatch string `toml:"no_match"`
-	// Timeout bounds one whole decision (all modules of a chain together);
-	// default 1s, at most 60s.
+	// Timeout bounds one authentication (all modules of the authn chain
+	// together, per MQTT 5 AUTH round); default 1s, at most 60s.
+	// Authorization is bounded per module by each plugin's timeout: a
+	// deadline per publish would cost more than the decision.
 	Timeout Duration `toml:"timeout"`
 }
 
