@@ -121,7 +121,7 @@ module = %q
 decisions = ["authz"]
 [plugin.files]
 acl = "acl.conf"
-`, filepath.Join(os.TempDir(), "moat-e2e-wasm-cache"), testutil.Plugin(t, "jwt"), testutil.Example(t, "demo"), testutil.Plugin(t, "acl"))
+`, wasmCache, testutil.Plugin(t, "jwt"), testutil.Example(t, "demo"), testutil.Plugin(t, "acl"))
 	return &chain{addr: start(t, dir, doc), key: priv}
 }
 
@@ -288,13 +288,16 @@ allow_anonymous = true
 [cache]
 enabled = false
 
+[wasm]
+cache_dir = %q
+
 [[plugin]]
 name = "loopy"
 module = %q
 decisions = ["authz"]
 timeout = "50ms"
 instances = 2
-`, filepath.Join(testutil.RepoRoot(t), "runtime", "internal", "e2e", "testdata", "loopy.wasm"))
+`, wasmCache, filepath.Join(testutil.RepoRoot(t), "runtime", "internal", "e2e", "testdata", "loopy.wasm"))
 	addr := start(t, dir, doc)
 	sub := testutil.MustConnectV5(t, addr, testutil.V5Options{ClientID: "sub"})
 	sub.Subscribe(t, "ok/#", 1)
