@@ -209,6 +209,9 @@ func BenchmarkThroughput(b *testing.B) {
 		start func(b *testing.B) string
 	}{
 		{"bare", startBare},
+		// moat with empty chains: the cost of moat's listeners and hooks
+		// without any policy call, to tell framework from policy cost.
+		{"moat-nopolicy", func(b *testing.B) string { return startMoat(b, false, false, true) }},
 		{"moat-wasm-cache", func(b *testing.B) string { return startMoat(b, false, true, true) }},
 		{"moat-wasm-nocache", func(b *testing.B) string { return startMoat(b, false, true, false) }},
 	} {
