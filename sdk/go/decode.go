@@ -189,28 +189,22 @@ func (d *decoder) decodeAuthn(b []byte) (*AuthnRequest, error) {
 	req.Password, req.UserProperties, req.AuthMethod, req.AuthData, req.AuthState = nil, nil, "", nil, nil
 	req.Round = le32(b[8:])
 	for id := 0; id < nf; id++ {
-		p := headerSize + 8*id
-		off := uint64(le32(b[p:]))
-		end := off + uint64(le32(b[p+4:]))
-		if off == 0 {
+		off, end, present, err := field(b, id)
+		if err != nil {
+			return nil, err
+		}
+		if !present {
 			continue
 		}
-		if end > uint64(len(b)) {
-			return nil, fieldError(id, "beyond the request", end)
+		if d.clientField(&req.Client, id, b, off, end, &err) {
+			if err != nil {
+				return nil, err
+			}
+			continue
 		}
 		switch id {
-		case fieldClientID:
-			req.ClientID = str(b, off, end)
-		case fieldUsername:
-			req.Username = str(b, off, end)
 		case fieldPassword:
 			req.Password = b[off:end:end]
-		case fieldRemoteAddr:
-			req.RemoteAddr = str(b, off, end)
-		case fieldListener:
-			req.Listener = str(b, off, end)
-		case fieldCertCN, fieldCertSANs, fieldCertSHA256:
-			err = d.certField(&req.Client, id, b, off, end)
 		case fieldUserProperties:
 			var props []Attribute
 			props, err = d.pairList(b[off:end], id)
@@ -241,32 +235,26 @@ func (d *decoder) decodeAuthz(b []byte) (*AuthzRequest, error) {
 	req.Action, req.QoS, req.Retain = Action(b[1]), b[2], b[3]&flagRetain != 0
 	req.Topic, req.ShareGroup = "", ""
 	for id := 0; id < nf; id++ {
-		p := headerSize + 8*id
-		off := uint64(le32(b[p:]))
-		end := off + uint64(le32(b[p+4:]))
-		if off == 0 {
+		off, end, present, err := field(b, id)
+		if err != nil {
+			return nil, err
+		}
+		if !present {
 			continue
 		}
-		if end > uint64(len(b)) {
-			return nil, fieldError(id, "beyond the request", end)
+		if d.clientField(&req.Client, id, b, off, end, &err) {
+			if err != nil {
+				return nil, err
+			}
+			continue
 		}
 		switch id {
-		case fieldClientID:
-			req.ClientID = str(b, off, end)
-		case fieldUsername:
-			req.Username = str(b, off, end)
-		case fieldRemoteAddr:
-			req.RemoteAddr = str(b, off, end)
-		case fieldListener:
-			req.Listener = str(b, off, end)
 		case fieldTopic:
 			req.Topic = str(b, off, end)
 		case fieldShareGroup:
 			req.ShareGroup = str(b, off, end)
 		case fieldAttributes:
 			req.Attributes, err = d.pairList(b[off:end], id)
-		case fieldCertCN, fieldCertSANs, fieldCertSHA256:
-			err = d.certField(&req.Client, id, b, off, end)
 		}
 		if err != nil {
 			return nil, err
@@ -288,30 +276,24 @@ func (d *decoder) decodePayload(b []byte) (*PayloadRequest, error) {
 	req.Topic, req.UserProperties, req.ContentType, req.EnvelopeKeyID = "", nil, "", ""
 	req.PublishedMode, req.PayloadSize = 0, le32(b[8:])
 	for id := 0; id < nf; id++ {
-		p := headerSize + 8*id
-		off := uint64(le32(b[p:]))
-		end := off + uint64(le32(b[p+4:]))
-		if off == 0 {
+		off, end, present, err := field(b, id)
+		if err != nil {
+			return nil, err
+		}
+		if !present {
 			continue
 		}
-		if end > uint64(len(b)) {
-			return nil, fieldError(id, "beyond the request", end)
+		if d.clientField(&req.Client, id, b, off, end, &err) {
+			if err != nil {
+				return nil, err
+			}
+			continue
 		}
 		switch id {
-		case fieldClientID:
-			req.ClientID = str(b, off, end)
-		case fieldUsername:
-			req.Username = str(b, off, end)
-		case fieldRemoteAddr:
-			req.RemoteAddr = str(b, off, end)
-		case fieldListener:
-			req.Listener = str(b, off, end)
 		case fieldTopic:
 			req.Topic = str(b, off, end)
 		case fieldAttributes:
 			req.Attributes, err = d.pairList(b[off:end], id)
-		case fieldCertCN, fieldCertSANs, fieldCertSHA256:
-			err = d.certField(&req.Client, id, b, off, end)
 		case fieldUserProperties:
 			var props []Attribute
 			props, err = d.pairList(b[off:end], id)
@@ -332,6 +314,41 @@ func (d *decoder) decodePayload(b []byte) (*PayloadRequest, error) {
 		}
 	}
 	return req, nil
+}
+
+// field returns the bounds of field id of request b, and whether it is
+// present; a field that runs past the request is an error.
+func field(b []byte, id int) (off, end uint64, present bool, err error) {
+	p := headerSize + 8*id
+	off = uint64(le32(b[p:]))
+	end = off + uint64(le32(b[p+4:]))
+	if off == 0 {
+		return 0, 0, false, nil
+	}
+	if end > uint64(len(b)) {
+		return 0, 0, false, fieldError(id, "beyond the request", end)
+	}
+	return off, end, true, nil
+}
+
+// clientField decodes the fields every kind of request shares into c and
+// reports whether id was one of them; a decoding error goes to *err.
+func (d *decoder) clientField(c *Client, id int, b []byte, off, end uint64, err *error) bool {
+	switch id {
+	case fieldClientID:
+		c.ClientID = str(b, off, end)
+	case fieldUsername:
+		c.Username = str(b, off, end)
+	case fieldRemoteAddr:
+		c.RemoteAddr = str(b, off, end)
+	case fieldListener:
+		c.Listener = str(b, off, end)
+	case fieldCertCN, fieldCertSANs, fieldCertSHA256:
+		*err = d.certField(c, id, b, off, end)
+	default:
+		return false
+	}
+	return true
 }
 
 // certField decodes a certificate field into c.Cert; the fields count
