@@ -49,7 +49,7 @@ endif
 
 .PHONY: build run test bench soak fuzz lint clean FORCE
 
-build: bin/moat $(PLUGIN_WASM) $(EXAMPLE_WASM) $(WAT_TARGETS)
+build: bin/moat $(PLUGIN_WASM) $(EXAMPLE_WASM) $(REFERENCE_WASM) $(WAT_TARGETS)
 
 # Go targets always run: the go command knows what is out of date, and its
 # build cache makes an up-to-date build cost well under a second.
@@ -61,6 +61,11 @@ bin/plugins/%.wasm: FORCE
 
 bin/examples/%.wasm: FORCE
 	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./examples/plugins/$*
+
+# The reference policy (examples/reference/POLICY.md), one build per SDK.
+REFERENCE_WASM += bin/examples/reference-go.wasm
+bin/examples/reference-go.wasm: FORCE
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./examples/reference/go
 
 $(WAT_WASM): %.wasm: %.wat
 	$(WAT2WASM) $(WAT2WASM_FLAGS) $< -o $@

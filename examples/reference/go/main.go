@@ -1,0 +1,114 @@
+// Command reference is the reference policy of examples/reference/POLICY.md
+// written against the Go SDK: the same policy every SDK ships, checked by
+// the same conformance cases.
+//
+// Build it with
+//
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o bin/examples/reference-go.wasm ./examples/reference/go
+package main
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	moat "github.com/moat-mqtt/moat/sdk/go"
+)
+
+// init registers the handlers: a c-shared wasm module runs package
+// initialisers (from _initialize) but never main.
+func init() {
+	p := &policy{}
+	moat.HandleConfig(p.configure)
+	moat.HandleAuthn(p.authenticate)
+	moat.HandleAuthz(p.authorize)
+	moat.HandlePayload(p.payload)
+}
+
+func main() {}
+
+// config is the plugin's configuration:
+//
+//	{"users":[{"name":"alice","password":"alice-pw","tenant":"acme"}]}
+type config struct {
+	Users []struct {
+		Name     string `json:"name"`
+		Password string `json:"password"`
+		Tenant   string `json:"tenant"`
+	} `json:"users"`
+}
+
+type user struct{ password, tenant string }
+
+// policy is the configuration of one instance, replaced by each configure
+// call.
+type policy struct {
+	users map[string]user
+}
+
+func (p *policy) configure(cfg []byte) error {
+	var c config
+	if err := json.Unmarshal(cfg, &c); err != nil {
+		return fmt.Errorf("reference: config: %w", err)
+	}
+	users := make(map[string]user, len(c.Users))
+	for i, u := range c.Users {
+		if u.Name == "" {
+			return fmt.Errorf("reference: config: users[%d].name: empty", i)
+		}
+		users[u.Name] = user{password: u.Password, tenant: u.Tenant}
+	}
+	p.users = users
+	return nil
+}
+
+// authenticate allows a listed user with the right password, denies a
+// listed user with a wrong one, and ignores everyone else.
+func (p *policy) authenticate(r *moat.AuthnRequest) moat.AuthnResult {
+	u, ok := p.users[r.Username]
+	if !ok {
+		return moat.AuthnResult{Result: moat.Ignore()}
+	}
+	if subtle.ConstantTimeCompare(r.Password, []byte(u.password)) != 1 {
+		return moat.AuthnResult{Result: moat.Deny(moat.ReasonBadUsernameOrPassword, "bad user name or password")}
+	}
+	return moat.AuthnResult{Result: moat.Allow(), Attributes: moat.Attributes{{Key: "tenant", Value: u.tenant}}}
+}
+
+// authorize allows every action under devices/<username>/# and
+// tenants/<tenant attribute>/#, and denies the rest.
+func (p *policy) authorize(r *moat.AuthzRequest) moat.Result {
+	if covered("devices", r.Username, r.Topic) {
+		return moat.Allow()
+	}
+	if tenant, ok := r.Attributes.Get("tenant"); ok && covered("tenants", tenant, r.Topic) {
+		return moat.Allow()
+	}
+	return moat.Deny(moat.ReasonNotAuthorized, "not allowed")
+}
+
+// covered reports whether topic (a topic name, or a subscription's filter)
+// lies under root/name/#. A name that is empty or holds a wildcard or a '/' matches
+// nothing, so that a client cannot widen the rule by choosing its name.
+func covered(root, name, topic string) bool {
+	if name == "" || strings.ContainsAny(name, "/+#") {
+		return false
+	}
+	rest, ok := strings.CutPrefix(topic, root+"/"+name)
+	if !ok {
+		return false
+	}
+	// "root/name" itself is covered: "#" includes the parent level. Any
+	// filter below it, wildcards included, is covered by "root/name/#".
+	return rest == "" || strings.HasPrefix(rest, "/")
+}
+
+// payload stores messages under secure/# encrypted at rest with key
+// "default", and everything else as it came.
+func (p *policy) payload(r *moat.PayloadRequest) moat.PayloadResult {
+	if r.Topic == "secure" || strings.HasPrefix(r.Topic, "secure/") {
+		return moat.PayloadResult{Result: moat.Allow(), Mode: moat.ModeAtRest, KeyID: "default"}
+	}
+	return moat.PayloadResult{Result: moat.Allow(), Mode: moat.ModePlaintext}
+}
