@@ -42,6 +42,8 @@ go_dirs = $(sort $(patsubst %/,%,$(dir $(filter-out %_test.go,$(wildcard $(1)/*/
 
 PLUGIN_WASM  := $(patsubst plugins/%,bin/plugins/%.wasm,$(call go_dirs,plugins))
 EXAMPLE_WASM := $(patsubst examples/plugins/%,bin/examples/%.wasm,$(call go_dirs,examples/plugins))
+# The reference policy (examples/reference/POLICY.md), one build per SDK.
+REFERENCE_WASM := bin/examples/reference-go.wasm
 WAT_WASM     := $(patsubst ./%.wat,%.wasm,$(shell find . -path ./bin -prune -o -path '*/testdata/*.wat' -print))
 ifneq ($(shell command -v $(WAT2WASM)),)
 WAT_TARGETS  := $(WAT_WASM)
@@ -62,8 +64,6 @@ bin/plugins/%.wasm: FORCE
 bin/examples/%.wasm: FORCE
 	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./examples/plugins/$*
 
-# The reference policy (examples/reference/POLICY.md), one build per SDK.
-REFERENCE_WASM += bin/examples/reference-go.wasm
 bin/examples/reference-go.wasm: FORCE
 	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./examples/reference/go
 
