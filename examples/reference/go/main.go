@@ -8,6 +8,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
@@ -33,9 +34,9 @@ func main() {}
 //	{"users":[{"name":"alice","password":"alice-pw","tenant":"acme"}]}
 type config struct {
 	Users []struct {
-		Name     string `json:"name"`
-		Password string `json:"password"`
-		Tenant   string `json:"tenant"`
+		Name     *string `json:"name"`
+		Password *string `json:"password"`
+		Tenant   *string `json:"tenant"`
 	} `json:"users"`
 }
 
@@ -47,17 +48,24 @@ type policy struct {
 	users map[string]user
 }
 
+// configure reads the configuration strictly: unknown keys and users
+// lacking a member are refused. When a name is listed twice the first
+// entry wins.
 func (p *policy) configure(cfg []byte) error {
 	var c config
-	if err := json.Unmarshal(cfg, &c); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(cfg))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
 		return fmt.Errorf("reference: config: %w", err)
 	}
 	users := make(map[string]user, len(c.Users))
 	for i, u := range c.Users {
-		if u.Name == "" {
-			return fmt.Errorf("reference: config: users[%d].name: empty", i)
+		if u.Name == nil || u.Password == nil || u.Tenant == nil {
+			return fmt.Errorf("reference: config: users[%d]: want the strings name, password and tenant", i)
 		}
-		users[u.Name] = user{password: u.Password, tenant: u.Tenant}
+		if _, dup := users[*u.Name]; !dup {
+			users[*u.Name] = user{password: *u.Password, tenant: *u.Tenant}
+		}
 	}
 	p.users = users
 	return nil
@@ -70,8 +78,8 @@ func (p *policy) authenticate(r *moat.AuthnRequest) moat.AuthnResult {
 	if !ok {
 		return moat.AuthnResult{Result: moat.Ignore()}
 	}
-	if subtle.ConstantTimeCompare(r.Password, []byte(u.password)) != 1 {
-		return moat.AuthnResult{Result: moat.Deny(moat.ReasonBadUsernameOrPassword, "bad user name or password")}
+	if r.Password == nil || subtle.ConstantTimeCompare(r.Password, []byte(u.password)) != 1 {
+		return moat.AuthnResult{Result: moat.Deny(0, "bad user name or password")}
 	}
 	return moat.AuthnResult{Result: moat.Allow(), Attributes: moat.Attributes{{Key: "tenant", Value: u.tenant}}}
 }
@@ -85,7 +93,7 @@ func (p *policy) authorize(r *moat.AuthzRequest) moat.Result {
 	if tenant, ok := r.Attributes.Get("tenant"); ok && covered("tenants", tenant, r.Topic) {
 		return moat.Allow()
 	}
-	return moat.Deny(moat.ReasonNotAuthorized, "not allowed")
+	return moat.Deny(0, "")
 }
 
 // covered reports whether topic (a topic name, or a subscription's filter)
@@ -105,7 +113,7 @@ func covered(root, name, topic string) bool {
 }
 
 // payload stores messages under secure/# encrypted at rest with key
-// "default", and everything else as it came.
+// "default", and everything else as it came, whatever the action.
 func (p *policy) payload(r *moat.PayloadRequest) moat.PayloadResult {
 	if r.Topic == "secure" || strings.HasPrefix(r.Topic, "secure/") {
 		return moat.PayloadResult{Result: moat.Allow(), Mode: moat.ModeAtRest, KeyID: "default"}
