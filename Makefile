@@ -43,13 +43,21 @@ go_dirs = $(sort $(patsubst %/,%,$(dir $(filter-out %_test.go,$(wildcard $(1)/*/
 PLUGIN_WASM  := $(patsubst plugins/%,bin/plugins/%.wasm,$(call go_dirs,plugins))
 EXAMPLE_WASM := $(patsubst examples/plugins/%,bin/examples/%.wasm,$(call go_dirs,examples/plugins))
 WAT_WASM     := $(patsubst ./%.wat,%.wasm,$(shell find . -path ./bin -prune -o -path '*/testdata/*.wat' -print))
+# Rust modules (sdk/rust/README.md): Debian's rustc, which ships the
+# wasm32-unknown-unknown standard library (rustup's often lacks it).
+#   examples/reference/rust/reference.rs -> bin/examples/reference-rust.wasm
+RUSTC          ?= /usr/bin/rustc
+RUSTFLAGS_WASM ?= --edition 2021 --target wasm32-unknown-unknown --crate-type cdylib \
+                  -C panic=abort -C opt-level=s -C link-arg=-zstack-size=65536 -C strip=symbols
+RUST_SDK       := sdk/rust/moat.rs
+RUST_WASM      := bin/examples/reference-rust.wasm
 ifneq ($(shell command -v $(WAT2WASM)),)
 WAT_TARGETS  := $(WAT_WASM)
 endif
 
 .PHONY: build run test bench soak fuzz lint clean FORCE
 
-build: bin/moat $(PLUGIN_WASM) $(EXAMPLE_WASM) $(WAT_TARGETS)
+build: bin/moat $(PLUGIN_WASM) $(EXAMPLE_WASM) $(RUST_WASM) $(WAT_TARGETS)
 
 # Go targets always run: the go command knows what is out of date, and its
 # build cache makes an up-to-date build cost well under a second.
@@ -61,6 +69,10 @@ bin/plugins/%.wasm: FORCE
 
 bin/examples/%.wasm: FORCE
 	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./examples/plugins/$*
+
+bin/examples/reference-rust.wasm: examples/reference/rust/reference.rs $(RUST_SDK)
+	@mkdir -p $(@D)
+	$(RUSTC) $(RUSTFLAGS_WASM) $< -o $@
 
 $(WAT_WASM): %.wasm: %.wat
 	$(WAT2WASM) $(WAT2WASM_FLAGS) $< -o $@
