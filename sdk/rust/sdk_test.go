@@ -262,7 +262,7 @@ func TestFilter(t *testing.T) {
 func TestPairsAndResults(t *testing.T) {
 	m, _ := mustLoad(t, "")
 	res := authn(t, m, &policy.AuthnRequest{
-		Client: &policy.Client{Username: "props", Cert: &policy.Cert{SANs: []string{"a.example", "b@example"}}},
+		Client:         &policy.Client{Username: "props", Cert: &policy.Cert{SANs: []string{"a.example", "b@example"}}},
 		UserProperties: []policy.Property{{Key: "k1", Value: "v1"}, {Key: "k2", Value: ""}, {Key: "k1", Value: "v3"}},
 	})
 	if want := "k1=v1;k2=;k1=v3;san:a.example;san:b@example;"; res.Message != want {
