@@ -3,6 +3,7 @@ package plugintest_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,19 +30,26 @@ var rustFlags = []string{"--edition", "2021", "--target", "wasm32-unknown-unknow
 
 // buildRust compiles a Rust module (the file src of the repository) to
 // out with the SDK's recipe.
-func buildRust(t *testing.T, src, out string) {
+func buildRust(t testing.TB, src, out string) {
 	t.Helper()
+	if err := rustBuild(src, out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func rustBuild(src, out string) error {
 	cmd := exec.Command(rustc(), append(rustFlags, src, "-o", out)...)
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", rustc(), src, err, b)
+		return fmt.Errorf("%s %s: %v\n%s", rustc(), src, err, b)
 	}
+	return nil
 }
 
 // referenceRust returns bin/examples/reference-rust.wasm, rebuilding it
 // into a temporary directory when it is missing or older than its sources
 // (a bare `go test` after an edit), so the suite always runs this tree's
 // module.
-func referenceRust(t *testing.T, root string) string {
+func referenceRust(t testing.TB, root string) string {
 	t.Helper()
 	built := filepath.Join(root, "bin", "examples", "reference-rust.wasm")
 	srcs := []string{filepath.Join(root, "examples", "reference", "rust", "reference.rs"), filepath.Join(root, "sdk", "rust", "moat.rs")}
