@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -349,7 +350,7 @@ func TestBufferLimit(t *testing.T) {
 	if err == nil {
 		t.Fatal("a request beyond memory_limit succeeded")
 	}
-	if !strings.Contains(lb.String(), "moat_buffer: cannot grow the request buffer") {
+	if !regexp.MustCompile(`moat_buffer: cannot grow the request buffer to \d{7} bytes \(memory_limit\)`).MatchString(lb.String()) {
 		t.Errorf("log lacks the buffer failure:\n%s", lb)
 	}
 }

@@ -409,6 +409,10 @@ macro_rules! moat_msg {
 
 static mut PANICKING: bool = false;
 
+// The panic handler. Formatting the message pulls core::fmt into the
+// module (about 10 KB); a module built with `--cfg moat_terse_panic` logs
+// only "panic" and stays near its own size.
+#[cfg(not(moat_terse_panic))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     unsafe {
@@ -420,6 +424,14 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
             let _ = set_message(m.as_str());
         }
     }
+    core::arch::wasm32::unreachable()
+}
+
+#[cfg(moat_terse_panic)]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    log(Level::Error, "panic (module built with moat_terse_panic: no message)");
+    let _ = set_message("panic");
     core::arch::wasm32::unreachable()
 }
 
@@ -957,8 +969,26 @@ macro_rules! moat_plugin {
 pub fn __buffer(size: i32) -> i32 {
     let p = arena::buffer(size as u32 as usize);
     if p == 0 {
-        let m = Msg::format(format_args!("moat_buffer: cannot grow the request buffer to {} bytes (memory_limit)", size as u32));
-        log(Level::Error, m.as_str());
+        // No formatting here: this path must not pull in core::fmt.
+        let mut digits = [0u8; 10];
+        let mut n = size as u32;
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let mut m = [0u8; 96];
+        let parts: [&[u8]; 3] = [b"moat_buffer: cannot grow the request buffer to ", &digits[i..], b" bytes (memory_limit)"];
+        let mut len = 0;
+        for p in parts {
+            m[len..len + p.len()].copy_from_slice(p);
+            len += p.len();
+        }
+        log(Level::Error, unsafe { core::str::from_utf8_unchecked(&m[..len]) });
         core::arch::wasm32::unreachable();
     }
     p as i32
