@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
 // rustRecipe is the Rust SDK's build command (sdk/rust/README.md).
@@ -187,5 +190,92 @@ func TestPluginInspect(t *testing.T) {
 	code, _, errOut = runMoat("plugin", "inspect", "plugin_test.go")
 	if code != exitFail || !strings.Contains(errOut, "not a WebAssembly binary") {
 		t.Errorf("a Go file: exit %d %s", code, errOut)
+	}
+}
+
+// TestServeRustReference serves examples/reference/moat.toml (the Rust
+// reference policy) with the real binary and checks its decisions on real
+// MQTT connections.
+func TestServeRustReference(t *testing.T) {
+	dir := t.TempDir()
+	buildRust(t, "../../examples/reference/rust/reference.rs", filepath.Join(dir, "reference-rust.wasm"))
+	doc, err := os.ReadFile("../../examples/reference/moat.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.NewReplacer(
+		`"127.0.0.1:1883"`, `"127.0.0.1:0"`,
+		`"../../bin/examples/reference-rust.wasm"`, `"reference-rust.wasm"`,
+	).Replace(string(doc)) + "\n[log]\nformat = \"json\"\n"
+	if !strings.Contains(cfg, `"reference-rust.wasm"`) || !strings.Contains(cfg, "127.0.0.1:0") {
+		t.Fatalf("examples/reference/moat.toml changed: update this test\n%s", cfg)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "moat.toml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, dir)
+	addr := s.address(t, "mqtt")
+
+	client := func(id, user, password string) (mqtt.Client, error) {
+		opts := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).
+			SetUsername(user).SetPassword(password).SetAutoReconnect(false).
+			SetConnectTimeout(10 * time.Second)
+		c := mqtt.NewClient(opts)
+		tok := c.Connect()
+		if !tok.WaitTimeout(10 * time.Second) {
+			t.Fatalf("connect %s: timed out", id)
+		}
+		return c, tok.Error()
+	}
+	for _, bad := range []struct{ user, pw string }{{"alice", "wrong"}, {"mallory", "x"}} {
+		if c, err := client("bad-"+bad.user, bad.user, bad.pw); err == nil {
+			c.Disconnect(0)
+			t.Errorf("%s with password %q connected", bad.user, bad.pw)
+		}
+	}
+
+	alice, err := client("alice-1", "alice", "alice-pw")
+	if err != nil {
+		t.Fatalf("alice: %v", err)
+	}
+	defer alice.Disconnect(0)
+	got := make(chan string, 4)
+	sub := alice.SubscribeMultiple(map[string]byte{"tenants/acme/#": 1, "devices/alice/+": 1, "devices/bob/#": 1}, func(_ mqtt.Client, m mqtt.Message) {
+		got <- m.Topic() + " " + string(m.Payload())
+	})
+	if !sub.WaitTimeout(10*time.Second) || sub.Error() != nil {
+		t.Fatalf("subscribe: %v", sub.Error())
+	}
+	granted := sub.(*mqtt.SubscribeToken).Result()
+	if granted["tenants/acme/#"] != 1 || granted["devices/alice/+"] != 1 || granted["devices/bob/#"] != 0x80 {
+		t.Errorf("granted %v, want tenants/acme/# and devices/alice/+ at QoS 1, devices/bob/# refused (0x80)", granted)
+	}
+
+	carol, err := client("carol-1", "carol", "carol-pw")
+	if err != nil {
+		t.Fatalf("carol: %v", err)
+	}
+	defer carol.Disconnect(0)
+	// Denied QoS 0 publishes are dropped (a denied QoS 1 one disconnects
+	// an MQTT 3.1.1 client); the allowed one after them must be the only
+	// one to arrive.
+	for i, p := range []string{"devices/alice/x", "tenants/globex/x", "tenants/acme/news"} {
+		tok := carol.Publish(p, byte(i/2), false, "from carol")
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %s: %v", p, tok.Error())
+		}
+	}
+	select {
+	case m := <-got:
+		if m != "tenants/acme/news from carol" {
+			t.Errorf("alice received %q, want only tenants/acme/news", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("alice received nothing:\n%s", s.output())
+	}
+	select {
+	case m := <-got:
+		t.Errorf("alice also received %q", m)
+	case <-time.After(200 * time.Millisecond):
 	}
 }
