@@ -354,3 +354,72 @@ func TestBufferLimit(t *testing.T) {
 		t.Errorf("log lacks the buffer failure:\n%s", lb)
 	}
 }
+
+// FuzzFilter compares the SDK's Filter with goMatch, a Go statement of
+// the same rules (the one examples/plugins/demo uses), on random rules,
+// topics and names.
+func FuzzFilter(f *testing.F) {
+	f.Add("a/#", "a/b/c", false, "", "")
+	f.Add("u/%u/#", "u/alice/+", true, "alice", "c")
+	f.Add("+/x", "$SYS/x", false, "", "")
+	f.Add("c/%c", "c/dev-1", false, "u", "dev-1")
+	f.Add("a/+", "a/#", true, "", "")
+	f.Add("%u/%c/#", "x/y", false, "x", "y")
+	m, _ := mustLoad(f, "")
+	f.Fuzz(func(t *testing.T, rule, topic string, sub bool, user, client string) {
+		if !utf8.ValidString(rule) || !utf8.ValidString(topic) || strings.Contains(rule, "%{") {
+			return
+		}
+		action := policy.ActionPublish
+		if sub {
+			action = policy.ActionSubscribe
+		}
+		c := &policy.Client{Username: user, ClientID: client, Attributes: []policy.Attribute{{Key: "filter", Value: rule}}}
+		res, err := m.Authorize(context.Background(), &policy.AuthzRequest{Client: c, Action: action, Topic: topic})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !utf8.ValidString(user) || !utf8.ValidString(client) {
+			return // the SDK reads invalid UTF-8 names as empty ones
+		}
+		if got, want := res.Verdict == policy.Allow, goMatch(strings.Split(rule, "/"), topic, sub, user, client); got != want {
+			t.Fatalf("rule %q topic %q (subscribe %v, user %q, client %q): SDK %v, Go %v", rule, topic, sub, user, client, got, want)
+		}
+	})
+}
+
+func goMatch(filter []string, topic string, isFilter bool, username, clientID string) bool {
+	if len(filter) > 0 && (filter[0] == "#" || filter[0] == "+") && strings.HasPrefix(topic, "$") {
+		return false
+	}
+	nameLevel := func(s string) bool { return s != "" && !strings.ContainsAny(s, "/+#") }
+	rest, done := topic, false
+	for i, f := range filter {
+		if done {
+			return f == "#" && i == len(filter)-1
+		}
+		level, after, found := strings.Cut(rest, "/")
+		rest, done = after, !found
+		switch f {
+		case "#":
+			return true
+		case "+":
+			if isFilter && level == "#" {
+				return false
+			}
+		case "%u":
+			if !nameLevel(username) || level != username {
+				return false
+			}
+		case "%c":
+			if !nameLevel(clientID) || level != clientID {
+				return false
+			}
+		default:
+			if level != f {
+				return false
+			}
+		}
+	}
+	return done
+}
