@@ -948,19 +948,19 @@ macro_rules! moat_plugin {
     (@export authn $f:path) => {
         #[no_mangle]
         pub extern "C" fn moat_authenticate(len: i32) -> i32 {
-            $f(&$crate::moat::AuthnRequest(unsafe { $crate::moat::__request(len) })).bits()
+            $crate::moat::__authn(len, $f)
         }
     };
     (@export authz $f:path) => {
         #[no_mangle]
         pub extern "C" fn moat_authorize(len: i32) -> i32 {
-            $f(&$crate::moat::AuthzRequest(unsafe { $crate::moat::__request(len) })).bits()
+            $crate::moat::__authz(len, $f)
         }
     };
     (@export payload $f:path) => {
         #[no_mangle]
         pub extern "C" fn moat_payload(len: i32) -> i32 {
-            $f(&$crate::moat::PayloadRequest(unsafe { $crate::moat::__request(len) })).bits()
+            $crate::moat::__payload(len, $f)
         }
     };
 }
@@ -994,9 +994,23 @@ pub fn __buffer(size: i32) -> i32 {
     p as i32
 }
 
+// The decision functions must be generic over the request's lifetime
+// (`fn(&AuthzRequest) -> Authz`): one that asks for AuthzRequest<'static>
+// does not coerce, so no part of a request, which the next request
+// overwrites, can be kept past the call.
 #[doc(hidden)]
-pub unsafe fn __request(len: i32) -> Request<'static> {
-    Request::new(arena::request(len as u32 as usize))
+pub fn __authn(len: i32, f: for<'a> fn(&AuthnRequest<'a>) -> Authn) -> i32 {
+    f(&AuthnRequest(Request::new(unsafe { arena::request(len as u32 as usize) }))).bits()
+}
+
+#[doc(hidden)]
+pub fn __authz(len: i32, f: for<'a> fn(&AuthzRequest<'a>) -> Authz) -> i32 {
+    f(&AuthzRequest(Request::new(unsafe { arena::request(len as u32 as usize) }))).bits()
+}
+
+#[doc(hidden)]
+pub fn __payload(len: i32, f: for<'a> fn(&PayloadRequest<'a>) -> Payload) -> i32 {
+    f(&PayloadRequest(Request::new(unsafe { arena::request(len as u32 as usize) }))).bits()
 }
 
 #[doc(hidden)]
