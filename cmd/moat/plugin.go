@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -87,10 +88,13 @@ difference as "got ..., want ...". Test exits with status 1 when a case
 fails or the module does not load, 0 when every case passes.
 
 --config replaces the case file's [config]: a JSON object, or the name of
-a file holding one.
+a file holding one. -run keeps only the cases whose name matches a regular
+expression; -v lists the cases that pass too.
 `, stderr)
 	cases := fs.String("cases", "", "the case `file` (TOML)")
 	config := fs.String("config", "", "the plugin config: a JSON object or a `file` holding one")
+	only := fs.String("run", "", "run only the cases whose name matches this `regexp`")
+	verbose := fs.Bool("v", false, "list passing cases too")
 	pos, code, done := parseInterspersed(fs, args)
 	if done {
 		return code
@@ -103,6 +107,24 @@ a file holding one.
 	if err != nil {
 		printProblems(stderr, err)
 		return exitFail
+	}
+	if *only != "" {
+		re, err := regexp.Compile(*only)
+		if err != nil {
+			fmt.Fprintf(stderr, "moat plugin test: -run: %v\n", err)
+			return exitUsage
+		}
+		kept := suite.Cases[:0]
+		for _, c := range suite.Cases {
+			if re.MatchString(c.Name) {
+				kept = append(kept, c)
+			}
+		}
+		if len(kept) == 0 {
+			fmt.Fprintf(stderr, "moat plugin test: -run %q matches no case of %s\n", *only, *cases)
+			return exitFail
+		}
+		suite.Cases = kept
 	}
 	var cfg []byte
 	if *config != "" {
@@ -123,6 +145,13 @@ a file holding one.
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFail
+	}
+	if *verbose {
+		for _, r := range rep.Results {
+			if len(r.Diffs) == 0 {
+				fmt.Fprintf(stdout, "ok   %s:%d: %s\n", suite.Path, r.Case.Line, r.Case.Name)
+			}
+		}
 	}
 	rep.Write(stdout)
 	if rep.Failed() > 0 {

@@ -137,11 +137,19 @@ func TestPluginTest(t *testing.T) {
 		}
 	}
 
+	// -run keeps matching cases, -v lists the passing ones.
+	code, out, errOut = runMoat("plugin", "test", mod, "--cases", cases, "-run", "^alice (connects|publishes)", "-v")
+	if code != exitOK || !strings.Contains(out, "4 cases passed") || !strings.Contains(out, `cases.toml:23: alice connects with her password`) {
+		t.Errorf("-run -v: exit %d\n%s%s", code, out, errOut)
+	}
+
 	tests := []struct {
 		args []string
 		code int
 		want string
 	}{
+		{[]string{mod, "--cases", cases, "-run", "nothing like this"}, exitFail, "matches no case"},
+		{[]string{mod, "--cases", cases, "-run", "("}, exitUsage, "-run: error parsing regexp"},
 		{[]string{mod}, exitUsage, "want one MODULE.wasm and --cases FILE"},
 		{[]string{"--cases", cases}, exitUsage, "want one MODULE.wasm"},
 		{[]string{mod, "--cases", "nope.toml"}, exitFail, "no such file"},
