@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,10 +114,27 @@ func TestPluginNewErrors(t *testing.T) {
 	}
 }
 
+var (
+	referenceOnce sync.Once
+	referencePath string
+	referenceErr  error
+)
+
+// referenceModule builds the Rust reference policy once per test process
+// (into the TestMain directory, removed at the end).
 func referenceModule(t *testing.T) string {
-	out := filepath.Join(t.TempDir(), "reference-rust.wasm")
-	buildRust(t, "../../examples/reference/rust/reference.rs", out)
-	return out
+	t.Helper()
+	referenceOnce.Do(func() {
+		referencePath = filepath.Join(filepath.Dir(moatBin), "reference-rust.wasm")
+		out, err := exec.Command(rustc(), append(rustRecipe, "../../examples/reference/rust/reference.rs", "-o", referencePath)...).CombinedOutput()
+		if err != nil {
+			referenceErr = fmt.Errorf("%s: %v\n%s", rustc(), err, out)
+		}
+	})
+	if referenceErr != nil {
+		t.Fatal(referenceErr)
+	}
+	return referencePath
 }
 
 func TestPluginTest(t *testing.T) {
@@ -206,7 +225,13 @@ func TestPluginInspect(t *testing.T) {
 // MQTT connections.
 func TestServeRustReference(t *testing.T) {
 	dir := t.TempDir()
-	buildRust(t, "../../examples/reference/rust/reference.rs", filepath.Join(dir, "reference-rust.wasm"))
+	bin, err := os.ReadFile(referenceModule(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "reference-rust.wasm"), bin, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	doc, err := os.ReadFile("../../examples/reference/moat.toml")
 	if err != nil {
 		t.Fatal(err)
