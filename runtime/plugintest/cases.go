@@ -34,6 +34,10 @@
 //	topic      = "tenants/acme/news"
 //	expect     = { verdict = "allow" }
 //
+// Two top-level keys grant what moat.toml would: files = { name = "path" }
+// ([plugin.files]; a relative path is relative to the case file) and
+// allow_payload = true (payload_read sees each case's payload).
+//
 // Request keys (all optional but name and kind): client_id, username,
 // password (absent means the CONNECT had none), remote_addr, listener,
 // protocol (3, 4 or 5; default 5), cert_cn, cert_sans, superuser,
@@ -59,6 +63,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -73,7 +78,11 @@ type Suite struct {
 	Path string
 	// Config is the [config] table; nil when the file has none.
 	Config map[string]any
-	Cases  []Case
+	// Files grants files by name, paths resolved against the case file's
+	// directory; AllowPayload lets payload_read see payloads.
+	Files        map[string]string
+	AllowPayload bool
+	Cases        []Case
 }
 
 // Case is one request and what the module must answer.
@@ -124,8 +133,10 @@ type Expect struct {
 }
 
 type file struct {
-	Config map[string]any `toml:"config"`
-	Cases  []Case         `toml:"case"`
+	Config       map[string]any    `toml:"config"`
+	Files        map[string]string `toml:"files"`
+	AllowPayload bool              `toml:"allow_payload"`
+	Cases        []Case            `toml:"case"`
 }
 
 // Load reads and parses a case file.
@@ -164,7 +175,16 @@ func Parse(name string, data []byte) (*Suite, error) {
 			lines = append(lines, n)
 		}
 	}
-	s := &Suite{Path: name, Config: f.Config, Cases: f.Cases}
+	s := &Suite{Path: name, Config: f.Config, AllowPayload: f.AllowPayload, Cases: f.Cases}
+	if len(f.Files) > 0 {
+		s.Files = make(map[string]string, len(f.Files))
+		for k, p := range f.Files {
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(filepath.Dir(name), p)
+			}
+			s.Files[k] = p
+		}
+	}
 	names := map[string]int{}
 	for i := range s.Cases {
 		c := &s.Cases[i]

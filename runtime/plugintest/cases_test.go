@@ -3,6 +3,7 @@ package plugintest_test
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -157,4 +158,56 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 	})
+}
+
+// TestFiles checks the files grant of a case file: paths relative to the
+// case file, names as the module asks for them.
+func TestFiles(t *testing.T) {
+	root := testutil.RepoRoot(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "greeting.txt"), []byte("hello from a file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := filepath.Join(dir, "cases.toml")
+	if err := os.WriteFile(cases, []byte(`
+files = { greeting = "greeting.txt" }
+
+[[case]]
+name = "a granted file"
+kind = "authz"
+action = "publish"
+topic = "greeting"
+expect = { verdict = "allow", message = "hello from a file" }
+
+[[case]]
+name = "a name not granted"
+kind = "authz"
+action = "publish"
+topic = "passwords"
+expect = { verdict = "deny", reason = 0x87 }
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := plugintest.Load(cases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "greeting.txt"); s.Files["greeting"] != want {
+		t.Fatalf("files: %v, want greeting = %s", s.Files, want)
+	}
+	ctx := context.Background()
+	e, err := wasm.NewEngine(ctx, wasm.EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(ctx)
+	rep, err := plugintest.Run(ctx, e, filepath.Join(root, "runtime", "wasm", "testdata", "files.wasm"), s, plugintest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	rep.Write(&out)
+	if rep.Failed() != 0 {
+		t.Fatalf("%s", &out)
+	}
 }

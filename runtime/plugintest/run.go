@@ -96,11 +96,13 @@ func Run(ctx context.Context, e *wasm.Engine, path string, s *Suite, opts Option
 		name = "plugin"
 	}
 	m, err := e.Load(ctx, wasm.ModuleConfig{
-		Name:       name,
-		Path:       path,
-		Decisions:  s.Decisions(),
-		Instances:  1,
-		ConfigJSON: cfg,
+		Name:         name,
+		Path:         path,
+		Decisions:    s.Decisions(),
+		Instances:    1,
+		ConfigJSON:   cfg,
+		Files:        s.Files,
+		AllowPayload: s.AllowPayload,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("plugintest: %w", err)
