@@ -6,6 +6,7 @@ package rust
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,10 @@ import (
 	"sync"
 	"testing"
 	"unicode/utf8"
+
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/crypto/pbkdf2"
 
 	"github.com/moat-mqtt/moat/runtime/policy"
 	"github.com/moat-mqtt/moat/runtime/wasm"
@@ -86,7 +91,9 @@ func load(t testing.TB, config string, memLimit int64) (*wasm.Module, *logBuffer
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := wasm.ModuleConfig{Name: "sdktest", Path: sdktest(t), Decisions: []string{"authn", "authz"}, Instances: 1, MemoryLimit: memLimit}
+	// The module reads files (the "file" authn), so it needs a grant.
+	cfg := wasm.ModuleConfig{Name: "sdktest", Path: sdktest(t), Decisions: []string{"authn", "authz"}, Instances: 1, MemoryLimit: memLimit,
+		Files: map[string]string{"greeting": "testdata/greeting.txt"}}
 	if config != "" {
 		cfg.ConfigJSON = []byte(config)
 	}
@@ -422,4 +429,33 @@ func goMatch(filter []string, topic string, isFilter bool, username, clientID st
 		}
 	}
 	return done
+}
+
+// TestHostFunctions checks the SDK's wrappers of the host functions
+// against Go's implementations and the ABI's status codes.
+func TestHostFunctions(t *testing.T) {
+	m, _ := mustLoad(t, "")
+	pw := []byte("correct horse")
+	bh, err := bcrypt.GenerateFromPassword(pw, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := authn(t, m, &policy.AuthnRequest{Client: &policy.Client{Username: "host"}, Password: pw, AuthData: bh})
+	want := fmt.Sprintf("pbkdf2 Ok(()) %x argon2id Ok(()) %x bcrypt Ok(true) random Ok(()) true time true expiry Err(Invalid) Ok(()) key Err(NotAvailable)",
+		pbkdf2.Key(pw, []byte("salt"), 1000, 32, sha256.New), argon2.IDKey(pw, []byte("saltsalt"), 1, 64, 1, 16))
+	if res.Message != want {
+		t.Errorf("got  %s\nwant %s", res.Message, want)
+	}
+	if res.Expiry.IsZero() {
+		t.Error("set_expiry did not reach the result")
+	}
+
+	res = authn(t, m, &policy.AuthnRequest{Client: &policy.Client{Username: "file"}, Password: []byte("greeting")})
+	if want := "6 hello\n"; res.Message != want {
+		t.Errorf("file: got %q, want %q", res.Message, want)
+	}
+	res = authn(t, m, &policy.AuthnRequest{Client: &policy.Client{Username: "file"}, Password: []byte("passwords")})
+	if want := "Some(NotAvailable) Some(NotAvailable)"; res.Message != want {
+		t.Errorf("file not granted: got %q, want %q", res.Message, want)
+	}
 }

@@ -72,6 +72,12 @@ fn canon(m: &mut Msg, v: json::Value) {
     }
 }
 
+fn hex(m: &mut Msg, b: &[u8]) {
+    for x in b {
+        let _ = write!(m, "{:02x}", x);
+    }
+}
+
 trait Push {
     fn push(&mut self, s: &str);
 }
@@ -129,6 +135,41 @@ fn authn(r: &AuthnRequest) -> Authn {
             None => Authn::deny_with(Reason::BAD_AUTH_METHOD),
         },
         "panic" => panic!("boom for {}", r.client_id()),
+        // Host functions: the message shows what each returned.
+        "host" => {
+            let pw = r.password().unwrap_or(b"");
+            let mut m = Msg::new();
+            let mut out = [0u8; 32];
+            let st = pbkdf2(Sha::Sha256, pw, b"salt", 1000, &mut out);
+            let _ = write!(m, "pbkdf2 {:?} ", st);
+            hex(&mut m, &out);
+            let st = argon2id(pw, b"saltsalt", 1, 64, 1, &mut out[..16]);
+            let _ = write!(m, " argon2id {:?} ", st);
+            hex(&mut m, &out[..16]);
+            let _ = write!(m, " bcrypt {:?}", bcrypt_compare(r.auth_data().unwrap_or(b""), pw));
+            let mut rnd = [0u8; 16];
+            let _ = write!(m, " random {:?} {}", random(&mut rnd), rnd.iter().any(|&b| b != 0));
+            let _ = write!(m, " time {}", time_now() > 1_600_000_000_000_000_000 && time_monotonic() >= 0);
+            let _ = write!(m, " expiry {:?} {:?}", set_expiry(0), set_expiry(time_now() + 1_000_000_000));
+            let _ = write!(m, " key {:?}", set_key_id("k"));
+            let _ = set_message(m.as_str());
+            Authn::allow()
+        }
+        "file" => {
+            let name = core::str::from_utf8(r.password().unwrap_or(b"")).unwrap_or("");
+            let mut buf = [0u8; 64];
+            let mut m = Msg::new();
+            match (file_size(name), file_read(name, 0, &mut buf)) {
+                (Ok(n), Ok(k)) => {
+                    let _ = write!(m, "{} {}", n, core::str::from_utf8(&buf[..k]).unwrap_or("?"));
+                }
+                (a, b) => {
+                    let _ = write!(m, "{:?} {:?}", a.err(), b.err());
+                }
+            }
+            let _ = set_message(m.as_str());
+            Authn::allow()
+        }
         _ => Authn::ignore(),
     }
 }
