@@ -1049,10 +1049,6 @@ pub struct Names<'a> {
     pub attributes: Option<Pairs<'a>>,
 }
 
-fn name_level(s: &str) -> bool {
-    name_level_bytes(s.as_bytes())
-}
-
 fn name_level_bytes(s: &[u8]) -> bool {
     !s.is_empty() && !s.iter().any(|&c| c == b'/' || c == b'+' || c == b'#')
 }
@@ -1070,19 +1066,32 @@ impl<'f> Filter<'f> {
     /// Matches the request's topic with the request's client as names: for
     /// a subscribe, the filter must cover the subscription's filter (see
     /// [`Filter::matches_with`]).
+    ///
+    /// It compares the request's bytes as they are, without checking that
+    /// they are UTF-8 (equal bytes are equal strings either way): that
+    /// check would cost more than the match.
     pub fn matches_request(&self, r: &AuthzRequest) -> bool {
-        let names = Names { username: r.username(), client_id: r.client_id(), attributes: Some(r.attributes()) };
-        self.matches_with(r.topic(), r.action() == Action::Subscribe, &names)
+        let q = &r.0;
+        self.matches_bytes(
+            q.field(field::TOPIC).unwrap_or(b""),
+            r.action() == Action::Subscribe,
+            q.field(field::USERNAME).unwrap_or(b""),
+            q.field(field::CLIENT_ID).unwrap_or(b""),
+            Some(r.attributes()),
+        )
     }
 
     /// Matches `topic`, a topic name, or when `is_filter` a subscription's
     /// filter, which matches only if every topic it can match is matched
     /// by this filter (`a/#` covers `a/+/b`; `a/+` does not cover `a/#`).
     pub fn matches_with(&self, topic: &str, is_filter: bool, n: &Names) -> bool {
+        self.matches_bytes(topic.as_bytes(), is_filter, n.username.as_bytes(), n.client_id.as_bytes(), n.attributes)
+    }
+
+    fn matches_bytes(&self, topic: &[u8], is_filter: bool, username: &[u8], client_id: &[u8], attrs: Option<Pairs>) -> bool {
         // Byte slices and a hand-written cut: str::split and find cost
         // several times more in a metered wasm guest.
         let mut filter = Some(self.f.as_bytes());
-        let topic = topic.as_bytes();
         if let (Some(&w), Some(&b'$')) = (self.f.as_bytes().first(), topic.first()) {
             if (w == b'#' || w == b'+') && (self.f.len() == 1 || self.f.as_bytes()[1] == b'/') {
                 return false;
@@ -1109,18 +1118,18 @@ impl<'f> Filter<'f> {
                     }
                 }
                 b"%u" => {
-                    if !name_level(n.username) || level != n.username.as_bytes() {
+                    if !name_level_bytes(username) || level != username {
                         return false;
                     }
                 }
                 b"%c" => {
-                    if !name_level(n.client_id) || level != n.client_id.as_bytes() {
+                    if !name_level_bytes(client_id) || level != client_id {
                         return false;
                     }
                 }
                 _ if f.len() > 3 && f[0] == b'%' && f[1] == b'{' && f[f.len() - 1] == b'}' => {
                     let key = &f[2..f.len() - 1];
-                    let v = n.attributes.and_then(|a| a.get_bytes(key)).unwrap_or(b"");
+                    let v = attrs.and_then(|a| a.get_bytes(key)).unwrap_or(b"");
                     if !name_level_bytes(v) || level != v {
                         return false;
                     }
