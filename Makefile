@@ -45,17 +45,25 @@ EXAMPLE_WASM := $(patsubst examples/plugins/%,bin/examples/%.wasm,$(call go_dirs
 # The reference policy (examples/reference/POLICY.md), one build per SDK.
 REFERENCE_WASM := bin/examples/reference-go.wasm
 WAT_WASM     := $(patsubst ./%.wat,%.wasm,$(shell find . -path ./bin -prune -o -path '*/testdata/*.wat' -print))
+# Rust modules (sdk/rust/README.md): Debian's rustc, which ships the
+# wasm32-unknown-unknown standard library (rustup's often lacks it).
+#   examples/reference/rust/reference.rs -> bin/examples/reference-rust.wasm
+RUSTC          ?= /usr/bin/rustc
+RUSTFLAGS_WASM ?= --edition 2021 --target wasm32-unknown-unknown --crate-type cdylib \
+                  -C panic=abort -C opt-level=s -C link-arg=-zstack-size=65536 -C strip=symbols
+RUST_SDK       := sdk/rust/moat.rs
+RUST_WASM      := bin/examples/reference-rust.wasm
 ifneq ($(shell command -v $(WAT2WASM)),)
 WAT_TARGETS  := $(WAT_WASM)
 endif
 
 .PHONY: build run test bench soak fuzz lint clean FORCE
 
-build: bin/moat $(PLUGIN_WASM) $(EXAMPLE_WASM) $(REFERENCE_WASM) $(WAT_TARGETS)
+build: bin/moat $(PLUGIN_WASM) $(EXAMPLE_WASM) $(REFERENCE_WASM) $(RUST_WASM) $(WAT_TARGETS)
 
 # Go targets always run: the go command knows what is out of date, and its
 # build cache makes an up-to-date build cost well under a second.
-bin/moat: FORCE
+bin/moat: FORCE cmd/moat/templates/rust/moat.rs
 	$(GO) build -ldflags '-X main.version=$(VERSION)' -o $@ ./cmd/moat
 
 bin/plugins/%.wasm: FORCE
@@ -66,6 +74,15 @@ bin/examples/%.wasm: FORCE
 
 bin/examples/reference-go.wasm: FORCE
 	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./examples/reference/go
+
+# `moat plugin new --lang rust` embeds a copy of the SDK (go:embed cannot
+# reach sdk/); TestTemplateSDKInSync fails when the copy is stale.
+cmd/moat/templates/rust/moat.rs: $(RUST_SDK)
+	cp $< $@
+
+bin/examples/reference-rust.wasm: examples/reference/rust/reference.rs $(RUST_SDK)
+	@mkdir -p $(@D)
+	$(RUSTC) $(RUSTFLAGS_WASM) $< -o $@
 
 $(WAT_WASM): %.wasm: %.wat
 	$(WAT2WASM) $(WAT2WASM_FLAGS) $< -o $@

@@ -14,6 +14,7 @@
 //	passwd   create and update password files, like mosquitto_passwd
 //	keygen   write a new payload-encryption key file
 //	keys     manage stored encrypted messages (keys rewrap)
+//	plugin   test a module against a case file, inspect one, start a new one
 //	version  print the version of moat, of Go and of the module ABI
 //	help     show help for moat or for a command
 //
@@ -59,6 +60,7 @@ func commands() []command {
 		{"reload", "make the running broker reload its policy, and show the outcome", runReload},
 		{"passwd", "create and update password files, like mosquitto_passwd", runPasswd},
 		{"keygen", "write a new payload key file", runKeygen}, {"keys", "rewrap stored payloads under the active key (broker stopped)", runKeys},
+		{"plugin", "test, inspect and create policy modules (plugin test|inspect|new)", runPlugin},
 		{"version", "print the version of moat, of Go and of the module ABI", runVersion},
 	}
 }
