@@ -171,6 +171,11 @@ func (p *Policy) authorize(ctx context.Context, log *slog.Logger, req *AuthzRequ
 	if len(p.authz) == 0 || req.Client.Superuser {
 		return AuthzResult{Verdict: Allow}
 	}
+	// erred is set once a module's error was ignored (on_error =
+	// "ignore"): whatever the rest of the chain decides then depends on
+	// that error and must not be cached, or one timeout would turn into a
+	// verdict of the next module, or of no_match, for a whole TTL.
+	erred := false
 	for _, s := range p.authz {
 		res, err := s.Module.Authorize(ctx, req)
 		if err != nil {
@@ -180,6 +185,7 @@ func (p *Policy) authorize(ctx context.Context, log *slog.Logger, req *AuthzRequ
 			case ErrorAllow:
 				return AuthzResult{Verdict: Allow, Module: s.Name, transient: true}
 			case ErrorIgnore:
+				erred = true
 				continue
 			default:
 				return AuthzResult{Verdict: Deny, Reason: ReasonNotAuthorized, Module: s.Name, Message: "module error", transient: true}
@@ -191,13 +197,14 @@ func (p *Policy) authorize(ctx context.Context, log *slog.Logger, req *AuthzRequ
 			if res.Verdict == Deny && res.Reason == 0 {
 				res.Reason = ReasonNotAuthorized
 			}
+			res.transient = erred
 			return res
 		}
 	}
 	if p.noMatch == Allow {
-		return AuthzResult{Verdict: Allow}
+		return AuthzResult{Verdict: Allow, transient: erred}
 	}
-	return AuthzResult{Verdict: Deny, Reason: ReasonNotAuthorized, Message: "no module matched"}
+	return AuthzResult{Verdict: Deny, Reason: ReasonNotAuthorized, Message: "no module matched", transient: erred}
 }
 
 // HasPayload reports whether a payload policy is configured; without one

@@ -180,6 +180,43 @@ func TestErrorsAreNotCached(t *testing.T) {
 	}
 }
 
+// TestIgnoredErrorsAreNotCached: with on_error = "ignore", a module's
+// error passes the request on; what the next module or no_match then says
+// is returned but not cached, so the module is asked again next time.
+func TestIgnoredErrorsAreNotCached(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		next []*ruleModule
+		opts Options
+		want Verdict
+	}{
+		{"next module allows", []*ruleModule{{authz: map[string]AuthzResult{"t": {Verdict: Allow}}}}, Options{}, Allow},
+		{"next module denies", []*ruleModule{{authz: map[string]AuthzResult{"t": {Verdict: Deny}}}}, Options{}, Deny},
+		{"no_match allow", nil, Options{NoMatch: Allow}, Allow},
+		{"no_match deny", nil, Options{}, Deny},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			broken := &ruleModule{err: errors.New("timeout")}
+			chain := authzChain(append([]*ruleModule{broken}, tc.next...)...)
+			chain[0].OnError = ErrorIgnore
+			d := NewDecider(New(nil, chain, tc.opts), CacheOptions{}, nil)
+			defer d.Close()
+			s := d.NewSession(&Client{ClientID: "c"})
+			for range 3 {
+				if r := d.Authorize(context.Background(), s, &AuthzRequest{Action: ActionPublish, Topic: "t"}); r.Verdict != tc.want {
+					t.Fatalf("verdict %v, want %v", r.Verdict, tc.want)
+				}
+			}
+			if n := broken.calls.Load(); n != 3 {
+				t.Fatalf("the failing module was called %d times in 3 requests: a verdict after its error was cached", n)
+			}
+			if n := s.cached(); n != 0 {
+				t.Fatalf("%d verdicts cached after an ignored error", n)
+			}
+		})
+	}
+}
+
 func TestCacheTTLAndBound(t *testing.T) {
 	m := &ruleModule{authz: map[string]AuthzResult{}}
 	for _, tp := range []string{"t0", "t1", "t2", "t3"} {
