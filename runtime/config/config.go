@@ -162,9 +162,21 @@ type Auth struct {
 	// module decides (none configured, or every module ignores them).
 	// Default false: with no policy configured, nobody may connect.
 	AllowAnonymous bool `toml:"allow_anonymous"`
-	// NoMatch is the verdict when every module in a chain returns ignore:
-	// "deny" (default) or "allow".
+	// NoMatch is the authentication verdict when every authn module
+	// returns ignore: "deny" (default) or "allow". With no authn module at
+	// all, AllowAnonymous alone decides: "allow" never lets a client with
+	// a username in when no module looked at it. It is also the default of
+	// AuthzNoMatch, so that a config written before that key existed keeps
+	// its meaning for a non-empty authz chain.
 	NoMatch string `toml:"no_match"`
+	// AuthzNoMatch is the authorization verdict (publish, subscribe,
+	// delivery, decrypt) when no authz module decides: every module of the
+	// chain returned ignore, or there is no authz module at all. "deny" or
+	// "allow"; default: NoMatch when that is written in the file, else
+	// "deny". An empty authz chain therefore denies everything unless the
+	// operator says otherwise (Mosquitto without an acl_file allows: moat
+	// does not, and says so at start and in `moat check`).
+	AuthzNoMatch string `toml:"authz_no_match"`
 	// Timeout bounds one authentication (all modules of the authn chain
 	// together, per MQTT 5 AUTH round); default 1s, at most 60s.
 	// Authorization is bounded per module by each plugin's timeout: a

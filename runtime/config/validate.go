@@ -68,6 +68,9 @@ func (c *Config) validate(p *problems) {
 	if err := oneOf(c.Auth.NoMatch, "deny", "allow"); err != nil {
 		p.add("auth.no_match", err)
 	}
+	if err := oneOf(c.Auth.AuthzNoMatch, "deny", "allow"); err != nil {
+		p.add("auth.authz_no_match", err)
+	}
 	if err := timeout(c.Auth.Timeout); err != nil {
 		p.add("auth.timeout", err)
 	}

@@ -73,6 +73,7 @@ type Policy struct {
 	authz          []Step[Authorizer]
 	payload        []Step[Payloader]
 	noMatch        Verdict
+	authzNoMatch   Verdict
 	allowAnonymous bool
 	closers        []io.Closer
 
@@ -85,9 +86,15 @@ type Options struct {
 	// AllowAnonymous lets a client without username and password in when no
 	// authentication module decides.
 	AllowAnonymous bool
-	// NoMatch is the verdict when every module of a non-empty chain ignores a
-	// request: Deny (the default, when zero) or Allow.
+	// NoMatch is the authentication verdict when every module of a
+	// non-empty authn chain ignores a CONNECT: Deny (the default, when
+	// zero) or Allow. Without authn modules AllowAnonymous alone decides.
 	NoMatch Verdict
+	// AuthzNoMatch is the authorization verdict when no authz module
+	// decides: every module ignored the request, or the chain is empty.
+	// Deny (the default, when zero) or Allow: authorization that is not
+	// configured denies unless the operator says otherwise.
+	AuthzNoMatch Verdict
 	// Closers are closed, in order, by Close: the modules of this version.
 	Closers []io.Closer
 	// Payload is the payload-policy chain.
@@ -99,11 +106,15 @@ func New(authn []Step[Authenticator], authz []Step[Authorizer], opts Options) *P
 	if opts.NoMatch != Allow {
 		opts.NoMatch = Deny
 	}
+	if opts.AuthzNoMatch != Allow {
+		opts.AuthzNoMatch = Deny
+	}
 	return &Policy{
 		authn:          authn,
 		authz:          authz,
 		payload:        opts.Payload,
 		noMatch:        opts.NoMatch,
+		authzNoMatch:   opts.AuthzNoMatch,
 		allowAnonymous: opts.AllowAnonymous,
 		closers:        opts.Closers,
 	}
@@ -165,10 +176,13 @@ func (p *Policy) authenticate(ctx context.Context, log *slog.Logger, req *AuthnR
 	return AuthnResult{Verdict: Deny, Reason: ReasonNotAuthorized, Message: "no module matched"}
 }
 
-// authorize runs the authz chain. An empty chain allows: authorization is
-// simply not configured, as in Mosquitto without an acl_file.
+// authorize runs the authz chain. A superuser is not asked about. When no
+// module decides, and when there is no module at all, AuthzNoMatch does:
+// unlike Mosquitto without an acl_file, authorization that is not
+// configured denies unless the operator chose allow (see
+// Options.AuthzNoMatch).
 func (p *Policy) authorize(ctx context.Context, log *slog.Logger, req *AuthzRequest) AuthzResult {
-	if len(p.authz) == 0 || req.Client.Superuser {
+	if req.Client.Superuser {
 		return AuthzResult{Verdict: Allow}
 	}
 	// erred is set once a module's error was ignored (on_error =
@@ -201,10 +215,14 @@ func (p *Policy) authorize(ctx context.Context, log *slog.Logger, req *AuthzRequ
 			return res
 		}
 	}
-	if p.noMatch == Allow {
+	if p.authzNoMatch == Allow {
 		return AuthzResult{Verdict: Allow, transient: erred}
 	}
-	return AuthzResult{Verdict: Deny, Reason: ReasonNotAuthorized, Message: "no module matched", transient: erred}
+	msg := "no module matched"
+	if len(p.authz) == 0 {
+		msg = "no authz module; authz no_match = deny"
+	}
+	return AuthzResult{Verdict: Deny, Reason: ReasonNotAuthorized, Message: msg, transient: erred}
 }
 
 // HasPayload reports whether a payload policy is configured; without one

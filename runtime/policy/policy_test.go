@@ -159,9 +159,18 @@ func TestAuthorizeChainAndCache(t *testing.T) {
 	if r := d.Authorize(ctx, su, &AuthzRequest{Action: ActionPublish, Topic: "a/1"}); r.Verdict != Allow {
 		t.Fatal("superuser denied")
 	}
+	// An empty chain decides by AuthzNoMatch: deny unless it says allow.
 	d.Swap(New(nil, nil, Options{}))
+	if r := ask("anything"); r.Verdict != Deny || r.Reason != ReasonNotAuthorized {
+		t.Fatalf("empty authz chain: %v %#x, want deny 0x87", r.Verdict, r.Reason)
+	}
+	d.Swap(New(nil, nil, Options{NoMatch: Allow}))
+	if r := ask("anything"); r.Verdict != Deny {
+		t.Fatal("authn's no_match allowed an authz request")
+	}
+	d.Swap(New(nil, nil, Options{AuthzNoMatch: Allow}))
 	if r := ask("anything"); r.Verdict != Allow {
-		t.Fatal("empty authz chain denied")
+		t.Fatal("empty authz chain with AuthzNoMatch allow denied")
 	}
 }
 
@@ -192,7 +201,7 @@ func TestIgnoredErrorsAreNotCached(t *testing.T) {
 	}{
 		{"next module allows", []*ruleModule{{authz: map[string]AuthzResult{"t": {Verdict: Allow}}}}, Options{}, Allow},
 		{"next module denies", []*ruleModule{{authz: map[string]AuthzResult{"t": {Verdict: Deny}}}}, Options{}, Deny},
-		{"no_match allow", nil, Options{NoMatch: Allow}, Allow},
+		{"no_match allow", nil, Options{AuthzNoMatch: Allow}, Allow},
 		{"no_match deny", nil, Options{}, Deny},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
