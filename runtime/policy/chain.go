@@ -62,6 +62,52 @@ type Step[T any] struct {
 	Name    string
 	Module  T
 	OnError OnError
+
+	// brk holds the step's circuit breakers, one per action (index 0 for
+	// authn); set by New, nil when breakers are disabled.
+	brk *[5]breaker
+}
+
+// call runs one decision of the step through its breaker: when the breaker
+// is open, decide is not called and the result is ErrBreakerOpen.
+func stepCall[T, R any](s *Step[T], a Action, log *slog.Logger, chain string, decide func() (R, error)) (R, error) {
+	if s.brk == nil || int(a) >= len(s.brk) {
+		return decide()
+	}
+	b := &s.brk[a]
+	ok, probe := b.allow()
+	if !ok {
+		var zero R
+		return zero, ErrBreakerOpen
+	}
+	res, err := decide()
+	b.done(err, probe, log, chain, s.Name)
+	return res, err
+}
+
+// errLevel is the level a module error is logged at: an answer of an open
+// breaker is at debug, since the opening was logged and every request
+// until the cooldown ends gets the same answer.
+func errLevel(err error) slog.Level {
+	if err == ErrBreakerOpen {
+		return slog.LevelDebug
+	}
+	return slog.LevelError
+}
+
+// withBreakers returns a copy of steps, each with breakers of its own.
+func withBreakers[T any](steps []Step[T], opts *BreakerOptions) []Step[T] {
+	out := make([]Step[T], len(steps))
+	for i, s := range steps {
+		if opts.Failures > 0 {
+			s.brk = new([5]breaker)
+			for j := range s.brk {
+				s.brk[j].opts = opts
+			}
+		}
+		out[i] = s
+	}
+	return out
 }
 
 // Policy is one immutable version of the whole policy: the chains and the
@@ -99,6 +145,8 @@ type Options struct {
 	Closers []io.Closer
 	// Payload is the payload-policy chain.
 	Payload []Step[Payloader]
+	// Breaker configures each plugin's circuit breaker.
+	Breaker BreakerOptions
 }
 
 // New builds a Policy. The chains run in the order given.
@@ -109,10 +157,17 @@ func New(authn []Step[Authenticator], authz []Step[Authorizer], opts Options) *P
 	if opts.AuthzNoMatch != Allow {
 		opts.AuthzNoMatch = Deny
 	}
+	if opts.Breaker.Failures == 0 {
+		opts.Breaker.Failures = defaultBreakerFailures
+	}
+	if opts.Breaker.Cooldown <= 0 {
+		opts.Breaker.Cooldown = defaultBreakerCooldown
+	}
+	bo := &opts.Breaker
 	return &Policy{
-		authn:          authn,
-		authz:          authz,
-		payload:        opts.Payload,
+		authn:          withBreakers(authn, bo),
+		authz:          withBreakers(authz, bo),
+		payload:        withBreakers(opts.Payload, bo),
 		noMatch:        opts.NoMatch,
 		authzNoMatch:   opts.AuthzNoMatch,
 		allowAnonymous: opts.AllowAnonymous,
@@ -143,10 +198,11 @@ func (p *Policy) Close(ctx context.Context) error {
 // authenticate runs the authn chain. Errors are resolved here by each step's
 // OnError and logged; the result always carries a final verdict.
 func (p *Policy) authenticate(ctx context.Context, log *slog.Logger, req *AuthnRequest) AuthnResult {
-	for _, s := range p.authn {
-		res, err := s.Module.Authenticate(ctx, req)
+	for i := range p.authn {
+		s := &p.authn[i]
+		res, err := stepCall(s, 0, log, "authn", func() (AuthnResult, error) { return s.Module.Authenticate(ctx, req) })
 		if err != nil {
-			log.Error("authn module failed", "module", s.Name, "client_id", req.Client.ClientID, "err", err)
+			log.Log(ctx, errLevel(err), "authn module failed", "module", s.Name, "client_id", req.Client.ClientID, "err", err)
 			switch s.OnError {
 			case ErrorAllow:
 				return AuthnResult{Verdict: Allow, Module: s.Name, Message: "module error, on_error = allow"}
@@ -190,10 +246,11 @@ func (p *Policy) authorize(ctx context.Context, log *slog.Logger, req *AuthzRequ
 	// that error and must not be cached, or one timeout would turn into a
 	// verdict of the next module, or of no_match, for a whole TTL.
 	erred := false
-	for _, s := range p.authz {
-		res, err := s.Module.Authorize(ctx, req)
+	for i := range p.authz {
+		s := &p.authz[i]
+		res, err := stepCall(s, req.Action, log, "authz", func() (AuthzResult, error) { return s.Module.Authorize(ctx, req) })
 		if err != nil {
-			log.Error("authz module failed", "module", s.Name, "client_id", req.Client.ClientID,
+			log.Log(ctx, errLevel(err), "authz module failed", "module", s.Name, "client_id", req.Client.ClientID,
 				"action", req.Action.String(), "topic", req.Topic, "err", err)
 			switch s.OnError {
 			case ErrorAllow:
@@ -232,10 +289,11 @@ func (p *Policy) HasPayload() bool { return len(p.payload) > 0 }
 // payloadDecision runs the payload chain. When every module ignores, the
 // message is plaintext: the publish itself was already authorized.
 func (p *Policy) payloadDecision(ctx context.Context, log *slog.Logger, req *PayloadRequest) PayloadResult {
-	for _, s := range p.payload {
-		res, err := s.Module.Payload(ctx, req)
+	for i := range p.payload {
+		s := &p.payload[i]
+		res, err := stepCall(s, req.Action, log, "payload", func() (PayloadResult, error) { return s.Module.Payload(ctx, req) })
 		if err != nil {
-			log.Error("payload module failed", "module", s.Name, "client_id", req.Client.ClientID,
+			log.Log(ctx, errLevel(err), "payload module failed", "module", s.Name, "client_id", req.Client.ClientID,
 				"topic", req.Topic, "err", err)
 			switch s.OnError {
 			case ErrorAllow:
