@@ -17,10 +17,17 @@ import (
 //
 // The alias is resolved through mochi's own table, with mochi's own
 // operation (the one processPublish repeats later), so both agree.
+//
+// The topic is copied first: mochi decodes strings without copying, so the
+// topic points into the packet's buffer (up to maximum_packet_size), and
+// what keeps it (the inbound alias table, the outbound alias table of each
+// subscriber, the decision cache, retained messages) would keep the whole
+// packet alive long after its payload was delivered.
 func (h *policyHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if pk.FixedHeader.Type != packets.Publish {
 		return pk, nil
 	}
+	pk.TopicName = strings.Clone(pk.TopicName)
 	st := h.state(cl)
 	if st == nil {
 		return pk, nil // OnACLCheck refuses a client without state
@@ -106,7 +113,9 @@ func (h *policyHook) checkPublish(cl *mqtt.Client, st *clientState, topic string
 	case st.superuser:
 		return true
 	}
-	return h.verdict(cl, &st.pub, h.decider.Authorize(h.ctx, st.session, &st.pub))
+	ok := h.verdict(cl, &st.pub, h.decider.Authorize(h.ctx, st.session, &st.pub))
+	st.pub = policy.AuthzRequest{} // keeps no topic until the next PUBLISH
+	return ok
 }
 
 // subscribeCheck answers OnACLCheck(read) during a SUBSCRIBE. decided is
@@ -145,11 +154,11 @@ func (h *policyHook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Pac
 	if cl.Net.Inline {
 		return pk // the embedding application's own subscriptions
 	}
+	pk.Filters = cloneFilters(pk.Filters)
 	st := h.state(cl)
 	if st == nil || st.superuser {
 		return pk // refused, or allowed, by OnACLCheck
 	}
-	var filters packets.Subscriptions
 	var allowed []string
 	for i, sub := range pk.Filters {
 		f := sub.Filter
@@ -164,19 +173,28 @@ func (h *policyHook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Pac
 			}
 			continue
 		}
-		if filters == nil { // copy before the first change: pk.Filters is mochi's
-			filters = append(packets.Subscriptions(nil), pk.Filters...)
-		}
-		filters[i].Filter = h.deniedFilter
-	}
-	if filters != nil {
-		pk.Filters = filters
+		pk.Filters[i].Filter = h.deniedFilter
 	}
 	st.mu.Lock()
 	st.subAllowed = allowed
 	st.mu.Unlock()
 	st.subscribing.Store(true)
 	return pk
+}
+
+// cloneFilters returns a copy of a SUBSCRIBE's filters whose strings do not
+// point into the packet's buffer: mochi keeps each filter for the life of
+// the subscription (its topic tree, the client's session), which without
+// the copy keeps the whole packet, up to maximum_packet_size, alive. The
+// copy is also what the hook may change (a denied filter): pk.Filters is
+// mochi's.
+func cloneFilters(subs packets.Subscriptions) packets.Subscriptions {
+	out := make(packets.Subscriptions, len(subs))
+	for i, sub := range subs {
+		sub.Filter = strings.Clone(sub.Filter)
+		out[i] = sub
+	}
+	return out
 }
 
 // OnSubscribed implements mqtt.Hook: the SUBSCRIBE is over.

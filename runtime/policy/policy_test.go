@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // ruleModule is a native policy used to exercise chains: it answers from
@@ -435,5 +436,62 @@ func TestCacheHammer(t *testing.T) {
 	wg.Wait()
 	if n := s.cached(); n > 64 {
 		t.Fatalf("cache holds %d entries, bound is 64", n)
+	}
+}
+
+// TestCacheCopiesTopics: a cached key does not point into the request's
+// topic, which the broker reads without copying from the packet buffer (up
+// to the maximum packet size), and the keys of one client are bounded in
+// bytes.
+func TestCacheCopiesTopics(t *testing.T) {
+	m := &ruleModule{authz: map[string]AuthzResult{}}
+	for _, tp := range []string{"a/1", "a/2"} {
+		m.authz[tp] = AuthzResult{Verdict: Allow}
+	}
+	d := NewDecider(New(nil, authzChain(m), Options{AuthzNoMatch: Allow}), CacheOptions{MaxBytesPerClient: 100}, nil)
+	defer d.Close()
+	s := d.NewSession(&Client{ClientID: "c"})
+	packet := make([]byte, 256<<10)
+	copy(packet[100:], "a/1")
+	topic := unsafe.String(&packet[100], 3)
+	d.Authorize(context.Background(), s, &AuthzRequest{Action: ActionPublish, Topic: topic})
+	lo, hi := uintptr(unsafe.Pointer(&packet[0])), uintptr(unsafe.Pointer(&packet[len(packet)-1]))
+	keys := 0
+	for _, tb := range []*cacheTable{s.snap.Load(), s.pending} {
+		if tb == nil {
+			continue
+		}
+		for a := range tb.m {
+			for q := range tb.m[a] {
+				for _, mm := range tb.m[a][q] {
+					for k := range mm {
+						keys++
+						if p := uintptr(unsafe.Pointer(unsafe.StringData(k))); p >= lo && p <= hi {
+							t.Errorf("cached key %q points into the packet", k)
+						}
+					}
+				}
+			}
+		}
+	}
+	if keys != 1 {
+		t.Fatalf("%d cached keys, want 1", keys)
+	}
+
+	// 100 bytes per client: a 101-byte topic is not cached, and many
+	// 40-byte topics never hold more than 100 bytes.
+	long := strings.Repeat("x", 101)
+	d.Authorize(context.Background(), s, &AuthzRequest{Action: ActionPublish, Topic: long})
+	for i := range 10 {
+		d.Authorize(context.Background(), s, &AuthzRequest{Action: ActionPublish, Topic: fmt.Sprintf("%039d", i)})
+		s.mu.Lock()
+		n := s.pending.bytes
+		if sn := s.snap.Load(); sn != nil {
+			n += sn.bytes
+		}
+		s.mu.Unlock()
+		if n > 100 {
+			t.Fatalf("after %d topics the cache keeps %d bytes of keys, bound 100", i+1, n)
+		}
 	}
 }
