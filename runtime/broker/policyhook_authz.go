@@ -43,6 +43,7 @@ func (h *policyHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.P
 		Retain: pk.FixedHeader.Retain,
 	}
 	st.pubSet = true
+	st.pubID = pk.PacketID
 	return pk, nil
 }
 
@@ -56,7 +57,8 @@ func (h *policyHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.P
 //     delivered (live, retained or will): the deliver decision.
 //
 // A refusal is handled by mochi: a QoS 0 PUBLISH is dropped, a QoS 1 or 2
-// one is answered with PUBACK/PUBREC 0x87 (MQTT 5) or a disconnection
+// one is answered with PUBACK/PUBREC 0x87, or the module's reason code
+// where MQTT 5 allows it (setAckReason), or a disconnection
 // (3.1.1); a filter gets SUBACK 0x87 (0x80 in 3.1.1); a delivery is
 // skipped. It never allows a client the hook did not authenticate.
 func (h *policyHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
@@ -113,9 +115,60 @@ func (h *policyHook) checkPublish(cl *mqtt.Client, st *clientState, topic string
 	case st.superuser:
 		return true
 	}
-	ok := h.verdict(cl, &st.pub, h.decider.Authorize(h.ctx, st.session, &st.pub))
+	res := h.decider.Authorize(h.ctx, st.session, &st.pub)
+	ok := h.verdict(cl, &st.pub, res)
+	if !ok && st.pub.QoS > 0 && cl.Properties.ProtocolVersion == 5 {
+		h.setAckReason(st, st.pubID, res.Reason)
+	}
 	st.pub = policy.AuthzRequest{} // keeps no topic until the next PUBLISH
 	return ok
+}
+
+// pubackDenyCodes are the reason codes a policy may give a denied PUBLISH
+// that MQTT 5 allows in PUBACK and PUBREC [MQTT-3.4.2.1, 3.5.2.1], with the
+// reason string mochi would write for each. 0x87 is what mochi answers
+// anyway; 0x91 (packet identifier in use) is not a policy's to give.
+var pubackDenyCodes = map[byte]packets.Code{
+	packets.ErrUnspecifiedError.Code:            packets.ErrUnspecifiedError,
+	packets.ErrImplementationSpecificError.Code: packets.ErrImplementationSpecificError,
+	packets.ErrTopicNameInvalid.Code:            packets.ErrTopicNameInvalid,
+	packets.ErrQuotaExceeded.Code:               packets.ErrQuotaExceeded,
+	packets.ErrPayloadFormatInvalid.Code:        packets.ErrPayloadFormatInvalid,
+}
+
+// setAckReason arranges for the PUBACK/PUBREC of the denied PUBLISH id to
+// carry the module's reason code. mochi answers every refusal of
+// OnACLCheck with 0x87 and takes no code from a hook, but it writes that
+// answer right after OnACLCheck returns, on the same goroutine, through
+// OnPacketEncode: the hook swaps the code there. Codes MQTT 5 does not
+// allow in a PUBACK (and 0x87 itself) are left as 0x87.
+func (h *policyHook) setAckReason(st *clientState, id uint16, reason byte) {
+	if _, ok := pubackDenyCodes[reason]; !ok {
+		return
+	}
+	if st.ackReason.Swap(uint32(id)<<8|uint32(reason)) == 0 {
+		h.ackReasons.Add(1)
+	}
+}
+
+// ackWithReason gives a PUBACK or PUBREC 0x87 the code noted by
+// setAckReason for its packet id.
+func (h *policyHook) ackWithReason(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	st := h.state(cl)
+	if st == nil {
+		return pk
+	}
+	v := st.ackReason.Load()
+	if v == 0 || uint16(v>>8) != pk.PacketID || !st.ackReason.CompareAndSwap(v, 0) {
+		return pk
+	}
+	h.ackReasons.Add(-1)
+	code := pubackDenyCodes[byte(v)]
+	pk.ReasonCode = code.Code
+	if pk.Properties.ReasonString != "" { // mochi wrote one: the client wants problem information
+		pk.Properties.ReasonString = code.Reason
+	}
+	return pk
 }
 
 // subscribeCheck answers OnACLCheck(read) during a SUBSCRIBE. decided is
@@ -225,7 +278,14 @@ func (h *policyHook) OnAuthPacket(cl *mqtt.Client, pk packets.Packet) (packets.P
 // CONNACK (see Provides): it adds the authentication method and the
 // module's final data to the success CONNACK of an enhanced authentication.
 // mochi builds that CONNACK itself, with no way to pass properties.
+//
+// It also gives the PUBACK/PUBREC of a denied PUBLISH the module's reason
+// code (see setAckReason), while some client waits for one.
 func (h *policyHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if (pk.FixedHeader.Type == packets.Puback || pk.FixedHeader.Type == packets.Pubrec) &&
+		pk.ReasonCode == packets.ErrNotAuthorized.Code {
+		return h.ackWithReason(cl, pk)
+	}
 	if pk.FixedHeader.Type != packets.Connack || pk.ReasonCode != packets.CodeSuccess.Code {
 		return pk
 	}
