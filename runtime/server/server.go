@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,6 +50,11 @@ type Server struct {
 	// closing tracks the replaced policy versions still being closed;
 	// Close waits for them before it closes the engine.
 	closing sync.WaitGroup
+
+	// peerCred reads the credentials of an admin socket peer; nil means
+	// the platform's (peerCred in admin.go). Tests replace it to make the
+	// read fail, which no real Unix socket on Linux does.
+	peerCred func(net.Conn) (uid, pid int, err error)
 }
 
 // New compiles and checks every module of cfg, builds the policy and the
