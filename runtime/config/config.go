@@ -178,7 +178,8 @@ type Auth struct {
 	// does not, and says so at start and in `moat check`).
 	AuthzNoMatch string `toml:"authz_no_match"`
 	// Timeout bounds one authentication (all modules of the authn chain
-	// together, per MQTT 5 AUTH round); default 1s, at most 60s.
+	// together, per MQTT 5 AUTH round); default 1s, at most 60s. A reload
+	// applies it to the next authentication.
 	// Authorization is bounded per module by each plugin's timeout: a
 	// deadline per publish would cost more than the decision.
 	Timeout Duration `toml:"timeout"`

@@ -121,6 +121,7 @@ type Policy struct {
 	noMatch        Verdict
 	authzNoMatch   Verdict
 	allowAnonymous bool
+	authnTimeout   time.Duration
 	closers        []io.Closer
 
 	inflight atomic.Int64
@@ -147,6 +148,10 @@ type Options struct {
 	Payload []Step[Payloader]
 	// Breaker configures each plugin's circuit breaker.
 	Breaker BreakerOptions
+	// AuthnTimeout bounds one run of the authentication chain, every
+	// module together ([auth] timeout); 0 leaves it to each module's own
+	// timeout. It belongs to the version so that a reload changes it.
+	AuthnTimeout time.Duration
 }
 
 // New builds a Policy. The chains run in the order given.
@@ -171,6 +176,7 @@ func New(authn []Step[Authenticator], authz []Step[Authorizer], opts Options) *P
 		noMatch:        opts.NoMatch,
 		authzNoMatch:   opts.AuthzNoMatch,
 		allowAnonymous: opts.AllowAnonymous,
+		authnTimeout:   opts.AuthnTimeout,
 		closers:        opts.Closers,
 	}
 }

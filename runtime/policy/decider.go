@@ -121,10 +121,16 @@ func (d *Decider) acquire() *Policy {
 	}
 }
 
-// Authenticate runs the authentication chain of the version in force.
+// Authenticate runs the authentication chain of the version in force,
+// bounded by its AuthnTimeout.
 func (d *Decider) Authenticate(ctx context.Context, req *AuthnRequest) AuthnResult {
 	p := d.acquire()
 	defer p.inflight.Add(-1)
+	if p.authnTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.authnTimeout)
+		defer cancel()
+	}
 	return p.authenticate(ctx, d.log, req)
 }
 

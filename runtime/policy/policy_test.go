@@ -495,3 +495,43 @@ func TestCacheCopiesTopics(t *testing.T) {
 		}
 	}
 }
+
+// deadlineModule records the deadline of the context it is called with.
+type deadlineModule struct{ left atomic.Int64 }
+
+func (m *deadlineModule) Authenticate(ctx context.Context, _ *AuthnRequest) (AuthnResult, error) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		m.left.Store(-1)
+	} else {
+		m.left.Store(int64(time.Until(dl)))
+	}
+	return AuthnResult{Verdict: Allow}, nil
+}
+
+// TestAuthnTimeoutPerVersion: [auth] timeout belongs to the policy version,
+// so a reload (Swap) changes the deadline of the next authentication.
+func TestAuthnTimeoutPerVersion(t *testing.T) {
+	m := &deadlineModule{}
+	chain := []Step[Authenticator]{{Name: "d", Module: m}}
+	d := NewDecider(New(chain, nil, Options{AuthnTimeout: time.Second}), CacheOptions{}, nil)
+	defer d.Close()
+	req := &AuthnRequest{Client: &Client{ClientID: "c"}}
+	for _, tc := range []struct {
+		timeout  time.Duration
+		min, max time.Duration
+	}{
+		{time.Second, 500 * time.Millisecond, time.Second},
+		{time.Minute, 50 * time.Second, time.Minute},
+		{0, -1, -1}, // no deadline
+	} {
+		if tc.timeout != time.Second {
+			d.Swap(New(chain, nil, Options{AuthnTimeout: tc.timeout}))
+		}
+		d.Authenticate(context.Background(), req)
+		left := time.Duration(m.left.Load())
+		if left < tc.min || left > tc.max {
+			t.Errorf("timeout %v: the module's context had %v left, want %v..%v", tc.timeout, left, tc.min, tc.max)
+		}
+	}
+}

@@ -219,6 +219,7 @@ func buildPolicy(ctx context.Context, engine *wasm.Engine, ms *modules, cfg *con
 		AllowAnonymous: cfg.Auth.AllowAnonymous,
 		NoMatch:        verdict(cfg.Auth.NoMatch),
 		AuthzNoMatch:   verdict(cfg.Auth.AuthzNoMatch),
+		AuthnTimeout:   cfg.Auth.Timeout.Duration,
 		Closers:        closers,
 		Payload:        payload,
 	}), reports, nil
