@@ -86,6 +86,16 @@ type Listener struct {
 	// MinTLSVersion is "1.2" or "1.3"; default "1.2" on TLS listeners, ""
 	// on the others.
 	MinTLSVersion string `toml:"min_tls_version"`
+
+	// AllowedOrigins lists the web origins ("https://app.example.com",
+	// scheme://host[:port], no path) whose pages may open MQTT over
+	// WebSocket on a ws or wss listener; "*" allows any. A request without
+	// an Origin header (mosquitto, paho and every other non-browser
+	// client) is always allowed. Default: none, so a browser page from any
+	// site is refused, which keeps a page a user visits from using the
+	// user's network position (a broker on localhost or the LAN) or client
+	// certificate. Mosquitto accepts every origin. Refused on tcp and tls.
+	AllowedOrigins []string `toml:"allowed_origins"`
 }
 
 // TLS reports whether the listener terminates TLS.

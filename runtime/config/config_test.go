@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -537,5 +538,38 @@ func TestAuthzNoMatch(t *testing.T) {
 	_, err := Parse([]byte(listener+`authz_no_match = "maybe"`+"\n"), "moat.toml")
 	if err == nil || !strings.Contains(err.Error(), `moat.toml:5: auth.authz_no_match: "maybe" is not one of "deny", "allow"`) {
 		t.Errorf("bad authz_no_match: %v", err)
+	}
+}
+
+func TestAllowedOrigins(t *testing.T) {
+	for _, tc := range []struct {
+		name, typ, origins string
+		err                string // "" when valid
+	}{
+		{"none", "ws", "[]", ""},
+		{"listed", "ws", `["https://app.example.com", "http://localhost:8080", "https://x.example/"]`, ""},
+		{"any", "ws", `["*"]`, ""},
+		{"path", "ws", `["https://app.example.com/mqtt"]`, `listener[0].allowed_origins[0]: "https://app.example.com/mqtt": want an origin`},
+		{"no scheme", "ws", `["app.example.com"]`, `listener[0].allowed_origins[0]: "app.example.com": want an origin`},
+		{"ftp", "ws", `["ftp://x"]`, `allowed_origins[0]: "ftp://x"`},
+		{"second bad", "ws", `["https://a.example", "https://"]`, `allowed_origins[1]: "https://"`},
+		{"on tcp", "tcp", `["https://a.example"]`, `listener[0].allowed_origins: only for ws and wss listeners, this one is "tcp"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := fmt.Sprintf("[[listener]]\ntype = %q\naddress = \"127.0.0.1:0\"\nallowed_origins = %s\n", tc.typ, tc.origins)
+			c, err := Parse([]byte(doc), "moat.toml")
+			if tc.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(c.Listeners[0].AllowedOrigins) == 0 && tc.origins != "[]" {
+					t.Error("origins lost")
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("err = %v, want %q", err, tc.err)
+			}
+		})
 	}
 }
