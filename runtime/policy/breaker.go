@@ -19,10 +19,19 @@ import (
 // one request is let through as a probe (half-open): a success closes the
 // breaker, an error opens it for another Cooldown.
 //
-// A breaker is kept per plugin, per chain, and in the authz chain per
-// action, so that deliver decisions in trouble do not cut publishes and
-// subscriptions off. Each policy version (reload) starts with closed
-// breakers.
+// A breaker is kept per plugin, per chain and per action, so that deliver
+// decisions in trouble do not cut publishes and subscriptions off. Each
+// policy version (reload) starts with closed breakers. The authn chain has
+// none: a CONNECT is decided on the connecting client's own goroutine,
+// bounded by [auth] timeout, so a slow module delays only that client,
+// while a breaker would refuse every client for the cooldown after five
+// failed logins.
+//
+// While a breaker is open, the requests it answers are those of every
+// client, not only of the one whose requests failed: with on_error =
+// "deny", an uncached delivery to a subscriber is not made, as if the
+// plugin had timed out for it. That is the price of bounding the stall; a
+// decision already cached is not affected.
 type BreakerOptions struct {
 	// Failures is the number of consecutive errors that opens the
 	// breaker; default 5. Negative disables the breaker.

@@ -125,3 +125,17 @@ func TestBreakerHammer(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestNoBreakerForAuthn: every CONNECT reaches the authn module, however
+// many failed before: a breaker there would refuse every client.
+func TestNoBreakerForAuthn(t *testing.T) {
+	m := &ruleModule{err: errors.New("deadline exceeded")}
+	d := NewDecider(New(authnChain(m), nil, Options{}), CacheOptions{}, nil)
+	defer d.Close()
+	for range 20 {
+		d.Authenticate(context.Background(), &AuthnRequest{Client: &Client{Username: "u"}})
+	}
+	if n := m.calls.Load(); n != 20 {
+		t.Fatalf("%d calls for 20 CONNECTs", n)
+	}
+}

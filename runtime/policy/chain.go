@@ -63,8 +63,8 @@ type Step[T any] struct {
 	Module  T
 	OnError OnError
 
-	// brk holds the step's circuit breakers, one per action (index 0 for
-	// authn); set by New, nil when breakers are disabled.
+	// brk holds the step's circuit breakers, one per action; set by New
+	// for authz and payload steps, nil when breakers are disabled.
 	brk *[5]breaker
 }
 
@@ -170,7 +170,7 @@ func New(authn []Step[Authenticator], authz []Step[Authorizer], opts Options) *P
 	}
 	bo := &opts.Breaker
 	return &Policy{
-		authn:          withBreakers(authn, bo),
+		authn:          authn, // no breaker: see BreakerOptions
 		authz:          withBreakers(authz, bo),
 		payload:        withBreakers(opts.Payload, bo),
 		noMatch:        opts.NoMatch,
@@ -206,7 +206,7 @@ func (p *Policy) Close(ctx context.Context) error {
 func (p *Policy) authenticate(ctx context.Context, log *slog.Logger, req *AuthnRequest) AuthnResult {
 	for i := range p.authn {
 		s := &p.authn[i]
-		res, err := stepCall(s, 0, log, "authn", func() (AuthnResult, error) { return s.Module.Authenticate(ctx, req) })
+		res, err := s.Module.Authenticate(ctx, req)
 		if err != nil {
 			log.Log(ctx, errLevel(err), "authn module failed", "module", s.Name, "client_id", req.Client.ClientID, "err", err)
 			switch s.OnError {
