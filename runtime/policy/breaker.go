@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -96,11 +97,6 @@ func (b *breaker) done(err error, probe bool, log *slog.Logger, chain, module st
 	}
 }
 
-// errBreakerOpen is the error a step reports while its breaker is open.
-type breakerOpenError struct{}
-
-func (breakerOpenError) Error() string { return "policy: circuit breaker open after repeated errors" }
-
-// ErrBreakerOpen is the module error of a request answered by on_error
+// errBreakerOpen is the module error of a request answered by on_error
 // because the plugin's circuit breaker is open.
-var ErrBreakerOpen error = breakerOpenError{}
+var errBreakerOpen = errors.New("policy: circuit breaker open after repeated errors")

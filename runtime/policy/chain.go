@@ -69,7 +69,7 @@ type Step[T any] struct {
 }
 
 // call runs one decision of the step through its breaker: when the breaker
-// is open, decide is not called and the result is ErrBreakerOpen.
+// is open, decide is not called and the result is errBreakerOpen.
 func stepCall[T, R any](s *Step[T], a Action, log *slog.Logger, chain string, decide func() (R, error)) (R, error) {
 	if s.brk == nil || int(a) >= len(s.brk) {
 		return decide()
@@ -78,7 +78,7 @@ func stepCall[T, R any](s *Step[T], a Action, log *slog.Logger, chain string, de
 	ok, probe := b.allow()
 	if !ok {
 		var zero R
-		return zero, ErrBreakerOpen
+		return zero, errBreakerOpen
 	}
 	res, err := decide()
 	b.done(err, probe, log, chain, s.Name)
@@ -89,7 +89,7 @@ func stepCall[T, R any](s *Step[T], a Action, log *slog.Logger, chain string, de
 // breaker is at debug, since the opening was logged and every request
 // until the cooldown ends gets the same answer.
 func errLevel(err error) slog.Level {
-	if err == ErrBreakerOpen {
+	if err == errBreakerOpen {
 		return slog.LevelDebug
 	}
 	return slog.LevelError
