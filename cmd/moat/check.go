@@ -23,8 +23,11 @@ configuration is caught too. No listener is opened.
 Every problem is printed on stderr, one per line, as
 	moat.toml:14: listener[1].cert_file: open certs/srv.pem: no such file or directory
 (file, line where known, key path with 0-based indexes, message), and check
-exits with status 1. A valid configuration prints "<file>: ok" on stdout and
-exits with status 0.
+exits with status 1. A valid configuration prints "<file>: ok" on stdout,
+then one line per decision (authn, authz, payload) saying what the
+configuration lets clients do when no plugin decides, e.g.
+	authz: no plugin; every publish, subscribe and delivery is denied, ...
+and exits with status 0.
 `, stderr)
 	path := configFlag(fs)
 	if code, done := parseFlags(fs, args); done {
@@ -44,6 +47,9 @@ exits with status 0.
 		return exitFail
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	for _, line := range server.PolicySummary(cfg) {
+		fmt.Fprintln(stdout, line)
+	}
 	return exitOK
 }
 

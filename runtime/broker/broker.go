@@ -134,7 +134,8 @@ func New(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b.policy = newPolicyHook(srv, opts.Decider, log)
-	b.policy.authnTimeout = cfg.Auth.Timeout.Duration
+	// [auth] timeout is applied by the policy version in force
+	// (policy.Options.AuthnTimeout), so that a reload changes it.
 	b.policy.keepCredentials.Store(cfg.Reload.Reauthenticate)
 	if err := b.addHook(b.policy, nil); err != nil {
 		return nil, err

@@ -23,7 +23,7 @@ address = "127.0.0.1:0"
 	if err != nil {
 		log.Fatal(err)
 	}
-	decider := policy.NewDecider(policy.New(nil, nil, policy.Options{AllowAnonymous: true}), policy.CacheOptions{}, nil)
+	decider := policy.NewDecider(policy.New(nil, nil, policy.Options{AllowAnonymous: true, AuthzNoMatch: policy.Allow}), policy.CacheOptions{}, nil)
 	defer decider.Close() // after the broker: it decides until Close returns
 
 	b, err := broker.New(broker.Options{Config: cfg, Decider: decider})

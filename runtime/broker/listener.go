@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -110,10 +111,7 @@ func bind(lc config.Listener, log *slog.Logger) (*listener, error) {
 	if l.typ == typeWS || l.typ == typeWSS {
 		l.up = websocket.Upgrader{
 			Subprotocols: []string{"mqtt"},
-			// MQTT authenticates in CONNECT, not with cookies, so the origin
-			// of a browser page carries no authority; mochi and Mosquitto
-			// accept every origin too.
-			CheckOrigin: func(*http.Request) bool { return true },
+			CheckOrigin:  originChecker(lc.AllowedOrigins, l.log),
 		}
 		l.http = &http.Server{
 			Handler:           http.HandlerFunc(l.serveWebsocket),
@@ -126,6 +124,29 @@ func bind(lc config.Listener, log *slog.Logger) (*listener, error) {
 		}
 	}
 	return l, nil
+}
+
+// originChecker returns the Origin check of a websocket listener with
+// allowed_origins list. A request without an Origin header comes from
+// something other than a browser page (mosquitto, paho) and is allowed:
+// MQTT authenticates in CONNECT. A browser page is allowed only from a
+// listed origin ("*": any), because a page the user merely visits would
+// otherwise speak MQTT from the user's machine: to a broker reachable only
+// from there (localhost, the LAN), and with the TLS client certificate the
+// browser presents for the user. Mosquitto and mochi accept every origin.
+func originChecker(allowed []string, log *slog.Logger) func(*http.Request) bool {
+	set := make(map[string]bool, len(allowed))
+	for _, o := range allowed {
+		set[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
+	}
+	return func(r *http.Request) bool {
+		origin := r.Header.Get("Origin")
+		if origin == "" || set["*"] || set[strings.ToLower(origin)] {
+			return true
+		}
+		log.Info("websocket refused: origin not in allowed_origins", "origin", origin, "remote", r.RemoteAddr)
+		return false
+	}
 }
 
 // tlsConfig builds the server TLS settings of a tls or wss listener.

@@ -62,6 +62,10 @@ type policyHook struct {
 	// while it is positive, so that mochi does not copy every outbound packet
 	// through this hook for a rare need.
 	connackAuth atomic.Int64
+	// ackReasons counts clients whose next PUBACK/PUBREC 0x87 carries the
+	// reason code a module gave instead (policyhook_authz.go); like
+	// connackAuth it keeps OnPacketEncode off while no client needs it.
+	ackReasons atomic.Int64
 
 	// reqs recycles delivery requests: Decider.Authorize takes a pointer that
 	// escapes through the Authorizer interface, and deliveries for one client
@@ -113,12 +117,18 @@ type clientState struct {
 	connackData    []byte
 	connackPending atomic.Bool
 
+	// ackReason is the packet id (high 16 bits) and module reason code (low
+	// 8 bits) of the denied PUBLISH whose PUBACK/PUBREC mochi is about to
+	// write; 0 when none (see setAckReason).
+	ackReason atomic.Uint32
+
 	// pub is the PUBLISH being processed. Only the client's read goroutine
 	// touches it: mochi reads a packet (OnPacketRead) and processes it
 	// (OnACLCheck) on that goroutine before it reads the next one
 	// (mqtt.Client.Read). pubSet says it is current.
 	pub    policy.AuthzRequest
 	pubSet bool
+	pubID  uint16 // the PUBLISH's packet id, for setAckReason
 
 	// subscribing is true between OnSubscribe and OnSubscribed, while mochi
 	// calls OnACLCheck(read) with subscription filters rather than topics.
@@ -182,7 +192,7 @@ func (h *policyHook) Provides(b byte) bool {
 		mqtt.OnStopped:
 		return true
 	case mqtt.OnPacketEncode:
-		return h.connackAuth.Load() > 0
+		return h.connackAuth.Load() > 0 || h.ackReasons.Load() > 0
 	}
 	return false
 }
@@ -225,6 +235,9 @@ func (h *policyHook) forget(cl *mqtt.Client) *clientState {
 	st.stopExpiry()
 	if st.connackPending.Swap(false) {
 		h.connackAuth.Add(-1)
+	}
+	if st.ackReason.Swap(0) != 0 {
+		h.ackReasons.Add(-1)
 	}
 	return st
 }

@@ -17,10 +17,17 @@ import (
 //
 // The alias is resolved through mochi's own table, with mochi's own
 // operation (the one processPublish repeats later), so both agree.
+//
+// The topic is copied first: mochi decodes strings without copying, so the
+// topic points into the packet's buffer (up to maximum_packet_size), and
+// what keeps it (the inbound alias table, the outbound alias table of each
+// subscriber, the decision cache, retained messages) would keep the whole
+// packet alive long after its payload was delivered.
 func (h *policyHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if pk.FixedHeader.Type != packets.Publish {
 		return pk, nil
 	}
+	pk.TopicName = strings.Clone(pk.TopicName)
 	st := h.state(cl)
 	if st == nil {
 		return pk, nil // OnACLCheck refuses a client without state
@@ -36,6 +43,7 @@ func (h *policyHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.P
 		Retain: pk.FixedHeader.Retain,
 	}
 	st.pubSet = true
+	st.pubID = pk.PacketID
 	return pk, nil
 }
 
@@ -49,7 +57,8 @@ func (h *policyHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.P
 //     delivered (live, retained or will): the deliver decision.
 //
 // A refusal is handled by mochi: a QoS 0 PUBLISH is dropped, a QoS 1 or 2
-// one is answered with PUBACK/PUBREC 0x87 (MQTT 5) or a disconnection
+// one is answered with PUBACK/PUBREC 0x87, or the module's reason code
+// where MQTT 5 allows it (setAckReason), or a disconnection
 // (3.1.1); a filter gets SUBACK 0x87 (0x80 in 3.1.1); a delivery is
 // skipped. It never allows a client the hook did not authenticate.
 func (h *policyHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
@@ -106,7 +115,60 @@ func (h *policyHook) checkPublish(cl *mqtt.Client, st *clientState, topic string
 	case st.superuser:
 		return true
 	}
-	return h.verdict(cl, &st.pub, h.decider.Authorize(h.ctx, st.session, &st.pub))
+	res := h.decider.Authorize(h.ctx, st.session, &st.pub)
+	ok := h.verdict(cl, &st.pub, res)
+	if !ok && st.pub.QoS > 0 && cl.Properties.ProtocolVersion == 5 {
+		h.setAckReason(st, st.pubID, res.Reason)
+	}
+	st.pub = policy.AuthzRequest{} // keeps no topic until the next PUBLISH
+	return ok
+}
+
+// pubackDenyCodes are the reason codes a policy may give a denied PUBLISH
+// that MQTT 5 allows in PUBACK and PUBREC [MQTT-3.4.2.1, 3.5.2.1], with the
+// reason string mochi would write for each. 0x87 is what mochi answers
+// anyway; 0x91 (packet identifier in use) is not a policy's to give.
+var pubackDenyCodes = map[byte]packets.Code{
+	packets.ErrUnspecifiedError.Code:            packets.ErrUnspecifiedError,
+	packets.ErrImplementationSpecificError.Code: packets.ErrImplementationSpecificError,
+	packets.ErrTopicNameInvalid.Code:            packets.ErrTopicNameInvalid,
+	packets.ErrQuotaExceeded.Code:               packets.ErrQuotaExceeded,
+	packets.ErrPayloadFormatInvalid.Code:        packets.ErrPayloadFormatInvalid,
+}
+
+// setAckReason arranges for the PUBACK/PUBREC of the denied PUBLISH id to
+// carry the module's reason code. mochi answers every refusal of
+// OnACLCheck with 0x87 and takes no code from a hook, but it writes that
+// answer right after OnACLCheck returns, on the same goroutine, through
+// OnPacketEncode: the hook swaps the code there. Codes MQTT 5 does not
+// allow in a PUBACK (and 0x87 itself) are left as 0x87.
+func (h *policyHook) setAckReason(st *clientState, id uint16, reason byte) {
+	if _, ok := pubackDenyCodes[reason]; !ok {
+		return
+	}
+	if st.ackReason.Swap(uint32(id)<<8|uint32(reason)) == 0 {
+		h.ackReasons.Add(1)
+	}
+}
+
+// ackWithReason gives a PUBACK or PUBREC 0x87 the code noted by
+// setAckReason for its packet id.
+func (h *policyHook) ackWithReason(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	st := h.state(cl)
+	if st == nil {
+		return pk
+	}
+	v := st.ackReason.Load()
+	if v == 0 || uint16(v>>8) != pk.PacketID || !st.ackReason.CompareAndSwap(v, 0) {
+		return pk
+	}
+	h.ackReasons.Add(-1)
+	code := pubackDenyCodes[byte(v)]
+	pk.ReasonCode = code.Code
+	if pk.Properties.ReasonString != "" { // mochi wrote one: the client wants problem information
+		pk.Properties.ReasonString = code.Reason
+	}
+	return pk
 }
 
 // subscribeCheck answers OnACLCheck(read) during a SUBSCRIBE. decided is
@@ -145,11 +207,11 @@ func (h *policyHook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Pac
 	if cl.Net.Inline {
 		return pk // the embedding application's own subscriptions
 	}
+	pk.Filters = cloneFilters(pk.Filters)
 	st := h.state(cl)
 	if st == nil || st.superuser {
 		return pk // refused, or allowed, by OnACLCheck
 	}
-	var filters packets.Subscriptions
 	var allowed []string
 	for i, sub := range pk.Filters {
 		f := sub.Filter
@@ -164,19 +226,28 @@ func (h *policyHook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Pac
 			}
 			continue
 		}
-		if filters == nil { // copy before the first change: pk.Filters is mochi's
-			filters = append(packets.Subscriptions(nil), pk.Filters...)
-		}
-		filters[i].Filter = h.deniedFilter
-	}
-	if filters != nil {
-		pk.Filters = filters
+		pk.Filters[i].Filter = h.deniedFilter
 	}
 	st.mu.Lock()
 	st.subAllowed = allowed
 	st.mu.Unlock()
 	st.subscribing.Store(true)
 	return pk
+}
+
+// cloneFilters returns a copy of a SUBSCRIBE's filters whose strings do not
+// point into the packet's buffer: mochi keeps each filter for the life of
+// the subscription (its topic tree, the client's session), which without
+// the copy keeps the whole packet, up to maximum_packet_size, alive. The
+// copy is also what the hook may change (a denied filter): pk.Filters is
+// mochi's.
+func cloneFilters(subs packets.Subscriptions) packets.Subscriptions {
+	out := make(packets.Subscriptions, len(subs))
+	for i, sub := range subs {
+		sub.Filter = strings.Clone(sub.Filter)
+		out[i] = sub
+	}
+	return out
 }
 
 // OnSubscribed implements mqtt.Hook: the SUBSCRIBE is over.
@@ -207,7 +278,14 @@ func (h *policyHook) OnAuthPacket(cl *mqtt.Client, pk packets.Packet) (packets.P
 // CONNACK (see Provides): it adds the authentication method and the
 // module's final data to the success CONNACK of an enhanced authentication.
 // mochi builds that CONNACK itself, with no way to pass properties.
+//
+// It also gives the PUBACK/PUBREC of a denied PUBLISH the module's reason
+// code (see setAckReason), while some client waits for one.
 func (h *policyHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if (pk.FixedHeader.Type == packets.Puback || pk.FixedHeader.Type == packets.Pubrec) &&
+		pk.ReasonCode == packets.ErrNotAuthorized.Code {
+		return h.ackWithReason(cl, pk)
+	}
 	if pk.FixedHeader.Type != packets.Connack || pk.ReasonCode != packets.CodeSuccess.Code {
 		return pk
 	}

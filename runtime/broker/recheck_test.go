@@ -72,7 +72,7 @@ func users(list map[string]bool) *policy.Policy {
 			return policy.AuthnResult{Verdict: policy.Deny}
 		}
 		return policy.AuthnResult{Verdict: policy.Allow, Superuser: super}
-	})}}, nil, policy.Options{})
+	})}}, nil, policy.Options{AuthzNoMatch: policy.Allow})
 }
 
 // TestRecheckReauthenticate re-authenticates connected clients: one the

@@ -44,7 +44,7 @@ func parseConfig(t testing.TB, dir, doc string) *config.Config {
 
 // allowAll is the policy of most tests: anonymous clients may do anything.
 func allowAll() *policy.Policy {
-	return policy.New(nil, nil, policy.Options{AllowAnonymous: true})
+	return policy.New(nil, nil, policy.Options{AllowAnonymous: true, AuthzNoMatch: policy.Allow})
 }
 
 // newDecider runs p for the duration of the test.

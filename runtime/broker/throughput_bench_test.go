@@ -91,7 +91,7 @@ func startMoat(b *testing.B, authn, authz, cache bool) string {
 	if authz {
 		az = append(az, policy.Step[policy.Authorizer]{Name: "bench", Module: m})
 	}
-	p := policy.New(an, az, policy.Options{AllowAnonymous: true})
+	p := policy.New(an, az, policy.Options{AllowAnonymous: true, AuthzNoMatch: policy.Allow})
 	d := policy.NewDecider(p, policy.CacheOptions{Disabled: !cache}, nil)
 	br, err := New(Options{Config: parseConfig(b, b.TempDir(), tcpConfig), Decider: d, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

@@ -86,6 +86,16 @@ type Listener struct {
 	// MinTLSVersion is "1.2" or "1.3"; default "1.2" on TLS listeners, ""
 	// on the others.
 	MinTLSVersion string `toml:"min_tls_version"`
+
+	// AllowedOrigins lists the web origins ("https://app.example.com",
+	// scheme://host[:port], no path) whose pages may open MQTT over
+	// WebSocket on a ws or wss listener; "*" allows any. A request without
+	// an Origin header (mosquitto, paho and every other non-browser
+	// client) is always allowed. Default: none, so a browser page from any
+	// site is refused, which keeps a page a user visits from using the
+	// user's network position (a broker on localhost or the LAN) or client
+	// certificate. Mosquitto accepts every origin. Refused on tcp and tls.
+	AllowedOrigins []string `toml:"allowed_origins"`
 }
 
 // TLS reports whether the listener terminates TLS.
@@ -162,11 +172,24 @@ type Auth struct {
 	// module decides (none configured, or every module ignores them).
 	// Default false: with no policy configured, nobody may connect.
 	AllowAnonymous bool `toml:"allow_anonymous"`
-	// NoMatch is the verdict when every module in a chain returns ignore:
-	// "deny" (default) or "allow".
+	// NoMatch is the authentication verdict when every authn module
+	// returns ignore: "deny" (default) or "allow". With no authn module at
+	// all, AllowAnonymous alone decides: "allow" never lets a client with
+	// a username in when no module looked at it. It is also the default of
+	// AuthzNoMatch, so that a config written before that key existed keeps
+	// its meaning for a non-empty authz chain.
 	NoMatch string `toml:"no_match"`
+	// AuthzNoMatch is the authorization verdict (publish, subscribe,
+	// delivery, decrypt) when no authz module decides: every module of the
+	// chain returned ignore, or there is no authz module at all. "deny" or
+	// "allow"; default: NoMatch when that is written in the file, else
+	// "deny". An empty authz chain therefore denies everything unless the
+	// operator says otherwise (Mosquitto without an acl_file allows: moat
+	// does not, and says so at start and in `moat check`).
+	AuthzNoMatch string `toml:"authz_no_match"`
 	// Timeout bounds one authentication (all modules of the authn chain
-	// together, per MQTT 5 AUTH round); default 1s, at most 60s.
+	// together, per MQTT 5 AUTH round); default 1s, at most 60s. A reload
+	// applies it to the next authentication.
 	// Authorization is bounded per module by each plugin's timeout: a
 	// deadline per publish would cost more than the decision.
 	Timeout Duration `toml:"timeout"`

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -232,7 +233,7 @@ func goodConfig(dir string) *Config {
 		},
 		Persistence: Persistence{Type: "bolt", Path: abs("data/moat.db")},
 		Log:         Log{Level: "debug", Format: "json"},
-		Auth:        Auth{AllowAnonymous: true, NoMatch: "allow", Timeout: d("2s")},
+		Auth:        Auth{AllowAnonymous: true, NoMatch: "allow", AuthzNoMatch: "allow", Timeout: d("2s")},
 		Cache:       Cache{Enabled: false, TTL: d("1m"), MaxPerClient: 10},
 		Wasm:        Wasm{CacheDir: abs("wasm-cache")},
 		Reload:      Reload{Reauthenticate: true},
@@ -353,7 +354,7 @@ func TestDefaults(t *testing.T) {
 		},
 		Persistence: Persistence{Type: "none", Path: filepath.Join(dir, "moat.db")},
 		Log:         Log{Level: "info", Format: "text"},
-		Auth:        Auth{AllowAnonymous: false, NoMatch: "deny", Timeout: Duration{time.Second}},
+		Auth:        Auth{AllowAnonymous: false, NoMatch: "deny", AuthzNoMatch: "deny", Timeout: Duration{time.Second}},
 		Cache:       Cache{Enabled: true, TTL: Duration{5 * time.Minute}, MaxPerClient: 1024},
 		Wasm:        Wasm{CacheDir: cacheDir},
 	}
@@ -443,7 +444,7 @@ func TestValidateInCode(t *testing.T) {
 		Listeners:   []Listener{{Name: "a", Type: "tls", Address: "127.0.0.1:0", CertFile: "/nonexistent/srv.pem", KeyFile: "/nonexistent/srv.key", MinTLSVersion: "1.2"}},
 		MQTT:        MQTT{ReceiveMaximum: 1, MaximumInflight: 1},
 		Persistence: Persistence{Type: "none"}, Log: Log{Level: "info", Format: "text"},
-		Auth: Auth{NoMatch: "deny", Timeout: Duration{time.Second}},
+		Auth: Auth{NoMatch: "deny", AuthzNoMatch: "deny", Timeout: Duration{time.Second}},
 	}
 	err := c.Validate()
 	want := "listener[0].cert_file: open /nonexistent/srv.pem: no such file or directory\n" +
@@ -506,5 +507,69 @@ func BenchmarkScanLines(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
 		scanLines(data)
+	}
+}
+
+// TestAuthzNoMatch: authz_no_match defaults to deny, and to an explicit
+// no_match = "allow" so that a config written when no_match governed both
+// chains keeps its meaning.
+func TestAuthzNoMatch(t *testing.T) {
+	const listener = "[[listener]]\ntype = \"tcp\"\naddress = \"127.0.0.1:0\"\n[auth]\n"
+	for _, tc := range []struct {
+		name, auth   string
+		authn, authz string
+	}{
+		{"absent", "", "deny", "deny"},
+		{"no_match allow", `no_match = "allow"`, "allow", "allow"},
+		{"no_match deny", `no_match = "deny"`, "deny", "deny"},
+		{"own key", "no_match = \"allow\"\nauthz_no_match = \"deny\"", "allow", "deny"},
+		{"own key only", `authz_no_match = "allow"`, "deny", "allow"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(listener+tc.auth+"\n"), "moat.toml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Auth.NoMatch != tc.authn || c.Auth.AuthzNoMatch != tc.authz {
+				t.Errorf("no_match %q, authz_no_match %q; want %q, %q", c.Auth.NoMatch, c.Auth.AuthzNoMatch, tc.authn, tc.authz)
+			}
+		})
+	}
+	_, err := Parse([]byte(listener+`authz_no_match = "maybe"`+"\n"), "moat.toml")
+	if err == nil || !strings.Contains(err.Error(), `moat.toml:5: auth.authz_no_match: "maybe" is not one of "deny", "allow"`) {
+		t.Errorf("bad authz_no_match: %v", err)
+	}
+}
+
+func TestAllowedOrigins(t *testing.T) {
+	for _, tc := range []struct {
+		name, typ, origins string
+		err                string // "" when valid
+	}{
+		{"none", "ws", "[]", ""},
+		{"listed", "ws", `["https://app.example.com", "http://localhost:8080", "https://x.example/"]`, ""},
+		{"any", "ws", `["*"]`, ""},
+		{"path", "ws", `["https://app.example.com/mqtt"]`, `listener[0].allowed_origins[0]: "https://app.example.com/mqtt": want an origin`},
+		{"no scheme", "ws", `["app.example.com"]`, `listener[0].allowed_origins[0]: "app.example.com": want an origin`},
+		{"ftp", "ws", `["ftp://x"]`, `allowed_origins[0]: "ftp://x"`},
+		{"second bad", "ws", `["https://a.example", "https://"]`, `allowed_origins[1]: "https://"`},
+		{"on tcp", "tcp", `["https://a.example"]`, `listener[0].allowed_origins: only for ws and wss listeners, this one is "tcp"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := fmt.Sprintf("[[listener]]\ntype = %q\naddress = \"127.0.0.1:0\"\nallowed_origins = %s\n", tc.typ, tc.origins)
+			c, err := Parse([]byte(doc), "moat.toml")
+			if tc.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(c.Listeners[0].AllowedOrigins) == 0 && tc.origins != "[]" {
+					t.Error("origins lost")
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("err = %v, want %q", err, tc.err)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"net/url"
 	"testing"
 
 	"github.com/BurntSushi/toml"
@@ -69,6 +70,24 @@ func FuzzScanLines(f *testing.F) {
 			if got := len(kl.seen[k]); got != n {
 				t.Fatalf("key %s: scanner saw %d, library %d", k, got, n)
 			}
+		}
+	})
+}
+
+// FuzzCheckOrigin checks that allowed_origins validation never panics and
+// accepts only "*" or an http(s) origin with a host and nothing after it.
+func FuzzCheckOrigin(f *testing.F) {
+	for _, s := range []string{"*", "https://app.example.com", "http://localhost:8080", "https://x/",
+		"app.example.com", "https://a/b", "ftp://x", "https://", "https://u@h", "http://[::1]:80", "https://h?q#f"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, o string) {
+		if checkOrigin(o) != nil || o == "*" {
+			return
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(u.Path) > 1 {
+			t.Fatalf("accepted %q", o)
 		}
 	})
 }

@@ -470,6 +470,13 @@ func (c *Config) defaults(md *toml.MetaData) {
 	if c.Auth.NoMatch == "" {
 		c.Auth.NoMatch = "deny"
 	}
+	if def("auth", "authz_no_match") {
+		// An explicit no_match kept its old meaning for both chains.
+		c.Auth.AuthzNoMatch = "deny"
+		if !def("auth", "no_match") && c.Auth.NoMatch == "allow" {
+			c.Auth.AuthzNoMatch = "allow"
+		}
+	}
 	if def("auth", "timeout") {
 		c.Auth.Timeout.Duration = defaultAuthTimeout
 	}

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"math"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -68,6 +69,9 @@ func (c *Config) validate(p *problems) {
 	if err := oneOf(c.Auth.NoMatch, "deny", "allow"); err != nil {
 		p.add("auth.no_match", err)
 	}
+	if err := oneOf(c.Auth.AuthzNoMatch, "deny", "allow"); err != nil {
+		p.add("auth.authz_no_match", err)
+	}
 	if err := timeout(c.Auth.Timeout); err != nil {
 		p.add("auth.timeout", err)
 	}
@@ -87,6 +91,38 @@ func (c *Config) validate(p *problems) {
 	for i := range c.Plugins {
 		c.validatePlugin(p, i, plugins)
 	}
+}
+
+// validateOrigins checks allowed_origins: only on websocket listeners, each
+// "*" or an origin as a browser sends it.
+func (c *Config) validateOrigins(p *problems, key string, l *Listener) {
+	if len(l.AllowedOrigins) == 0 {
+		return
+	}
+	if l.Type != ListenerWS && l.Type != ListenerWSS {
+		p.add(key+".allowed_origins", fmt.Errorf("only for ws and wss listeners, this one is %q", l.Type))
+		return
+	}
+	for j, o := range l.AllowedOrigins {
+		if err := checkOrigin(o); err != nil {
+			p.add(fmt.Sprintf("%s.allowed_origins[%d]", key, j), err)
+		}
+	}
+}
+
+// checkOrigin accepts "*" and scheme://host[:port] with scheme http or
+// https and nothing after the host.
+func checkOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	u, err := url.Parse(o)
+	want := fmt.Errorf("%q: want an origin such as \"https://app.example.com\" (scheme://host[:port], no path), or \"*\"", o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return want
+	}
+	return nil
 }
 
 func (c *Config) validateListener(p *problems, i int, names, addrs map[string]int) {
@@ -126,6 +162,7 @@ func (c *Config) validateListener(p *problems, i int, names, addrs map[string]in
 	if !typeOK {
 		return
 	}
+	c.validateOrigins(p, key, l)
 	if !l.TLS() {
 		// Refuse TLS settings on a plain listener: the operator meant TLS.
 		refuse := func(field string, set bool) {

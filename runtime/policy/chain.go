@@ -62,6 +62,52 @@ type Step[T any] struct {
 	Name    string
 	Module  T
 	OnError OnError
+
+	// brk holds the step's circuit breakers, one per action; set by New
+	// for authz and payload steps, nil when breakers are disabled.
+	brk *[5]breaker
+}
+
+// call runs one decision of the step through its breaker: when the breaker
+// is open, decide is not called and the result is errBreakerOpen.
+func stepCall[T, R any](s *Step[T], a Action, log *slog.Logger, chain string, decide func() (R, error)) (R, error) {
+	if s.brk == nil || int(a) >= len(s.brk) {
+		return decide()
+	}
+	b := &s.brk[a]
+	ok, probe := b.allow()
+	if !ok {
+		var zero R
+		return zero, errBreakerOpen
+	}
+	res, err := decide()
+	b.done(err, probe, log, chain, s.Name)
+	return res, err
+}
+
+// errLevel is the level a module error is logged at: an answer of an open
+// breaker is at debug, since the opening was logged and every request
+// until the cooldown ends gets the same answer.
+func errLevel(err error) slog.Level {
+	if err == errBreakerOpen {
+		return slog.LevelDebug
+	}
+	return slog.LevelError
+}
+
+// withBreakers returns a copy of steps, each with breakers of its own.
+func withBreakers[T any](steps []Step[T], opts *BreakerOptions) []Step[T] {
+	out := make([]Step[T], len(steps))
+	for i, s := range steps {
+		if opts.Failures > 0 {
+			s.brk = new([5]breaker)
+			for j := range s.brk {
+				s.brk[j].opts = opts
+			}
+		}
+		out[i] = s
+	}
+	return out
 }
 
 // Policy is one immutable version of the whole policy: the chains and the
@@ -73,7 +119,9 @@ type Policy struct {
 	authz          []Step[Authorizer]
 	payload        []Step[Payloader]
 	noMatch        Verdict
+	authzNoMatch   Verdict
 	allowAnonymous bool
+	authnTimeout   time.Duration
 	closers        []io.Closer
 
 	inflight atomic.Int64
@@ -85,13 +133,25 @@ type Options struct {
 	// AllowAnonymous lets a client without username and password in when no
 	// authentication module decides.
 	AllowAnonymous bool
-	// NoMatch is the verdict when every module of a non-empty chain ignores a
-	// request: Deny (the default, when zero) or Allow.
+	// NoMatch is the authentication verdict when every module of a
+	// non-empty authn chain ignores a CONNECT: Deny (the default, when
+	// zero) or Allow. Without authn modules AllowAnonymous alone decides.
 	NoMatch Verdict
+	// AuthzNoMatch is the authorization verdict when no authz module
+	// decides: every module ignored the request, or the chain is empty.
+	// Deny (the default, when zero) or Allow: authorization that is not
+	// configured denies unless the operator says otherwise.
+	AuthzNoMatch Verdict
 	// Closers are closed, in order, by Close: the modules of this version.
 	Closers []io.Closer
 	// Payload is the payload-policy chain.
 	Payload []Step[Payloader]
+	// Breaker configures each plugin's circuit breaker.
+	Breaker BreakerOptions
+	// AuthnTimeout bounds one run of the authentication chain, every
+	// module together ([auth] timeout); 0 leaves it to each module's own
+	// timeout. It belongs to the version so that a reload changes it.
+	AuthnTimeout time.Duration
 }
 
 // New builds a Policy. The chains run in the order given.
@@ -99,12 +159,24 @@ func New(authn []Step[Authenticator], authz []Step[Authorizer], opts Options) *P
 	if opts.NoMatch != Allow {
 		opts.NoMatch = Deny
 	}
+	if opts.AuthzNoMatch != Allow {
+		opts.AuthzNoMatch = Deny
+	}
+	if opts.Breaker.Failures == 0 {
+		opts.Breaker.Failures = defaultBreakerFailures
+	}
+	if opts.Breaker.Cooldown <= 0 {
+		opts.Breaker.Cooldown = defaultBreakerCooldown
+	}
+	bo := &opts.Breaker
 	return &Policy{
-		authn:          authn,
-		authz:          authz,
-		payload:        opts.Payload,
+		authn:          authn, // no breaker: see BreakerOptions
+		authz:          withBreakers(authz, bo),
+		payload:        withBreakers(opts.Payload, bo),
 		noMatch:        opts.NoMatch,
+		authzNoMatch:   opts.AuthzNoMatch,
 		allowAnonymous: opts.AllowAnonymous,
+		authnTimeout:   opts.AuthnTimeout,
 		closers:        opts.Closers,
 	}
 }
@@ -132,10 +204,11 @@ func (p *Policy) Close(ctx context.Context) error {
 // authenticate runs the authn chain. Errors are resolved here by each step's
 // OnError and logged; the result always carries a final verdict.
 func (p *Policy) authenticate(ctx context.Context, log *slog.Logger, req *AuthnRequest) AuthnResult {
-	for _, s := range p.authn {
+	for i := range p.authn {
+		s := &p.authn[i]
 		res, err := s.Module.Authenticate(ctx, req)
 		if err != nil {
-			log.Error("authn module failed", "module", s.Name, "client_id", req.Client.ClientID, "err", err)
+			log.Log(ctx, errLevel(err), "authn module failed", "module", s.Name, "client_id", req.Client.ClientID, "err", err)
 			switch s.OnError {
 			case ErrorAllow:
 				return AuthnResult{Verdict: Allow, Module: s.Name, Message: "module error, on_error = allow"}
@@ -165,21 +238,31 @@ func (p *Policy) authenticate(ctx context.Context, log *slog.Logger, req *AuthnR
 	return AuthnResult{Verdict: Deny, Reason: ReasonNotAuthorized, Message: "no module matched"}
 }
 
-// authorize runs the authz chain. An empty chain allows: authorization is
-// simply not configured, as in Mosquitto without an acl_file.
+// authorize runs the authz chain. A superuser is not asked about. When no
+// module decides, and when there is no module at all, AuthzNoMatch does:
+// unlike Mosquitto without an acl_file, authorization that is not
+// configured denies unless the operator chose allow (see
+// Options.AuthzNoMatch).
 func (p *Policy) authorize(ctx context.Context, log *slog.Logger, req *AuthzRequest) AuthzResult {
-	if len(p.authz) == 0 || req.Client.Superuser {
+	if req.Client.Superuser {
 		return AuthzResult{Verdict: Allow}
 	}
-	for _, s := range p.authz {
-		res, err := s.Module.Authorize(ctx, req)
+	// erred is set once a module's error was ignored (on_error =
+	// "ignore"): whatever the rest of the chain decides then depends on
+	// that error and must not be cached, or one timeout would turn into a
+	// verdict of the next module, or of no_match, for a whole TTL.
+	erred := false
+	for i := range p.authz {
+		s := &p.authz[i]
+		res, err := stepCall(s, req.Action, log, "authz", func() (AuthzResult, error) { return s.Module.Authorize(ctx, req) })
 		if err != nil {
-			log.Error("authz module failed", "module", s.Name, "client_id", req.Client.ClientID,
+			log.Log(ctx, errLevel(err), "authz module failed", "module", s.Name, "client_id", req.Client.ClientID,
 				"action", req.Action.String(), "topic", req.Topic, "err", err)
 			switch s.OnError {
 			case ErrorAllow:
 				return AuthzResult{Verdict: Allow, Module: s.Name, transient: true}
 			case ErrorIgnore:
+				erred = true
 				continue
 			default:
 				return AuthzResult{Verdict: Deny, Reason: ReasonNotAuthorized, Module: s.Name, Message: "module error", transient: true}
@@ -191,13 +274,18 @@ func (p *Policy) authorize(ctx context.Context, log *slog.Logger, req *AuthzRequ
 			if res.Verdict == Deny && res.Reason == 0 {
 				res.Reason = ReasonNotAuthorized
 			}
+			res.transient = erred
 			return res
 		}
 	}
-	if p.noMatch == Allow {
-		return AuthzResult{Verdict: Allow}
+	if p.authzNoMatch == Allow {
+		return AuthzResult{Verdict: Allow, transient: erred}
 	}
-	return AuthzResult{Verdict: Deny, Reason: ReasonNotAuthorized, Message: "no module matched"}
+	msg := "no module matched"
+	if len(p.authz) == 0 {
+		msg = "no authz module; authz no_match = deny"
+	}
+	return AuthzResult{Verdict: Deny, Reason: ReasonNotAuthorized, Message: msg, transient: erred}
 }
 
 // HasPayload reports whether a payload policy is configured; without one
@@ -207,10 +295,11 @@ func (p *Policy) HasPayload() bool { return len(p.payload) > 0 }
 // payloadDecision runs the payload chain. When every module ignores, the
 // message is plaintext: the publish itself was already authorized.
 func (p *Policy) payloadDecision(ctx context.Context, log *slog.Logger, req *PayloadRequest) PayloadResult {
-	for _, s := range p.payload {
-		res, err := s.Module.Payload(ctx, req)
+	for i := range p.payload {
+		s := &p.payload[i]
+		res, err := stepCall(s, req.Action, log, "payload", func() (PayloadResult, error) { return s.Module.Payload(ctx, req) })
 		if err != nil {
-			log.Error("payload module failed", "module", s.Name, "client_id", req.Client.ClientID,
+			log.Log(ctx, errLevel(err), "payload module failed", "module", s.Name, "client_id", req.Client.ClientID,
 				"topic", req.Topic, "err", err)
 			switch s.OnError {
 			case ErrorAllow:

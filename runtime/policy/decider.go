@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,12 @@ type CacheOptions struct {
 	// O(1) amortised and a client that touches more than MaxPerClient topics
 	// gains little from caching anyway.
 	MaxPerClient int
+	// MaxBytesPerClient bounds the topic bytes the cached entries of one
+	// connection keep; default 256 KiB. A topic may be 64 KiB long, so
+	// MaxPerClient alone would let one client pin 64 MiB. A full cache is
+	// emptied as for MaxPerClient; a topic longer than the whole bound is
+	// not cached at all.
+	MaxBytesPerClient int
 }
 
 // Decider is the broker's single entry point to policy. It is long-lived
@@ -47,6 +54,9 @@ func NewDecider(p *Policy, opts CacheOptions, log *slog.Logger) *Decider {
 	}
 	if opts.MaxPerClient <= 0 {
 		opts.MaxPerClient = 1024
+	}
+	if opts.MaxBytesPerClient <= 0 {
+		opts.MaxBytesPerClient = 256 << 10
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -111,10 +121,16 @@ func (d *Decider) acquire() *Policy {
 	}
 }
 
-// Authenticate runs the authentication chain of the version in force.
+// Authenticate runs the authentication chain of the version in force,
+// bounded by its AuthnTimeout.
 func (d *Decider) Authenticate(ctx context.Context, req *AuthnRequest) AuthnResult {
 	p := d.acquire()
 	defer p.inflight.Add(-1)
+	if p.authnTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.authnTimeout)
+		defer cancel()
+	}
 	return p.authenticate(ctx, d.log, req)
 }
 
@@ -142,10 +158,12 @@ const foldMin = 1
 
 // cacheTable holds one map per (action, QoS, retain), keyed by topic, so
 // that a lookup hashes only a string: a struct key with the same fields
-// doubled the cost of a hit. n counts entries across all maps.
+// doubled the cost of a hit. n counts entries across all maps, bytes the
+// length of their keys.
 type cacheTable struct {
-	m [5][3][2]map[string]cacheEntry
-	n int
+	m     [5][3][2]map[string]cacheEntry
+	n     int
+	bytes int
 }
 
 func (t *cacheTable) get(a Action, qos uint8, retain int, key string) (cacheEntry, bool) {
@@ -161,6 +179,7 @@ func (t *cacheTable) put(a Action, qos uint8, retain int, key string, e cacheEnt
 	}
 	if _, exists := m[key]; !exists {
 		t.n++
+		t.bytes += len(key)
 	}
 	m[key] = e
 }
@@ -227,18 +246,22 @@ func (d *Decider) Authorize(ctx context.Context, s *Session, req *AuthzRequest) 
 	p := d.acquire()
 	res := p.authorize(ctx, d.log, req)
 	p.inflight.Add(-1)
-	if res.transient {
+	if res.transient || len(key) > d.opts.MaxBytesPerClient {
 		return res
 	}
+	// The topic may point into the packet it was read from (mochi decodes
+	// strings without copying): a cached key must not keep that packet,
+	// up to the maximum packet size, alive for a TTL.
+	key = strings.Clone(key)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	snap := s.snap.Load()
-	snapN := 0
+	snapN, snapBytes := 0, 0
 	if snap != nil {
-		snapN = snap.n
+		snapN, snapBytes = snap.n, snap.bytes
 	}
-	if snapN+s.pending.n >= d.opts.MaxPerClient {
+	if snapN+s.pending.n >= d.opts.MaxPerClient || snapBytes+s.pending.bytes+len(key) > d.opts.MaxBytesPerClient {
 		s.snap.Store(nil)
 		s.pending, snap, snapN = new(cacheTable), nil, 0
 	}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // ruleModule is a native policy used to exercise chains: it answers from
@@ -159,9 +160,18 @@ func TestAuthorizeChainAndCache(t *testing.T) {
 	if r := d.Authorize(ctx, su, &AuthzRequest{Action: ActionPublish, Topic: "a/1"}); r.Verdict != Allow {
 		t.Fatal("superuser denied")
 	}
+	// An empty chain decides by AuthzNoMatch: deny unless it says allow.
 	d.Swap(New(nil, nil, Options{}))
+	if r := ask("anything"); r.Verdict != Deny || r.Reason != ReasonNotAuthorized {
+		t.Fatalf("empty authz chain: %v %#x, want deny 0x87", r.Verdict, r.Reason)
+	}
+	d.Swap(New(nil, nil, Options{NoMatch: Allow}))
+	if r := ask("anything"); r.Verdict != Deny {
+		t.Fatal("authn's no_match allowed an authz request")
+	}
+	d.Swap(New(nil, nil, Options{AuthzNoMatch: Allow}))
 	if r := ask("anything"); r.Verdict != Allow {
-		t.Fatal("empty authz chain denied")
+		t.Fatal("empty authz chain with AuthzNoMatch allow denied")
 	}
 }
 
@@ -177,6 +187,43 @@ func TestErrorsAreNotCached(t *testing.T) {
 	}
 	if m.calls.Load() != 3 {
 		t.Fatalf("a module error was cached: %d calls", m.calls.Load())
+	}
+}
+
+// TestIgnoredErrorsAreNotCached: with on_error = "ignore", a module's
+// error passes the request on; what the next module or no_match then says
+// is returned but not cached, so the module is asked again next time.
+func TestIgnoredErrorsAreNotCached(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		next []*ruleModule
+		opts Options
+		want Verdict
+	}{
+		{"next module allows", []*ruleModule{{authz: map[string]AuthzResult{"t": {Verdict: Allow}}}}, Options{}, Allow},
+		{"next module denies", []*ruleModule{{authz: map[string]AuthzResult{"t": {Verdict: Deny}}}}, Options{}, Deny},
+		{"no_match allow", nil, Options{AuthzNoMatch: Allow}, Allow},
+		{"no_match deny", nil, Options{}, Deny},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			broken := &ruleModule{err: errors.New("timeout")}
+			chain := authzChain(append([]*ruleModule{broken}, tc.next...)...)
+			chain[0].OnError = ErrorIgnore
+			d := NewDecider(New(nil, chain, tc.opts), CacheOptions{}, nil)
+			defer d.Close()
+			s := d.NewSession(&Client{ClientID: "c"})
+			for range 3 {
+				if r := d.Authorize(context.Background(), s, &AuthzRequest{Action: ActionPublish, Topic: "t"}); r.Verdict != tc.want {
+					t.Fatalf("verdict %v, want %v", r.Verdict, tc.want)
+				}
+			}
+			if n := broken.calls.Load(); n != 3 {
+				t.Fatalf("the failing module was called %d times in 3 requests: a verdict after its error was cached", n)
+			}
+			if n := s.cached(); n != 0 {
+				t.Fatalf("%d verdicts cached after an ignored error", n)
+			}
+		})
 	}
 }
 
@@ -389,5 +436,102 @@ func TestCacheHammer(t *testing.T) {
 	wg.Wait()
 	if n := s.cached(); n > 64 {
 		t.Fatalf("cache holds %d entries, bound is 64", n)
+	}
+}
+
+// TestCacheCopiesTopics: a cached key does not point into the request's
+// topic, which the broker reads without copying from the packet buffer (up
+// to the maximum packet size), and the keys of one client are bounded in
+// bytes.
+func TestCacheCopiesTopics(t *testing.T) {
+	m := &ruleModule{authz: map[string]AuthzResult{}}
+	for _, tp := range []string{"a/1", "a/2"} {
+		m.authz[tp] = AuthzResult{Verdict: Allow}
+	}
+	d := NewDecider(New(nil, authzChain(m), Options{AuthzNoMatch: Allow}), CacheOptions{MaxBytesPerClient: 100}, nil)
+	defer d.Close()
+	s := d.NewSession(&Client{ClientID: "c"})
+	packet := make([]byte, 256<<10)
+	copy(packet[100:], "a/1")
+	topic := unsafe.String(&packet[100], 3)
+	d.Authorize(context.Background(), s, &AuthzRequest{Action: ActionPublish, Topic: topic})
+	lo, hi := uintptr(unsafe.Pointer(&packet[0])), uintptr(unsafe.Pointer(&packet[len(packet)-1]))
+	keys := 0
+	for _, tb := range []*cacheTable{s.snap.Load(), s.pending} {
+		if tb == nil {
+			continue
+		}
+		for a := range tb.m {
+			for q := range tb.m[a] {
+				for _, mm := range tb.m[a][q] {
+					for k := range mm {
+						keys++
+						if p := uintptr(unsafe.Pointer(unsafe.StringData(k))); p >= lo && p <= hi {
+							t.Errorf("cached key %q points into the packet", k)
+						}
+					}
+				}
+			}
+		}
+	}
+	if keys != 1 {
+		t.Fatalf("%d cached keys, want 1", keys)
+	}
+
+	// 100 bytes per client: a 101-byte topic is not cached, and many
+	// 40-byte topics never hold more than 100 bytes.
+	long := strings.Repeat("x", 101)
+	d.Authorize(context.Background(), s, &AuthzRequest{Action: ActionPublish, Topic: long})
+	for i := range 10 {
+		d.Authorize(context.Background(), s, &AuthzRequest{Action: ActionPublish, Topic: fmt.Sprintf("%039d", i)})
+		s.mu.Lock()
+		n := s.pending.bytes
+		if sn := s.snap.Load(); sn != nil {
+			n += sn.bytes
+		}
+		s.mu.Unlock()
+		if n > 100 {
+			t.Fatalf("after %d topics the cache keeps %d bytes of keys, bound 100", i+1, n)
+		}
+	}
+}
+
+// deadlineModule records the deadline of the context it is called with.
+type deadlineModule struct{ left atomic.Int64 }
+
+func (m *deadlineModule) Authenticate(ctx context.Context, _ *AuthnRequest) (AuthnResult, error) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		m.left.Store(-1)
+	} else {
+		m.left.Store(int64(time.Until(dl)))
+	}
+	return AuthnResult{Verdict: Allow}, nil
+}
+
+// TestAuthnTimeoutPerVersion: [auth] timeout belongs to the policy version,
+// so a reload (Swap) changes the deadline of the next authentication.
+func TestAuthnTimeoutPerVersion(t *testing.T) {
+	m := &deadlineModule{}
+	chain := []Step[Authenticator]{{Name: "d", Module: m}}
+	d := NewDecider(New(chain, nil, Options{AuthnTimeout: time.Second}), CacheOptions{}, nil)
+	defer d.Close()
+	req := &AuthnRequest{Client: &Client{ClientID: "c"}}
+	for _, tc := range []struct {
+		timeout  time.Duration
+		min, max time.Duration
+	}{
+		{time.Second, 500 * time.Millisecond, time.Second},
+		{time.Minute, 50 * time.Second, time.Minute},
+		{0, -1, -1}, // no deadline
+	} {
+		if tc.timeout != time.Second {
+			d.Swap(New(chain, nil, Options{AuthnTimeout: tc.timeout}))
+		}
+		d.Authenticate(context.Background(), req)
+		left := time.Duration(m.left.Load())
+		if left < tc.min || left > tc.max {
+			t.Errorf("timeout %v: the module's context had %v left, want %v..%v", tc.timeout, left, tc.min, tc.max)
+		}
 	}
 }

@@ -23,8 +23,10 @@ import (
 //	               when it was refused (the old one still is).
 //
 // It is served on a Unix socket ([admin] socket, default moat.sock beside
-// the config, mode 0600; on Linux, connections from a user other than the
-// broker's own or root are refused with SO_PEERCRED), and optionally on a
+// the config, mode 0600; requests from a user other than the broker's own
+// or root are refused, and so are those of a peer whose credentials cannot
+// be read: SO_PEERCRED on Linux, LOCAL_PEERCRED on macOS and FreeBSD; on
+// other platforms the socket refuses everyone), and optionally on a
 // loopback TCP address ([admin] http) where each request needs the bearer
 // token of [admin] token_file. Nothing is open to the network by default.
 
@@ -52,7 +54,8 @@ type peerKey struct{}
 // peer is what the admin endpoint knows of the other end of a connection.
 type peer struct {
 	uid, pid int
-	known    bool   // uid and pid are set (SO_PEERCRED)
+	known    bool   // uid (and pid, where the platform gives it) are set
+	credErr  error  // why they are not, on the Unix socket
 	endpoint string // "unix:<path>" or "http:<addr>"
 }
 
@@ -70,9 +73,14 @@ func (s *Server) OpenAdmin() (*Admin, error) {
 		a.socket = path
 		endpoint := "unix:" + path
 		a.unix = a.newHTTPServer(endpoint, false)
+		creds := s.peerCred
+		if creds == nil {
+			creds = peerCred
+		}
 		a.unix.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 			p := peer{endpoint: endpoint}
-			p.uid, p.pid, p.known = peerCred(c)
+			p.uid, p.pid, p.credErr = creds(c)
+			p.known = p.credErr == nil
 			return context.WithValue(ctx, peerKey{}, p)
 		}
 		go a.serve(a.unix, ln)
@@ -165,7 +173,14 @@ func (a *Admin) authorize(next http.Handler, token bool) http.Handler {
 				http.Error(w, "moat: a valid bearer token is required", http.StatusUnauthorized)
 				return
 			}
-		} else if p.known && p.uid != os.Geteuid() && p.uid != 0 {
+		} else if !p.known {
+			// The socket's mode (0600) is set after it is bound, and a
+			// file mode is all that would stand between any local user
+			// and a reload: without credentials, nobody is admitted.
+			a.log.Warn("admin request refused: peer credentials unreadable", "endpoint", p.endpoint, "err", p.credErr)
+			http.Error(w, "moat: the admin socket cannot tell who is connecting, so it refuses; use [admin] http with a token_file", http.StatusForbidden)
+			return
+		} else if p.uid != os.Geteuid() && p.uid != 0 {
 			a.log.Warn("admin request refused: another user", "endpoint", p.endpoint, "peer_uid", p.uid, "peer_pid", p.pid)
 			http.Error(w, "moat: only the broker's user and root may use the admin socket", http.StatusForbidden)
 			return
@@ -219,20 +234,21 @@ func (a *Admin) Close(ctx context.Context) error {
 }
 
 // peerCred returns the uid and pid of the process at the other end of a
-// Unix socket connection, where the platform tells (see peercred_*.go).
-func peerCred(c net.Conn) (uid, pid int, ok bool) {
+// Unix socket connection, where the platform tells (see peercred_*.go); pid
+// is 0 where the platform gives a uid only.
+func peerCred(c net.Conn) (uid, pid int, err error) {
 	sc, isSys := c.(syscall.Conn)
 	if !isSys {
-		return 0, 0, false
+		return 0, 0, fmt.Errorf("server: admin socket: %T has no file descriptor", c)
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
-		return 0, 0, false
+		return 0, 0, fmt.Errorf("server: admin socket: %w", err)
 	}
 	var cerr error
 	err = raw.Control(func(fd uintptr) { uid, pid, cerr = sockPeerCred(fd) })
-	if err != nil || cerr != nil {
-		return 0, 0, false
+	if err = errors.Join(err, cerr); err != nil {
+		return 0, 0, fmt.Errorf("server: admin socket: peer credentials: %w", err)
 	}
-	return uid, pid, true
+	return uid, pid, nil
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -116,6 +117,41 @@ func TestAdminSocket(t *testing.T) {
 	}
 	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
 		t.Errorf("socket file after Close: %v, want none", err)
+	}
+}
+
+// TestAdminSocketUnknownPeer: a peer whose credentials cannot be read is
+// refused, and nothing is reloaded; the real credentials admit the same
+// request.
+func TestAdminSocketUnknownPeer(t *testing.T) {
+	doc := anonymous + "\n[admin]\nsocket = \"admin.sock\"\n" + gate("gate", "gate.wasm")
+	for _, tc := range []struct {
+		name  string
+		creds func(net.Conn) (int, int, error)
+		want  int
+	}{
+		{"unreadable", func(net.Conn) (int, int, error) { return 0, 0, errors.New("getsockopt: operation not supported") }, http.StatusForbidden},
+		{"no descriptor", func(c net.Conn) (int, int, error) { return peerCred(struct{ net.Conn }{c}) }, http.StatusForbidden},
+		{"readable", peerCred, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startEnv(t, map[string][]byte{"gate.wasm": wat(t, "allow")}, doc)
+			e.s.peerCred = tc.creds
+			a := openAdmin(t, e)
+			code, _ := post(t, unixClient(a.SocketPath()), "http://moat/reload", "")
+			if code != tc.want {
+				t.Fatalf("status %d, want %d\n%s", code, tc.want, e.logs)
+			}
+			reloads := e.logs.count("audit=reload")
+			if tc.want == http.StatusForbidden {
+				if reloads != 0 {
+					t.Errorf("%d reloads after a refused request", reloads)
+				}
+				if e.logs.count("peer credentials unreadable") != 1 {
+					t.Errorf("the refusal is not logged:\n%s", e.logs)
+				}
+			}
+		})
 	}
 }
 

@@ -1,11 +1,12 @@
-//go:build !linux
+//go:build !linux && !darwin && !freebsd
 
 package server
 
 import "errors"
 
-// sockPeerCred is not implemented here: the admin socket then relies on
-// its file mode (0600) alone, and audit records carry no peer uid.
+// sockPeerCred is not implemented here, so the admin socket refuses every
+// request (it cannot tell the broker's user from another): use [admin]
+// http with a token_file on this platform.
 func sockPeerCred(uintptr) (uid, pid int, err error) {
-	return 0, 0, errors.New("server: peer credentials are not supported on this platform")
+	return 0, 0, errors.New("peer credentials are not supported on this platform")
 }

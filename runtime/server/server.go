@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/moat-mqtt/moat/runtime/broker"
@@ -48,6 +50,11 @@ type Server struct {
 	// closing tracks the replaced policy versions still being closed;
 	// Close waits for them before it closes the engine.
 	closing sync.WaitGroup
+
+	// peerCred reads the credentials of an admin socket peer; nil means
+	// the platform's (peerCred in admin.go). Tests replace it to make the
+	// read fail, which no real Unix socket on Linux does.
+	peerCred func(net.Conn) (uid, pid int, err error)
 }
 
 // New compiles and checks every module of cfg, builds the policy and the
@@ -82,7 +89,17 @@ func (s *Server) provision(ctx context.Context) error {
 	}
 	s.ring.Store(ring)
 	s.broker, err = broker.New(broker.Options{Config: s.cfg, Decider: s.decider, Logger: s.log, Ring: &s.ring})
+	if err == nil {
+		logSummary(s.log, s.cfg)
+	}
 	return err
+}
+
+// logSummary logs PolicySummary, one record per line.
+func logSummary(log *slog.Logger, cfg *config.Config) {
+	for _, line := range PolicySummary(cfg) {
+		log.Info("policy: " + line)
+	}
 }
 
 // Start opens the listeners and serves until Close.
@@ -198,16 +215,79 @@ func buildPolicy(ctx context.Context, engine *wasm.Engine, ms *modules, cfg *con
 		}
 		return nil, nil, errors.Join(errs...)
 	}
-	noMatch := policy.Deny
-	if cfg.Auth.NoMatch == "allow" {
-		noMatch = policy.Allow
-	}
 	return policy.New(authn, authz, policy.Options{
 		AllowAnonymous: cfg.Auth.AllowAnonymous,
-		NoMatch:        noMatch,
+		NoMatch:        verdict(cfg.Auth.NoMatch),
+		AuthzNoMatch:   verdict(cfg.Auth.AuthzNoMatch),
+		AuthnTimeout:   cfg.Auth.Timeout.Duration,
 		Closers:        closers,
 		Payload:        payload,
 	}), reports, nil
+}
+
+// verdict maps a no_match setting to its verdict; anything but "allow"
+// denies.
+func verdict(s string) policy.Verdict {
+	if s == "allow" {
+		return policy.Allow
+	}
+	return policy.Deny
+}
+
+// PolicySummary says in plain words what cfg lets clients do when no
+// module decides, one line per decision: `moat check` prints it and the
+// broker logs it at start, so that an
+// operator who configured no authz plugin reads that every publish and
+// subscription is denied (or, with authz_no_match = "allow", allowed)
+// instead of finding out from clients.
+func PolicySummary(cfg *config.Config) []string {
+	var authn, authz, payload []string
+	for _, pc := range cfg.Plugins {
+		if pc.Decides(config.DecisionAuthn) {
+			authn = append(authn, pc.Name)
+		}
+		if pc.Decides(config.DecisionAuthz) {
+			authz = append(authz, pc.Name)
+		}
+		if pc.Decides(config.DecisionPayload) {
+			payload = append(payload, pc.Name)
+		}
+	}
+	a := cfg.Auth
+	var out []string
+	switch {
+	case len(authn) == 0 && a.AllowAnonymous:
+		out = append(out, "authn: no plugin; clients without username and password connect, every other client is refused (auth.allow_anonymous = true)")
+	case len(authn) == 0:
+		out = append(out, "authn: no plugin; every client is refused (auth.allow_anonymous = false)")
+	default:
+		line := fmt.Sprintf("authn: plugins %s; a client no plugin decides is ", strings.Join(authn, ", "))
+		if a.AllowAnonymous {
+			line += "let in if it has no username and password (auth.allow_anonymous = true), otherwise "
+		}
+		if a.NoMatch == "allow" {
+			line += "let in (auth.no_match = allow)"
+		} else {
+			line += "refused (auth.no_match = deny)"
+		}
+		out = append(out, line)
+	}
+	switch {
+	case len(authz) == 0 && a.AuthzNoMatch == "allow":
+		out = append(out, "authz: no plugin; every client may publish, subscribe and receive on every topic (auth.authz_no_match = allow)")
+	case len(authz) == 0:
+		out = append(out, "authz: no plugin; every publish, subscribe and delivery is denied, except for superusers (auth.authz_no_match = deny)")
+	case a.AuthzNoMatch == "allow":
+		out = append(out, fmt.Sprintf("authz: plugins %s; a request no plugin decides is allowed (auth.authz_no_match = allow)", strings.Join(authz, ", ")))
+	default:
+		out = append(out, fmt.Sprintf("authz: plugins %s; a request no plugin decides is denied (auth.authz_no_match = deny)", strings.Join(authz, ", ")))
+	}
+	if len(payload) == 0 {
+		out = append(out, "payload: no plugin; payloads are passed on as published")
+	} else {
+		out = append(out, fmt.Sprintf("payload: plugins %s; a message no plugin decides is passed on as published", strings.Join(payload, ", ")))
+	}
+	return out
 }
 
 // ModuleConfig maps a [[plugin]] entry onto the engine's settings.

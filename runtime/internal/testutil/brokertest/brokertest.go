@@ -38,7 +38,7 @@ func Config(t testing.TB, dir, doc string) *config.Config {
 
 // AllowAll is a policy under which anonymous clients may do anything.
 func AllowAll() *policy.Policy {
-	return policy.New(nil, nil, policy.Options{AllowAnonymous: true})
+	return policy.New(nil, nil, policy.Options{AllowAnonymous: true, AuthzNoMatch: policy.Allow})
 }
 
 // Start starts a broker from cfg running p and closes it, then its
