@@ -78,6 +78,13 @@ type policyHook struct {
 	// re-authentication on reload. Atomic because a reload may turn it on
 	// or off while clients connect (Broker.SetReauthenticate, recheck.go).
 	keepCredentials atomic.Bool
+
+	// queuedRefused counts the waiting messages dropped because their
+	// receiver may no longer read them (session.go).
+	queuedRefused atomic.Int64
+	// store is the session store, nil without persistence: refuseQueued
+	// removes what it drops from it (store.go sets it).
+	store atomic.Pointer[boltStore]
 }
 
 var _ mqtt.Hook = (*policyHook)(nil)
@@ -113,6 +120,11 @@ type clientState struct {
 	connackData    []byte
 	connackPending atomic.Bool
 
+	// willDecided is set by Recheck when it decided the will of a client
+	// that re-authentication disconnects, for the identity the new policy
+	// gives; OnWill then does not decide it again (session.go).
+	willDecided atomic.Bool
+
 	// pub is the PUBLISH being processed. Only the client's read goroutine
 	// touches it: mochi reads a packet (OnPacketRead) and processes it
 	// (OnACLCheck) on that goroutine before it reads the next one
@@ -125,8 +137,10 @@ type clientState struct {
 	subscribing atomic.Bool
 
 	mu sync.Mutex
-	// expiry disconnects the client when its credentials expire.
-	expiry *time.Timer
+	// expiry disconnects the client when its credentials expire, at
+	// expiresAt (zero for never; persisted with the session, identity.go).
+	expiry    *time.Timer
+	expiresAt time.Time
 	// subAllowed holds the wildcard and shared filters of the SUBSCRIBE in
 	// progress that the policy allowed; OnACLCheck consumes each once.
 	subAllowed []string
@@ -179,6 +193,7 @@ func (h *policyHook) Provides(b byte) bool {
 		mqtt.OnACLCheck,
 		mqtt.OnSubscribe,
 		mqtt.OnSubscribed,
+		mqtt.OnWill,
 		mqtt.OnStopped:
 		return true
 	case mqtt.OnPacketEncode:
@@ -188,21 +203,30 @@ func (h *policyHook) Provides(b byte) bool {
 }
 
 // restoredState returns the policy state of a session that mochi restored
-// from the store and whose client has not reconnected since the restart.
-// Messages published meanwhile are authorized for delivery to it as the
-// identity the store remembers, its client id and username; rules that
-// need attributes or a superuser flag then fail closed until the client
-// reconnects and authenticates again.
+// from the store and whose client has not reconnected since the restart,
+// creating it on first use. Messages published meanwhile are authorized
+// for delivery to it as the identity persisted with the session
+// (identity.go). A session stored without one (by an older moat) is known
+// only by its client id and username: rules that need attributes or a
+// superuser flag then fail closed until the client reconnects.
 func (h *policyHook) restoredState(cl *mqtt.Client) *clientState {
+	v, _ := h.clients.LoadOrStore(cl, h.newRestoredState(cl))
+	return v.(*clientState)
+}
+
+// newRestoredState builds what restoredState stores, without storing it.
+func (h *policyHook) newRestoredState(cl *mqtt.Client) *clientState {
+	if id, ok := h.storedIdentity(cl); ok {
+		client := id.client(cl)
+		return &clientState{session: h.decider.NewSession(client), superuser: client.Superuser}
+	}
 	client := &policy.Client{
 		ClientID:        cl.ID,
 		Username:        string(cl.Properties.Username),
 		Listener:        cl.Net.Listener,
 		ProtocolVersion: cl.Properties.ProtocolVersion,
 	}
-	st := &clientState{session: h.decider.NewSession(client), restored: true}
-	v, _ := h.clients.LoadOrStore(cl, st)
-	return v.(*clientState)
+	return &clientState{session: h.decider.NewSession(client), restored: true}
 }
 
 // state returns the state of an authenticated client, or nil.
@@ -239,14 +263,21 @@ func (h *policyHook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bo
 
 // OnSessionEstablish implements mqtt.Hook. mochi calls it after
 // authentication and just before a new connection inherits the session of
-// an older one with the same client id.
+// an older one with the same client id, then resends every message waiting
+// in it without any ACL check.
 //
-// mochi resends the inherited in-flight messages without any ACL check. They
-// were authorized for the old connection's identity, so a client that
-// authenticates as someone else under the same client id must not inherit
-// them: the old session is discarded (subscriptions and in-flight messages)
-// when username, superuser flag or attributes differ. The CONNACK still says
-// "session present" (mochi decides that flag), but the session is empty.
+// A client that authenticates as someone else under the same client id
+// (sameIdentity: username, listener, client certificate, attributes,
+// superuser flag) must not inherit what was queued for, or subscribed by,
+// the old identity: the old session is discarded, subscriptions and
+// messages. The CONNACK still says "session present" (mochi decides that
+// flag), but the session is empty. A session restored from the store
+// carries the identity that was persisted with it (store.go); one stored
+// without it (by an older moat) is compared by username only.
+//
+// The same identity inherits the session, but each waiting message is
+// decided again as a delivery to it under the policy in force, and dropped
+// if refused (session.go).
 func (h *policyHook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	old, ok := h.srv.Clients.Get(cl.ID)
 	if !ok || old == cl {
@@ -257,29 +288,20 @@ func (h *policyHook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if st == nil || pk.Connect.Clean {
 		return // not ours to admit, or mochi discards the old session itself
 	}
-	if prev != nil && sameIdentity(prev.session.Client(), st.session.Client()) {
+	if prev == nil {
+		prev = h.newRestoredState(old)
+	}
+	same := sameIdentity(prev.session.Client(), st.session.Client())
+	if prev.restored { // restored without a persisted identity
+		same = prev.session.Client().Username == st.session.Client().Username
+	}
+	if !same {
+		h.log.Info("session of another identity discarded", "client_id", cl.ID)
+		h.srv.UnsubscribeClient(old)
+		old.ClearInflights()
 		return
 	}
-	if (prev == nil || prev.restored) && string(old.Properties.Username) == st.session.Client().Username {
-		return // restored from storage: only the username is known
-	}
-	h.log.Info("session of another identity discarded", "client_id", cl.ID)
-	h.srv.UnsubscribeClient(old)
-	old.ClearInflights()
-}
-
-// sameIdentity reports whether two clients were authenticated as the same
-// principal, as far as authorization can tell.
-func sameIdentity(a, b *policy.Client) bool {
-	if a.Username != b.Username || a.Superuser != b.Superuser || len(a.Attributes) != len(b.Attributes) {
-		return false
-	}
-	for i := range a.Attributes {
-		if a.Attributes[i] != b.Attributes[i] {
-			return false
-		}
-	}
-	return true
+	h.refuseQueued(old, st, false)
 }
 
 // OnDisconnect implements mqtt.Hook. The state of a client whose session
