@@ -220,3 +220,152 @@ func TestQueuedRevoked(t *testing.T) {
 		})
 	}
 }
+
+// usersAuthn allows each listed user with its attributes, refuses any
+// other username, and leaves anonymous clients to AllowAnonymous.
+func usersAuthn(users map[string][]policy.Attribute) policy.Authenticator {
+	return authnFunc(func(r *policy.AuthnRequest) policy.AuthnResult {
+		if r.Client.Username == "" {
+			return policy.AuthnResult{Verdict: policy.Ignore}
+		}
+		attrs, ok := users[r.Client.Username]
+		if !ok {
+			return policy.AuthnResult{Verdict: policy.Deny, Message: "unknown user"}
+		}
+		return policy.AuthnResult{Verdict: policy.Allow, Attributes: attrs}
+	})
+}
+
+// denyPublish refuses publishing to one topic and ignores the rest.
+type denyPublish string
+
+func (d denyPublish) Authorize(_ context.Context, req *policy.AuthzRequest) (policy.AuthzResult, error) {
+	if req.Action == policy.ActionPublish && req.Topic == string(d) {
+		return policy.AuthzResult{Verdict: policy.Deny}, nil
+	}
+	return policy.AuthzResult{Verdict: policy.Ignore}, nil
+}
+
+var acme = []policy.Attribute{{Key: "tenant", Value: "acme"}}
+
+// TestWillUnderNewPolicy: a will leaves only if the policy in force when
+// it leaves allows it. A client that re-authentication disconnects has its
+// will decided for the identity the new policy gives it, and dropped when
+// the new policy refuses the client or that identity may not publish it;
+// a client that loses its connection after a reload has its will decided
+// by the new policy. The will's publisher is MQTT 3.1.1, the observer
+// MQTT 5; session.wasm lets only clients with attributes use "tenant/".
+func TestWillUnderNewPolicy(t *testing.T) {
+	t.Parallel()
+	az := sessionAuthz(t)
+	withUsers := func(users map[string][]policy.Attribute, pre ...policy.Step[policy.Authorizer]) *policy.Policy {
+		return policy.New([]policy.Step[policy.Authenticator]{{Name: "users", Module: usersAuthn(users)}},
+			append(pre, policy.Step[policy.Authorizer]{Name: "session", Module: az}), policy.Options{AllowAnonymous: true})
+	}
+	tests := []struct {
+		name   string
+		reauth bool
+		next   *policy.Policy
+		kill   bool // the client loses its connection rather than being disconnected
+		gets   bool
+	}{
+		{name: "re-authentication refuses the client", reauth: true,
+			next: withUsers(map[string][]policy.Attribute{"obs": acme})},
+		{name: "re-authentication: another identity that may not publish it", reauth: true,
+			next: withUsers(map[string][]policy.Attribute{"w": nil, "obs": acme})},
+		{name: "re-authentication: another identity that may publish it", reauth: true,
+			next: withUsers(map[string][]policy.Attribute{"w": {{Key: "tenant", Value: "other"}}, "obs": acme}),
+			gets: true},
+		{name: "connection lost after a reload that revokes it", kill: true,
+			next: withUsers(map[string][]policy.Attribute{"w": acme, "obs": acme},
+				policy.Step[policy.Authorizer]{Name: "deny", Module: denyPublish("tenant/w")})},
+		{name: "connection lost after a reload that keeps it", kill: true,
+			next: withUsers(map[string][]policy.Attribute{"w": acme, "obs": acme}), gets: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			doc := tcpConfig
+			if tc.reauth {
+				doc += "\n[reload]\nreauthenticate = true\n"
+			}
+			h := startHarness(t, doc, withUsers(map[string][]policy.Attribute{"w": acme, "obs": acme}))
+			obs := testutil.MustConnectV5(t, h.addr("tcp"), testutil.V5Options{ClientID: "obs", Username: "obs", Password: "x"})
+			obs.Subscribe(t, "tenant/#", 1)
+			w := testutil.MustConnectV3(t, h.url("tcp", "tcp"), testutil.V3Options{ClientID: "w", Username: "w", Password: "x",
+				Will: &testutil.Will{Topic: "tenant/w", Payload: "gone", QoS: 1}})
+
+			h.policy.decider.Swap(tc.next)
+			res := h.Recheck(context.Background(), tc.reauth)
+			if tc.kill {
+				w.Kill(t)
+			} else if res.Disconnected != 1 {
+				t.Fatalf("recheck = %+v, want the will's client disconnected", res)
+			}
+			if tc.gets {
+				obs.Inbox.Want(t, "tenant/w", "gone")
+				return
+			}
+			obs.Inbox.None(t, 300*time.Millisecond)
+		})
+	}
+}
+
+// TestRestoredSessionIdentity: the identity authentication gave a session
+// is persisted with it. After a real restart on the same bolt file, the
+// restored session, its client still offline, keeps a subscription that
+// an attribute rule granted through a reload, queues a message that only
+// that identity may read, and its client, reconnecting as the same
+// identity, receives it; reconnecting as another identity (another
+// tenant), it does not inherit the restored session.
+func TestRestoredSessionIdentity(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	az := sessionAuthz(t)
+	pol := func() *policy.Policy {
+		return policy.New([]policy.Step[policy.Authenticator]{{Name: "users", Module: usersAuthn(map[string][]policy.Attribute{
+			"alice": acme, "pub": acme,
+		})}}, []policy.Step[policy.Authorizer]{{Name: "session", Module: az}}, policy.Options{})
+	}
+	alice := testutil.V3Options{ClientID: "alice", Username: "alice", Password: "x", Persistent: true}
+	h := startHarnessIn(t, dir, boltConfig, pol())
+	c := testutil.MustConnectV3(t, h.url("tcp", "tcp"), alice)
+	if code := c.SubscribeCode(t, "tenant/acme/#", 1); code != 1 {
+		t.Fatalf("SUBACK %#x, want 1", code)
+	}
+	c.Client.Disconnect(250)
+	h.close()
+
+	h = startHarnessIn(t, dir, boltConfig, pol())
+	h.policy.decider.Swap(pol()) // a reload, which checks every subscription again
+	if res := h.Recheck(context.Background(), false); res != (RecheckResult{}) {
+		t.Fatalf("recheck after restart = %+v, want nothing revoked", res)
+	}
+	p := testutil.MustConnectV3(t, h.url("tcp", "tcp"), testutil.V3Options{Username: "pub", Password: "x"})
+	p.Publish(t, "tenant/acme/1", 1, false, "for alice")
+	waitUntil(t, "the message is queued for the restored session", func() bool { return queued(h.Broker, "alice") == 1 })
+	h.close()
+
+	// Restarted again: alice gets what was queued for her.
+	h = startHarnessIn(t, dir, boltConfig, pol())
+	c = testutil.MustConnectV3(t, h.url("tcp", "tcp"), alice)
+	c.Inbox.Want(t, "tenant/acme/1", "for alice")
+	c.Client.Disconnect(250)
+	waitUntil(t, "alice is offline", func() bool { return offline(h.Broker, "alice") })
+	p = testutil.MustConnectV3(t, h.url("tcp", "tcp"), testutil.V3Options{Username: "pub", Password: "x"})
+	p.Publish(t, "tenant/acme/2", 1, false, "for alice only")
+	waitUntil(t, "the message is queued", func() bool { return queued(h.Broker, "alice") == 1 })
+	h.close()
+
+	// And again, with a policy that gives alice another tenant: the
+	// restored session is of another identity, so her new connection
+	// inherits neither its message nor its subscription.
+	h = startHarnessIn(t, dir, boltConfig, policy.New([]policy.Step[policy.Authenticator]{{Name: "users",
+		Module: usersAuthn(map[string][]policy.Attribute{"alice": {{Key: "tenant", Value: "other"}}})}},
+		[]policy.Step[policy.Authorizer]{{Name: "session", Module: az}}, policy.Options{}))
+	c = testutil.MustConnectV3(t, h.url("tcp", "tcp"), alice)
+	c.Inbox.None(t, 300*time.Millisecond)
+	if !h.logs.contains("session of another identity discarded") {
+		t.Error("the restored session was not discarded")
+	}
+}
