@@ -161,6 +161,9 @@ func (h *policyHook) authn(req *policy.AuthnRequest) policy.AuthnResult {
 // refusal to answer with a CONNACK, or an error when the exchange broke
 // down and no CONNACK can be sent.
 func (h *policyHook) authenticate(cl *mqtt.Client, req *policy.AuthnRequest) (policy.AuthnResult, *refusal, error) {
+	if ref := checkAuthData(req.AuthData); ref != nil {
+		return policy.AuthnResult{}, ref, nil
+	}
 	res := h.authn(req)
 	if res.Verdict == policy.Continue && req.AuthMethod != "" && cl.Net.Conn != nil {
 		// The whole exchange gets one deadline; mochi replaces it with the
@@ -176,7 +179,13 @@ func (h *policyHook) authenticate(cl *mqtt.Client, req *policy.AuthnRequest) (po
 			return res, &refusal{reason: policy.ReasonNotAuthorized, module: res.Module,
 				message: "too many authentication rounds"}, nil
 		}
+		if ref := h.checkAuthResult(cl, res); ref != nil {
+			return res, ref, nil
+		}
 		data, ref, err := h.authRound(cl, req.AuthMethod, res.AuthData)
+		if err == nil && ref == nil {
+			ref = checkAuthData(data)
+		}
 		if err != nil || ref != nil {
 			return res, ref, err
 		}
@@ -187,6 +196,9 @@ func (h *policyHook) authenticate(cl *mqtt.Client, req *policy.AuthnRequest) (po
 	}
 	switch res.Verdict {
 	case policy.Allow:
+		if ref := h.checkAuthResult(cl, res); ref != nil {
+			return res, ref, nil
+		}
 		return res, nil, nil
 	case policy.Deny:
 		return res, &refusal{reason: res.Reason, message: res.Message, module: res.Module}, nil
