@@ -56,8 +56,9 @@ func (h *policyHook) refuseQueued(from *mqtt.Client, st *clientState, heldOnly b
 		if !from.State.Inflight.Delete(pk.PacketID) {
 			continue // acknowledged meanwhile
 		}
-		if heldOnly {
-			// A held-back message took no send quota yet; one sent did.
+		if pk.Expiry >= 0 {
+			// A message sent took a unit of send quota that its PUBACK
+			// would have returned; one held back (Expiry -1) took none.
 			from.State.Inflight.IncreaseSendQuota()
 		}
 		atomic.AddInt64(&h.srv.Info.Inflight, -1)
