@@ -3,9 +3,11 @@ package broker
 import (
 	"context"
 	_ "embed"
+	"net"
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/moat-mqtt/moat/runtime/internal/testutil"
@@ -367,5 +369,53 @@ func TestRestoredSessionIdentity(t *testing.T) {
 	c.Inbox.None(t, 300*time.Millisecond)
 	if !h.logs.contains("session of another identity discarded") {
 		t.Error("the restored session was not discarded")
+	}
+}
+
+// TestHeldBackRevokedByReload: a connected MQTT 5 client with a receive
+// maximum of 1 has one message in flight and two held back by the broker.
+// A reload revokes one of those held back: it is dropped, and when the
+// client acknowledges the first message the broker sends the other one,
+// never the revoked one.
+func TestHeldBackRevokedByReload(t *testing.T) {
+	t.Parallel()
+	az := sessionAuthz(t)
+	h := startHarness(t, tcpConfig, nil) // allow all
+	conn, err := net.DialTimeout("tcp", h.addr("tcp"), testutil.Wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	r := &rawV5{t: t, conn: conn}
+	cp := packets.NewControlPacket(packets.CONNECT)
+	c := cp.Content.(*packets.Connect)
+	c.ProtocolName, c.ProtocolVersion = "MQTT", 5
+	c.ClientID, c.CleanStart, c.KeepAlive = "slow", true, 30
+	one := uint16(1)
+	c.Properties = &packets.Properties{ReceiveMaximum: &one}
+	r.write(cp)
+	if ca := r.read(packets.CONNACK).Content.(*packets.Connack); ca.ReasonCode != 0 {
+		t.Fatalf("CONNACK %#x", ca.ReasonCode)
+	}
+	if got := r.subscribe("#"); len(got) != 1 || got[0] != 1 {
+		t.Fatalf("SUBACK % X", got)
+	}
+
+	p := testutil.MustConnectV3(t, h.url("tcp", "tcp"), testutil.V3Options{})
+	p.Publish(t, "open/1", 1, false, "sent")
+	first := r.read(packets.PUBLISH).Content.(*packets.Publish)
+	p.Publish(t, "secret/2", 1, false, "held, then revoked")
+	p.Publish(t, "open/3", 1, false, "held")
+	waitUntil(t, "two messages are held back", func() bool { return queued(h.Broker, "slow") == 3 })
+
+	h.policy.decider.Swap(sessionPolicy(az, nil))
+	if res := h.Recheck(context.Background(), false); res.Dropped != 1 {
+		t.Fatalf("recheck = %+v, want the held-back secret/2 dropped", res)
+	}
+	ack := packets.NewControlPacket(packets.PUBACK)
+	ack.Content.(*packets.Puback).PacketID = first.PacketID
+	r.write(ack)
+	if next := r.read(packets.PUBLISH).Content.(*packets.Publish); next.Topic != "open/3" {
+		t.Fatalf("after the PUBACK the broker sent %q, want open/3", next.Topic)
 	}
 }
