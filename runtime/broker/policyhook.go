@@ -125,6 +125,10 @@ type clientState struct {
 	// gives; OnWill then does not decide it again (session.go).
 	willDecided atomic.Bool
 
+	// replaced and disconnected order the forgetting of a session taken
+	// over (policyHook.replace).
+	replaced, disconnected atomic.Bool
+
 	// pub is the PUBLISH being processed. Only the client's read goroutine
 	// touches it: mochi reads a packet (OnPacketRead) and processes it
 	// (OnACLCheck) on that goroutine before it reads the next one
@@ -283,7 +287,7 @@ func (h *policyHook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if !ok || old == cl {
 		return
 	}
-	prev := h.forget(old) // the old connection is being replaced either way
+	prev := h.replace(old)
 	st := h.state(cl)
 	if st == nil || pk.Connect.Clean {
 		return // not ours to admit, or mochi discards the old session itself
@@ -314,11 +318,30 @@ func (h *policyHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	if st == nil {
 		return
 	}
-	if expire || cl.IsTakenOver() {
+	st.disconnected.Store(true)
+	if expire || cl.IsTakenOver() || st.replaced.Load() {
 		h.forget(cl)
 		return
 	}
 	st.stopExpiry()
+}
+
+// replace returns the state of old, a session a new connection is taking
+// over, and arranges for it to be forgotten: now if old has no connection,
+// else by old's OnDisconnect, which mochi calls after publishing old's will
+// (OnWill decides it with this state). Whichever of the two runs second
+// sees the other's flag, so the state is forgotten exactly when both are
+// done.
+func (h *policyHook) replace(old *mqtt.Client) *clientState {
+	st := h.state(old)
+	if st == nil {
+		return nil
+	}
+	st.replaced.Store(true)
+	if st.disconnected.Load() || old.Net.Conn == nil {
+		h.forget(old)
+	}
+	return st
 }
 
 // OnClientExpired implements mqtt.Hook: the session is gone.

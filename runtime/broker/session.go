@@ -119,9 +119,12 @@ func sameCert(a, b *policy.Cert) bool {
 // OnWill implements mqtt.Hook. mochi publishes a will without any check
 // when the connection is lost. It was authorized at CONNECT, for that
 // identity under that policy; it is decided again as it leaves, under the
-// policy in force (a reload may have revoked it), and, for a client that
-// re-authentication disconnected, was decided by Recheck for the identity
-// the new policy gives (or dropped). A refused will is not published.
+// policy in force (a reload may have revoked it). That of a client that
+// re-authentication disconnected was decided by Recheck for the identity
+// the new policy gives (or dropped). A refused will is not published, nor
+// is the will of a connection without state, which cannot happen: a
+// connection taken over keeps its state until its OnDisconnect, and mochi
+// waits for every connection to end before it stops the hooks.
 //
 // mochi's OnWill cannot cancel the will: a refused one is turned into a
 // QoS 0, non-retained message with no payload on the hook's denied-filter

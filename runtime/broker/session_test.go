@@ -269,7 +269,9 @@ func TestWillUnderNewPolicy(t *testing.T) {
 		reauth bool
 		next   *policy.Policy
 		kill   bool // the client loses its connection rather than being disconnected
-		gets   bool
+		// takeover: another connection with the client's id replaces it
+		takeover bool
+		gets     bool
 	}{
 		{name: "re-authentication refuses the client", reauth: true,
 			next: withUsers(map[string][]policy.Attribute{"obs": acme})},
@@ -282,6 +284,11 @@ func TestWillUnderNewPolicy(t *testing.T) {
 			next: withUsers(map[string][]policy.Attribute{"w": acme, "obs": acme},
 				policy.Step[policy.Authorizer]{Name: "deny", Module: denyPublish("tenant/w")})},
 		{name: "connection lost after a reload that keeps it", kill: true,
+			next: withUsers(map[string][]policy.Attribute{"w": acme, "obs": acme}), gets: true},
+		{name: "taken over after a reload that revokes it", takeover: true,
+			next: withUsers(map[string][]policy.Attribute{"w": acme, "obs": acme},
+				policy.Step[policy.Authorizer]{Name: "deny", Module: denyPublish("tenant/w")})},
+		{name: "taken over after a reload that keeps it", takeover: true,
 			next: withUsers(map[string][]policy.Attribute{"w": acme, "obs": acme}), gets: true},
 	}
 	for _, tc := range tests {
@@ -299,9 +306,12 @@ func TestWillUnderNewPolicy(t *testing.T) {
 
 			h.policy.decider.Swap(tc.next)
 			res := h.Recheck(context.Background(), tc.reauth)
-			if tc.kill {
+			switch {
+			case tc.kill:
 				w.Kill(t)
-			} else if res.Disconnected != 1 {
+			case tc.takeover:
+				testutil.MustConnectV3(t, h.url("tcp", "tcp"), testutil.V3Options{ClientID: "w", Username: "w", Password: "x"})
+			case res.Disconnected != 1:
 				t.Fatalf("recheck = %+v, want the will's client disconnected", res)
 			}
 			if tc.gets {
