@@ -94,11 +94,7 @@ func (h *policyHook) identityToStore(cl *mqtt.Client) *storedIdentity {
 	if st == nil {
 		return nil
 	}
-	var expiry time.Time
-	st.mu.Lock()
-	expiry = st.expiresAt
-	st.mu.Unlock()
-	return newStoredIdentity(st.session.Client(), expiry)
+	return newStoredIdentity(st.session.Client(), st.expiresAt)
 }
 
 // storedIdentity returns the identity persisted with the session of cl,

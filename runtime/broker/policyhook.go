@@ -85,6 +85,11 @@ type policyHook struct {
 	// store is the session store, nil without persistence: refuseQueued
 	// removes what it drops from it (store.go sets it).
 	store atomic.Pointer[boltStore]
+
+	// offline maps a client id to the *mqtt.Client of its session that
+	// went offline last, so that OnSessionEstablished can forget it when
+	// mochi replaced it behind OnSessionEstablish's back.
+	offline sync.Map
 }
 
 var _ mqtt.Hook = (*policyHook)(nil)
@@ -105,9 +110,10 @@ const (
 type clientState struct {
 	session   *policy.Session
 	superuser bool
-	// restored marks the state of a session restored from the store after
-	// a restart, before its client reconnected: only the client id and
-	// username are known (no attributes, never superuser).
+	// restored marks the state of a session restored from the store
+	// without a persisted identity (written by an older moat), before its
+	// client reconnected: only the client id and username are known (no
+	// attributes, never superuser).
 	restored bool
 	// authn holds the CONNECT's credentials when the broker re-authenticates
 	// clients on reload ([reload] reauthenticate); nil otherwise, so that
@@ -120,14 +126,15 @@ type clientState struct {
 	connackData    []byte
 	connackPending atomic.Bool
 
+	// expiresAt is when the credentials expire (zero for never), persisted
+	// with the session (identity.go). Set before the state is stored, then
+	// read-only.
+	expiresAt time.Time
+
 	// willDecided is set by Recheck when it decided the will of a client
 	// that re-authentication disconnects, for the identity the new policy
 	// gives; OnWill then does not decide it again (session.go).
 	willDecided atomic.Bool
-
-	// replaced and disconnected order the forgetting of a session taken
-	// over (policyHook.replace).
-	replaced, disconnected atomic.Bool
 
 	// pub is the PUBLISH being processed. Only the client's read goroutine
 	// touches it: mochi reads a packet (OnPacketRead) and processes it
@@ -141,10 +148,8 @@ type clientState struct {
 	subscribing atomic.Bool
 
 	mu sync.Mutex
-	// expiry disconnects the client when its credentials expire, at
-	// expiresAt (zero for never; persisted with the session, identity.go).
-	expiry    *time.Timer
-	expiresAt time.Time
+	// expiry disconnects the client when its credentials expire.
+	expiry *time.Timer
 	// subAllowed holds the wildcard and shared filters of the SUBSCRIBE in
 	// progress that the policy allowed; OnACLCheck consumes each once.
 	subAllowed []string
@@ -190,6 +195,7 @@ func (h *policyHook) Provides(b byte) bool {
 	case mqtt.OnConnect,
 		mqtt.OnConnectAuthenticate,
 		mqtt.OnSessionEstablish,
+		mqtt.OnSessionEstablished,
 		mqtt.OnDisconnect,
 		mqtt.OnClientExpired,
 		mqtt.OnAuthPacket,
@@ -250,6 +256,7 @@ func (h *policyHook) forget(cl *mqtt.Client) *clientState {
 		return nil
 	}
 	st := v.(*clientState)
+	h.offline.CompareAndDelete(cl.ID, cl)
 	st.stopExpiry()
 	if st.connackPending.Swap(false) {
 		h.connackAuth.Add(-1)
@@ -287,7 +294,10 @@ func (h *policyHook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if !ok || old == cl {
 		return
 	}
-	prev := h.replace(old)
+	prev := h.forget(old) // the old connection is being replaced either way
+	if prev != nil && !old.Closed() {
+		h.decideWillOnTakeover(old, prev) // mochi disconnects it next
+	}
 	st := h.state(cl)
 	if st == nil || pk.Connect.Clean {
 		return // not ours to admit, or mochi discards the old session itself
@@ -318,30 +328,32 @@ func (h *policyHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	if st == nil {
 		return
 	}
-	st.disconnected.Store(true)
-	if expire || cl.IsTakenOver() || st.replaced.Load() {
+	if expire || cl.IsTakenOver() || !h.current(cl) {
 		h.forget(cl)
 		return
 	}
 	st.stopExpiry()
+	h.offline.Store(cl.ID, cl)
 }
 
-// replace returns the state of old, a session a new connection is taking
-// over, and arranges for it to be forgotten: now if old has no connection,
-// else by old's OnDisconnect, which mochi calls after publishing old's will
-// (OnWill decides it with this state). Whichever of the two runs second
-// sees the other's flag, so the state is forgotten exactly when both are
-// done.
-func (h *policyHook) replace(old *mqtt.Client) *clientState {
-	st := h.state(old)
-	if st == nil {
-		return nil
+// OnSessionEstablished implements mqtt.Hook. mochi has made cl the one
+// session of its client id. A connection with that id that went offline
+// while still mochi's current one, and that mochi then replaced by cl
+// without cl's OnSessionEstablish seeing it (two connections with one id
+// at once), left a state nobody would forget: it is forgotten here.
+func (h *policyHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	if v, ok := h.offline.Load(cl.ID); ok && v != cl && !h.current(v.(*mqtt.Client)) {
+		h.forget(v.(*mqtt.Client))
 	}
-	st.replaced.Store(true)
-	if st.disconnected.Load() || old.Net.Conn == nil {
-		h.forget(old)
-	}
-	return st
+}
+
+// current reports whether cl is the client mochi holds for its client id.
+// Two connections with one id may take over the same session at once; mochi
+// then keeps the last one, and the other's session, which receives nothing,
+// need not be kept.
+func (h *policyHook) current(cl *mqtt.Client) bool {
+	c, ok := h.srv.Clients.Get(cl.ID)
+	return ok && c == cl
 }
 
 // OnClientExpired implements mqtt.Hook: the session is gone.

@@ -121,10 +121,11 @@ func sameCert(a, b *policy.Cert) bool {
 // identity under that policy; it is decided again as it leaves, under the
 // policy in force (a reload may have revoked it). That of a client that
 // re-authentication disconnected was decided by Recheck for the identity
-// the new policy gives (or dropped). A refused will is not published, nor
-// is the will of a connection without state, which cannot happen: a
-// connection taken over keeps its state until its OnDisconnect, and mochi
-// waits for every connection to end before it stops the hooks.
+// the new policy gives (or dropped). Only a connection taken over has no
+// state here (mochi waits for every connection to end before it stops the
+// hooks, and publishes no will for one it never admitted): its will was
+// decided by decideWillOnTakeover as mochi replaced it, just before it
+// leaves. A refused will is not published.
 //
 // mochi's OnWill cannot cancel the will: a refused one is turned into a
 // QoS 0, non-retained message with no payload on the hook's denied-filter
@@ -132,11 +133,14 @@ func sameCert(a, b *policy.Cert) bool {
 func (h *policyHook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 	st := h.state(cl)
 	switch {
-	case st != nil && st.willDecided.Load():
+	case st == nil:
+		// Taken over: decided by decideWillOnTakeover just before.
 		return will, nil
-	case st != nil && st.superuser:
+	case st.willDecided.Load():
 		return will, nil
-	case st != nil && h.mayPublishWill(st.session, will):
+	case st.superuser:
+		return will, nil
+	case h.mayPublishWill(st.session, will):
 		return will, nil
 	}
 	h.log.Info("will dropped: not authorized", "client_id", cl.ID, "topic", will.TopicName)
@@ -165,4 +169,18 @@ func (h *policyHook) decideWillOnReauth(cl *mqtt.Client, st *clientState, next *
 	atomic.StoreUint32(&cl.Properties.Will.Flag, 0)
 	h.log.Info("will dropped: not authorized after re-authentication", "client_id", cl.ID,
 		"topic", cl.Properties.Will.TopicName)
+}
+
+// decideWillOnTakeover decides the will of a connection that a new one with
+// its client id is replacing, as prev's identity under the policy in
+// force: mochi disconnects it right after OnSessionEstablish and publishes
+// its will, when the hook has forgotten its state. A refused will is
+// cleared, as mochi does after sending one [MQTT-3.1.2-10].
+func (h *policyHook) decideWillOnTakeover(old *mqtt.Client, prev *clientState) {
+	if atomic.LoadUint32(&old.Properties.Will.Flag) == 0 || prev.willDecided.Load() || prev.superuser ||
+		h.mayPublishWill(prev.session, old.Properties.Will) {
+		return
+	}
+	atomic.StoreUint32(&old.Properties.Will.Flag, 0)
+	h.log.Info("will dropped: not authorized", "client_id", old.ID, "topic", old.Properties.Will.TopicName)
 }

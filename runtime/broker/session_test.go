@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -428,4 +429,45 @@ func TestHeldBackRevokedByReload(t *testing.T) {
 	if next := r.read(packets.PUBLISH).Content.(*packets.Publish); next.Topic != "open/3" {
 		t.Fatalf("after the PUBACK the broker sent %q, want open/3", next.Topic)
 	}
+}
+
+// TestTakeoverHammer: connections with one client id replace one another
+// from several goroutines, some closing their sockets, some sending
+// DISCONNECT. Every replaced connection's state is forgotten (replace and
+// OnDisconnect, whichever runs second): at the end the hook holds the
+// state of the one session left, and nothing else.
+func TestTakeoverHammer(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t, tcpConfig, nil)
+	rounds := 20
+	if testing.Short() {
+		rounds = 8
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range rounds {
+				c, _, err := testutil.ConnectV3(t, h.url("tcp", "tcp"), testutil.V3Options{ClientID: "hammer", Persistent: true})
+				if err != nil {
+					continue // refused while another took over: fine
+				}
+				if (g+i)%2 == 0 {
+					c.Kill(t)
+				} else {
+					c.Client.Disconnect(0)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	waitUntil(t, "only the last session's state is left", func() bool {
+		n := 0
+		h.policy.clients.Range(func(k, _ any) bool {
+			n++
+			return true
+		})
+		return n <= 1
+	})
 }
