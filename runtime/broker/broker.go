@@ -218,6 +218,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 
 	if b.cfg.Persistence.Type == "bolt" {
 		store := newBoltStore()
+		b.policy.attachStore(store)
 		path := boltPath(b.cfg)
 		if err := b.addHook(store, boltOptions(path)); err != nil {
 			return fmt.Errorf("broker: persistence: open %s: %w", path, storeOpenErr(err, store.initErr))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/moat-mqtt/moat/runtime/internal/testutil"
@@ -180,5 +181,54 @@ func TestBoltStoreSubscriptions(t *testing.T) {
 	}
 	if err := s.Stop(); err != nil {
 		t.Errorf("second Stop: %v", err)
+	}
+}
+
+// TestBoltStoreReadsMochiFile: a file written by mochi's own bolt hook (an
+// earlier moat's store) loads: its client, subscription, inflight message
+// (with the packet id recovered from its key) and retained message. Its
+// client has no persisted identity.
+func TestBoltStoreReadsMochiFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "old.db")
+	srv := mqtt.New(&mqtt.Options{Logger: newMochiLogger(newTestLogger(t))})
+	old := new(bolt.Hook)
+	if err := srv.AddHook(old, &bolt.Options{Path: path}); err != nil {
+		t.Fatal(err)
+	}
+	cl := srv.NewClient(nil, "tcp", "c1", false)
+	cl.Properties.Username = []byte("alice")
+	old.OnSessionEstablished(cl, packets.Packet{})
+	old.OnSubscribed(cl, packets.Packet{Filters: packets.Subscriptions{{Filter: "a/#", Qos: 1}}}, []byte{1})
+	old.OnQosPublish(cl, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: "a/b", PacketID: 7, Payload: []byte("p")}, 0, 0)
+	old.OnRetainMessage(cl, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Retain: true}, TopicName: "r", Payload: []byte("kept")}, 1)
+	if err := old.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := newBoltStore()
+	srv2 := mqtt.New(&mqtt.Options{Logger: newMochiLogger(newTestLogger(t))})
+	if err := srv2.AddHook(s, boltOptions(path)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Stop() })
+	clients, err := s.StoredClients()
+	if err != nil || len(clients) != 1 || clients[0].ID != "c1" || string(clients[0].Username) != "alice" {
+		t.Fatalf("clients %+v, %v", clients, err)
+	}
+	if _, ok := s.identity("c1"); ok {
+		t.Error("an identity for a client stored without one")
+	}
+	subs, err := s.StoredSubscriptions()
+	if err != nil || len(subs) != 1 || subs[0].Filter != "a/#" || subs[0].Qos != 1 {
+		t.Fatalf("subscriptions %+v, %v", subs, err)
+	}
+	inflight, err := s.StoredInflightMessages()
+	if err != nil || len(inflight) != 1 || inflight[0].PacketID != 7 || inflight[0].TopicName != "a/b" {
+		t.Fatalf("inflight %+v, %v", inflight, err)
+	}
+	retained, err := s.StoredRetainedMessages()
+	if err != nil || len(retained) != 1 || string(retained[0].Payload) != "kept" {
+		t.Fatalf("retained %+v, %v", retained, err)
 	}
 }

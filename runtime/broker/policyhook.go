@@ -82,6 +82,18 @@ type policyHook struct {
 	// re-authentication on reload. Atomic because a reload may turn it on
 	// or off while clients connect (Broker.SetReauthenticate, recheck.go).
 	keepCredentials atomic.Bool
+
+	// queuedRefused counts the waiting messages dropped because their
+	// receiver may no longer read them (session.go).
+	queuedRefused atomic.Int64
+	// store is the session store, nil without persistence: refuseQueued
+	// removes what it drops from it (store.go sets it).
+	store atomic.Pointer[boltStore]
+
+	// offline maps a client id to the *mqtt.Client of its session that
+	// went offline last, so that OnSessionEstablished can forget it when
+	// mochi replaced it behind OnSessionEstablish's back.
+	offline sync.Map
 }
 
 var _ mqtt.Hook = (*policyHook)(nil)
@@ -102,9 +114,10 @@ const (
 type clientState struct {
 	session   *policy.Session
 	superuser bool
-	// restored marks the state of a session restored from the store after
-	// a restart, before its client reconnected: only the client id and
-	// username are known (no attributes, never superuser).
+	// restored marks the state of a session restored from the store
+	// without a persisted identity (written by an older moat), before its
+	// client reconnected: only the client id and username are known (no
+	// attributes, never superuser).
 	restored bool
 	// authn holds the CONNECT's credentials when the broker re-authenticates
 	// clients on reload ([reload] reauthenticate); nil otherwise, so that
@@ -121,6 +134,16 @@ type clientState struct {
 	// 8 bits) of the denied PUBLISH whose PUBACK/PUBREC mochi is about to
 	// write; 0 when none (see setAckReason).
 	ackReason atomic.Uint32
+
+	// expiresAt is when the credentials expire (zero for never), persisted
+	// with the session (identity.go). Set before the state is stored, then
+	// read-only.
+	expiresAt time.Time
+
+	// willDecided is set by Recheck when it decided the will of a client
+	// that re-authentication disconnects, for the identity the new policy
+	// gives; OnWill then does not decide it again (session.go).
+	willDecided atomic.Bool
 
 	// pub is the PUBLISH being processed. Only the client's read goroutine
 	// touches it: mochi reads a packet (OnPacketRead) and processes it
@@ -182,6 +205,7 @@ func (h *policyHook) Provides(b byte) bool {
 	case mqtt.OnConnect,
 		mqtt.OnConnectAuthenticate,
 		mqtt.OnSessionEstablish,
+		mqtt.OnSessionEstablished,
 		mqtt.OnDisconnect,
 		mqtt.OnClientExpired,
 		mqtt.OnAuthPacket,
@@ -189,6 +213,7 @@ func (h *policyHook) Provides(b byte) bool {
 		mqtt.OnACLCheck,
 		mqtt.OnSubscribe,
 		mqtt.OnSubscribed,
+		mqtt.OnWill,
 		mqtt.OnStopped:
 		return true
 	case mqtt.OnPacketEncode:
@@ -198,21 +223,30 @@ func (h *policyHook) Provides(b byte) bool {
 }
 
 // restoredState returns the policy state of a session that mochi restored
-// from the store and whose client has not reconnected since the restart.
-// Messages published meanwhile are authorized for delivery to it as the
-// identity the store remembers, its client id and username; rules that
-// need attributes or a superuser flag then fail closed until the client
-// reconnects and authenticates again.
+// from the store and whose client has not reconnected since the restart,
+// creating it on first use. Messages published meanwhile are authorized
+// for delivery to it as the identity persisted with the session
+// (identity.go). A session stored without one (by an older moat) is known
+// only by its client id and username: rules that need attributes or a
+// superuser flag then fail closed until the client reconnects.
 func (h *policyHook) restoredState(cl *mqtt.Client) *clientState {
+	v, _ := h.clients.LoadOrStore(cl, h.newRestoredState(cl))
+	return v.(*clientState)
+}
+
+// newRestoredState builds what restoredState stores, without storing it.
+func (h *policyHook) newRestoredState(cl *mqtt.Client) *clientState {
+	if id, ok := h.storedIdentity(cl); ok {
+		client := id.client(cl)
+		return &clientState{session: h.decider.NewSession(client), superuser: client.Superuser}
+	}
 	client := &policy.Client{
 		ClientID:        cl.ID,
 		Username:        string(cl.Properties.Username),
 		Listener:        cl.Net.Listener,
 		ProtocolVersion: cl.Properties.ProtocolVersion,
 	}
-	st := &clientState{session: h.decider.NewSession(client), restored: true}
-	v, _ := h.clients.LoadOrStore(cl, st)
-	return v.(*clientState)
+	return &clientState{session: h.decider.NewSession(client), restored: true}
 }
 
 // state returns the state of an authenticated client, or nil.
@@ -232,6 +266,7 @@ func (h *policyHook) forget(cl *mqtt.Client) *clientState {
 		return nil
 	}
 	st := v.(*clientState)
+	h.offline.CompareAndDelete(cl.ID, cl)
 	st.stopExpiry()
 	if st.connackPending.Swap(false) {
 		h.connackAuth.Add(-1)
@@ -252,47 +287,48 @@ func (h *policyHook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bo
 
 // OnSessionEstablish implements mqtt.Hook. mochi calls it after
 // authentication and just before a new connection inherits the session of
-// an older one with the same client id.
+// an older one with the same client id, then resends every message waiting
+// in it without any ACL check.
 //
-// mochi resends the inherited in-flight messages without any ACL check. They
-// were authorized for the old connection's identity, so a client that
-// authenticates as someone else under the same client id must not inherit
-// them: the old session is discarded (subscriptions and in-flight messages)
-// when username, superuser flag or attributes differ. The CONNACK still says
-// "session present" (mochi decides that flag), but the session is empty.
+// A client that authenticates as someone else under the same client id
+// (sameIdentity: username, listener, client certificate, attributes,
+// superuser flag) must not inherit what was queued for, or subscribed by,
+// the old identity: the old session is discarded, subscriptions and
+// messages. The CONNACK still says "session present" (mochi decides that
+// flag), but the session is empty. A session restored from the store
+// carries the identity that was persisted with it (store.go); one stored
+// without it (by an older moat) is compared by username only.
+//
+// The same identity inherits the session, but each waiting message is
+// decided again as a delivery to it under the policy in force, and dropped
+// if refused (session.go).
 func (h *policyHook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	old, ok := h.srv.Clients.Get(cl.ID)
 	if !ok || old == cl {
 		return
 	}
 	prev := h.forget(old) // the old connection is being replaced either way
+	if prev != nil && !old.Closed() {
+		h.decideWillOnTakeover(old, prev) // mochi disconnects it next
+	}
 	st := h.state(cl)
 	if st == nil || pk.Connect.Clean {
 		return // not ours to admit, or mochi discards the old session itself
 	}
-	if prev != nil && sameIdentity(prev.session.Client(), st.session.Client()) {
+	if prev == nil {
+		prev = h.newRestoredState(old)
+	}
+	same := sameIdentity(prev.session.Client(), st.session.Client())
+	if prev.restored { // restored without a persisted identity
+		same = prev.session.Client().Username == st.session.Client().Username
+	}
+	if !same {
+		h.log.Info("session of another identity discarded", "client_id", cl.ID)
+		h.srv.UnsubscribeClient(old)
+		old.ClearInflights()
 		return
 	}
-	if (prev == nil || prev.restored) && string(old.Properties.Username) == st.session.Client().Username {
-		return // restored from storage: only the username is known
-	}
-	h.log.Info("session of another identity discarded", "client_id", cl.ID)
-	h.srv.UnsubscribeClient(old)
-	old.ClearInflights()
-}
-
-// sameIdentity reports whether two clients were authenticated as the same
-// principal, as far as authorization can tell.
-func sameIdentity(a, b *policy.Client) bool {
-	if a.Username != b.Username || a.Superuser != b.Superuser || len(a.Attributes) != len(b.Attributes) {
-		return false
-	}
-	for i := range a.Attributes {
-		if a.Attributes[i] != b.Attributes[i] {
-			return false
-		}
-	}
-	return true
+	h.refuseQueued(old, st, false)
 }
 
 // OnDisconnect implements mqtt.Hook. The state of a client whose session
@@ -305,11 +341,32 @@ func (h *policyHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	if st == nil {
 		return
 	}
-	if expire || cl.IsTakenOver() {
+	if expire || cl.IsTakenOver() || !h.current(cl) {
 		h.forget(cl)
 		return
 	}
 	st.stopExpiry()
+	h.offline.Store(cl.ID, cl)
+}
+
+// OnSessionEstablished implements mqtt.Hook. mochi has made cl the one
+// session of its client id. A connection with that id that went offline
+// while still mochi's current one, and that mochi then replaced by cl
+// without cl's OnSessionEstablish seeing it (two connections with one id
+// at once), left a state nobody would forget: it is forgotten here.
+func (h *policyHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	if v, ok := h.offline.Load(cl.ID); ok && v != cl && !h.current(v.(*mqtt.Client)) {
+		h.forget(v.(*mqtt.Client))
+	}
+}
+
+// current reports whether cl is the client mochi holds for its client id.
+// Two connections with one id may take over the same session at once; mochi
+// then keeps the last one, and the other's session, which receives nothing,
+// need not be kept.
+func (h *policyHook) current(cl *mqtt.Client) bool {
+	c, ok := h.srv.Clients.Get(cl.ID)
+	return ok && c == cl
 }
 
 // OnClientExpired implements mqtt.Hook: the session is gone.

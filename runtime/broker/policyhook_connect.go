@@ -40,6 +40,43 @@ type refusal struct {
 // connection without a second CONNACK.
 func (h *policyHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	client := newPolicyClient(cl, pk)
+	req := newAuthnRequest(cl, pk, client)
+	p0, res, ref, err := h.authenticateConnect(cl, req)
+	if err != nil {
+		h.log.Info("connection refused", "client_id", cl.ID, "remote", client.RemoteAddr, "err", err)
+		return err
+	}
+	if ref != nil {
+		return h.refuse(cl, *ref)
+	}
+
+	// The Client is complete now and read-only from here on.
+	client.Attributes = res.Attributes
+	client.Superuser = res.Superuser
+	st := &clientState{session: h.decider.NewSession(client), superuser: res.Superuser, expiresAt: res.Expiry}
+
+	if pk.Connect.WillFlag {
+		if ref := h.authorizeWill(cl, st, pk); ref != nil {
+			return h.refuse(cl, *ref)
+		}
+	}
+	if !res.Expiry.IsZero() && time.Until(res.Expiry) <= 0 {
+		return h.refuse(cl, refusal{reason: policy.ReasonNotAuthorized, message: "credentials expired", module: res.Module})
+	}
+	if err := h.admit(cl, st, req, res, p0); err != nil {
+		return err
+	}
+
+	if h.log.Enabled(h.ctx, slog.LevelDebug) {
+		h.log.Debug("client authenticated", "client_id", cl.ID, "username", client.Username,
+			"remote", client.RemoteAddr, "listener", client.Listener, "module", res.Module,
+			"superuser", res.Superuser, "expiry", res.Expiry)
+	}
+	return nil
+}
+
+// newAuthnRequest describes the CONNECT for the authentication chain.
+func newAuthnRequest(cl *mqtt.Client, pk packets.Packet, client *policy.Client) *policy.AuthnRequest {
 	req := &policy.AuthnRequest{Client: client}
 	if pk.Connect.PasswordFlag {
 		req.Password = pk.Connect.Password
@@ -54,44 +91,31 @@ func (h *policyHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 			}
 		}
 	}
+	return req
+}
 
+// authenticateConnect runs authenticate and returns, with its result, the
+// policy version that decided it.
+//
+// A reload that swapped the policy while this CONNECT was being decided may
+// have re-checked the connected clients before this one was among them
+// (recheck.go): it is decided again on the version now in force. Only
+// plain CONNECTs can be replayed; a swap during enhanced authentication is
+// not looked at.
+func (h *policyHook) authenticateConnect(cl *mqtt.Client, req *policy.AuthnRequest) (*policy.Policy, policy.AuthnResult, *refusal, error) {
 	p0 := h.decider.Policy()
 	res, ref, err := h.authenticate(cl, req)
-	// A reload that swapped the policy while this CONNECT was being decided
-	// may have re-checked the connected clients before this one was among
-	// them (recheck.go): decide it again on the version now in force. Only
-	// plain CONNECTs can be replayed; a swap during enhanced authentication
-	// is not looked at.
 	for retry := 0; retry < 3 && err == nil && ref == nil && req.AuthMethod == "" && h.decider.Policy() != p0; retry++ {
 		p0 = h.decider.Policy()
 		res, ref, err = h.authenticate(cl, req)
 	}
-	if err != nil {
-		h.log.Info("connection refused", "client_id", cl.ID, "remote", client.RemoteAddr, "err", err)
-		return err
-	}
-	if ref != nil {
-		return h.refuse(cl, *ref)
-	}
+	return p0, res, ref, err
+}
 
-	// The Client is complete now and read-only from here on.
-	client.Attributes = res.Attributes
-	client.Superuser = res.Superuser
-	st := &clientState{session: h.decider.NewSession(client), superuser: res.Superuser}
-
-	if pk.Connect.WillFlag {
-		if ref := h.authorizeWill(cl, st, pk); ref != nil {
-			return h.refuse(cl, *ref)
-		}
-	}
-
-	var expiresIn time.Duration
-	if !res.Expiry.IsZero() {
-		if expiresIn = time.Until(res.Expiry); expiresIn <= 0 {
-			return h.refuse(cl, refusal{reason: policy.ReasonNotAuthorized, message: "credentials expired", module: res.Module})
-		}
-	}
-
+// admit records the state of an allowed client, from which
+// OnConnectAuthenticate says yes, and starts its expiry timer. p0 is the
+// policy version that authenticated it.
+func (h *policyHook) admit(cl *mqtt.Client, st *clientState, req *policy.AuthnRequest, res policy.AuthnResult, p0 *policy.Policy) error {
 	if req.AuthMethod != "" {
 		// The CONNACK of an enhanced authentication carries its method and
 		// the module's final data, if any (MQTT 5 §3.2.2.3.17-18, §4.12).
@@ -112,17 +136,10 @@ func (h *policyHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		h.forget(cl)
 		return h.refuse(cl, refusal{reason: 0x89, message: "policy reloaded during CONNECT, retry"})
 	}
-
-	if expiresIn > 0 {
+	if !res.Expiry.IsZero() {
 		st.mu.Lock()
-		st.expiry = time.AfterFunc(expiresIn, func() { h.expire(cl) })
+		st.expiry = time.AfterFunc(time.Until(res.Expiry), func() { h.expire(cl) })
 		st.mu.Unlock()
-	}
-
-	if h.log.Enabled(h.ctx, slog.LevelDebug) {
-		h.log.Debug("client authenticated", "client_id", cl.ID, "username", client.Username,
-			"remote", client.RemoteAddr, "listener", client.Listener, "module", res.Module,
-			"superuser", res.Superuser, "expiry", res.Expiry)
 	}
 	return nil
 }
@@ -144,6 +161,9 @@ func (h *policyHook) authn(req *policy.AuthnRequest) policy.AuthnResult {
 // refusal to answer with a CONNACK, or an error when the exchange broke
 // down and no CONNACK can be sent.
 func (h *policyHook) authenticate(cl *mqtt.Client, req *policy.AuthnRequest) (policy.AuthnResult, *refusal, error) {
+	if ref := checkAuthData(req.AuthData); ref != nil {
+		return policy.AuthnResult{}, ref, nil
+	}
 	res := h.authn(req)
 	if res.Verdict == policy.Continue && req.AuthMethod != "" && cl.Net.Conn != nil {
 		// The whole exchange gets one deadline; mochi replaces it with the
@@ -159,7 +179,13 @@ func (h *policyHook) authenticate(cl *mqtt.Client, req *policy.AuthnRequest) (po
 			return res, &refusal{reason: policy.ReasonNotAuthorized, module: res.Module,
 				message: "too many authentication rounds"}, nil
 		}
+		if ref := h.checkAuthResult(cl, res); ref != nil {
+			return res, ref, nil
+		}
 		data, ref, err := h.authRound(cl, req.AuthMethod, res.AuthData)
+		if err == nil && ref == nil {
+			ref = checkAuthData(data)
+		}
 		if err != nil || ref != nil {
 			return res, ref, err
 		}
@@ -170,6 +196,9 @@ func (h *policyHook) authenticate(cl *mqtt.Client, req *policy.AuthnRequest) (po
 	}
 	switch res.Verdict {
 	case policy.Allow:
+		if ref := h.checkAuthResult(cl, res); ref != nil {
+			return res, ref, nil
+		}
 		return res, nil, nil
 	case policy.Deny:
 		return res, &refusal{reason: res.Reason, message: res.Message, module: res.Module}, nil

@@ -16,6 +16,9 @@ type RecheckResult struct {
 	Revoked int
 	// Disconnected counts the clients disconnected by re-authentication.
 	Disconnected int
+	// Dropped counts the queued messages removed because their receiver
+	// may no longer read them (session.go).
+	Dropped int
 }
 
 // Recheck applies a policy that was just swapped in to the sessions that
@@ -28,6 +31,7 @@ type RecheckResult struct {
 //     UNSUBSCRIBE and no packet that could tell an MQTT 5 client why
 //     without disconnecting it, so a client learns of it only through the
 //     messages it no longer gets; the log names each one.
+//
 //   - with reauthenticate, every connected client whose CONNECT
 //     credentials were kept (see SetReauthenticate) is authenticated
 //     again, and disconnected when the new policy refuses it, or when it
@@ -37,9 +41,15 @@ type RecheckResult struct {
 //     server DISCONNECT, so their connection is closed. Clients that used
 //     enhanced authentication cannot be replayed and are left connected.
 //
-// Deliveries need no recheck: the swap flushed the decision cache, so each
-// next message is decided by the new policy, whether or not its
-// subscription is still there. Recheck runs to the end even when ctx is
+//   - every message waiting in a session and not yet sent is decided again
+//     as a delivery, and dropped when refused (session.go); those already
+//     sent are decided again if they are resent on reconnection.
+//
+// Live deliveries need no recheck: the swap flushed the decision cache, so
+// each next message is decided by the new policy, whether or not its
+// subscription is still there. A will is decided again when it is
+// published (OnWill); that of a client disconnected here is decided for
+// the identity the new policy gives it, or dropped. Recheck runs to the end even when ctx is
 // cancelled: a swap must not leave revocation half done.
 func (b *Broker) Recheck(ctx context.Context, reauthenticate bool) RecheckResult {
 	ctx = context.WithoutCancel(ctx)
@@ -89,6 +99,7 @@ func (b *Broker) recheckClient(ctx context.Context, cl *mqtt.Client, st *clientS
 	h := b.policy
 	if reauthenticate && st.authn != nil && !cl.Closed() {
 		ar := h.decider.Authenticate(ctx, st.authn)
+		var next *policy.Client // the identity the new policy gives, if any
 		why := ""
 		switch {
 		case ar.Verdict != policy.Allow:
@@ -96,10 +107,16 @@ func (b *Broker) recheckClient(ctx context.Context, cl *mqtt.Client, st *clientS
 			if ar.Message != "" {
 				why += ": " + ar.Message
 			}
-		case ar.Superuser != st.superuser || !sameAttributes(ar.Attributes, st.session.Client().Attributes):
-			why = "the new policy gives the client another identity"
+		default:
+			next = new(policy.Client)
+			*next = *st.session.Client()
+			next.Attributes, next.Superuser = ar.Attributes, ar.Superuser
+			if !sameIdentity(next, st.session.Client()) {
+				why = "the new policy gives the client another identity"
+			}
 		}
 		if why != "" {
+			h.decideWillOnReauth(cl, st, next)
 			h.log.Info("client disconnected by re-authentication", "client_id", cl.ID,
 				"module", ar.Module, "reason", why)
 			code := packets.Code{Code: policy.ReasonNotAuthorized, Reason: "re-authentication: " + why}
@@ -111,6 +128,11 @@ func (b *Broker) recheckClient(ctx context.Context, cl *mqtt.Client, st *clientS
 			return
 		}
 	}
+	// Messages waiting in the session leave under the new policy too: those
+	// not yet sent are decided now (an offline session's are all unsent).
+	// Sent ones are decided again when they are resent (session.go).
+	connected := cl.Net.Conn != nil && !cl.Closed()
+	res.Dropped += h.refuseQueued(cl, st, connected)
 	if st.superuser {
 		return
 	}
@@ -137,16 +159,4 @@ func (b *Broker) recheckClient(ctx context.Context, cl *mqtt.Client, st *clientS
 		store.OnUnsubscribed(cl, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Unsubscribe}, Filters: removed})
 	}
 	res.Revoked += len(removed)
-}
-
-func sameAttributes(a, b []policy.Attribute) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -121,9 +121,11 @@ type ReloadResult struct {
 	Notes []string `json:"notes,omitempty"`
 	// Revoked counts subscriptions removed because the new policy no
 	// longer allows them; Disconnected counts clients refused by
-	// re-authentication.
+	// re-authentication; Dropped counts messages waiting in sessions,
+	// not yet sent, that their receiver may no longer read.
 	Revoked      int           `json:"revoked_subscriptions"`
 	Disconnected int           `json:"disconnected_clients"`
+	Dropped      int           `json:"dropped_messages"`
 	Took         time.Duration `json:"took_ns"`
 }
 
@@ -243,7 +245,7 @@ func (s *Server) Reload(ctx context.Context, trigger Trigger) ReloadResult {
 
 	s.broker.SetReauthenticate(cfg.Reload.Reauthenticate)
 	rc := s.broker.Recheck(ctx, cfg.Reload.Reauthenticate)
-	res.Revoked, res.Disconnected = rc.Revoked, rc.Disconnected
+	res.Revoked, res.Disconnected, res.Dropped = rc.Revoked, rc.Disconnected, rc.Dropped
 
 	// The old version closes once its last in-flight call returns (each is
 	// bounded by its module's timeout); its modules that the new version
@@ -328,7 +330,8 @@ func (s *Server) audit(res ReloadResult) {
 		attrs = append(attrs, "needs_restart", changes)
 	}
 	if res.Applied {
-		attrs = append(attrs, "revoked_subscriptions", res.Revoked, "disconnected_clients", res.Disconnected)
+		attrs = append(attrs, "revoked_subscriptions", res.Revoked, "disconnected_clients", res.Disconnected,
+			"dropped_messages", res.Dropped)
 		s.log.Info("reload", attrs...)
 		return
 	}
