@@ -1,0 +1,316 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The hostile-module suite (issue 9): one module per attack class, written
+// from sdk/ABI.md as an author with bad intent would, each loaded through
+// an ordinary [[plugin]] entry with limits into a live broker while a
+// well-behaved client publishes and receives QoS 1 on another topic. For
+// every case it checks that
+//
+//   - the broker neither crashes nor hangs: each case runs in a child
+//     process (this test binary, re-run for one case), so that a crash or
+//     a frozen broker is reported for its class and the suite goes on;
+//   - every hostile decision ends as the plugin's on_error (the evil client
+//     is refused), or a hostile module is refused at load;
+//   - the good client's round trips (publish QoS 1 until its copy arrives)
+//     have a p99 under goodP99, computed over every sample taken while the
+//     attack runs;
+//   - the process's memory (peak RSS and peak Go heap, sampled every few
+//     milliseconds, against a baseline taken before the broker started)
+//     stays within the plugin's configured budget (memory_limit ×
+//     instances) plus memorySlack;
+//   - the broker's log grows by at most logBudget.
+//
+// Hostile requests come from clients whose username starts with "evil":
+// every module below ignores (verdict 3) all other requests, which
+// [auth] no_match = "allow" then admits.
+
+// goodP99 is issue 9's bound on the good client's p99 round trip.
+const goodP99 = 100 * time.Millisecond
+
+// memorySlack is what the process may grow beyond the plugins' budgets
+// during a case: the broker itself, the compiled modules, the clients and
+// the garbage the good traffic makes. A broker with a well-behaved plugin
+// stays well under it (see the "trap" case), and every memory attack of
+// issue 9 exceeds it by far.
+const memorySlack = 96 << 20
+
+// logBudget bounds the bytes the broker may log during one case (at debug
+// level, the most it logs): the log of a broker under attack must not grow
+// at the rate a guest can write it.
+const logBudget = 4 << 20
+
+// goodWindow is how long the good client publishes while the attack runs;
+// MOAT_SOAK lengthens it.
+const goodWindow = 1500 * time.Millisecond
+
+// childLimit bounds one case's child process: a case that has not ended
+// by then has hung the broker.
+const childLimit = 25 * time.Second
+
+// attack says how the evil client reaches the hostile module.
+type attack int
+
+const (
+	// publishEvil: an evil client publishes QoS 1 to evil/<n>, one request
+	// after the other; each PUBACK must carry a refusal (on_error deny).
+	publishEvil attack = iota
+	// connectEvil: evil clients connect one after the other; each must be
+	// refused.
+	connectEvil
+	// deliverEvil: ten evil subscribers subscribe to "#", so that every
+	// good publish asks the module about them; they must receive nothing.
+	deliverEvil
+	// enhancedAuthEvil: evil clients start MQTT 5 enhanced authentication.
+	enhancedAuthEvil
+	// reloadEvil: the broker starts without the module and a reload loads
+	// it while the good client publishes; the reload must be refused.
+	reloadEvil
+	// reloadBomb: as reloadEvil, but the reload may also succeed: what
+	// counts is that it ends in bounded time and memory.
+	reloadBomb
+)
+
+// hostileCase is one attack. The zero values of the limits are those the
+// suite uses for every plugin: timeout 50ms, memory_limit 64KiB, two
+// instances, on_error deny.
+type hostileCase struct {
+	// class is the attack class of issue 9, as the test output names it.
+	class string
+	// name is the case within its class.
+	name string
+	// wasm is a module in testdata/hostile (without .wasm); gen builds one
+	// at test time instead (hostile_gen_test.go).
+	wasm string
+	gen  func() []byte
+	// decisions is the plugin's decisions list, as TOML.
+	decisions   string
+	memoryLimit string
+	instances   int
+	attack      attack
+	// maxLoad bounds a reload (reloadEvil, reloadBomb).
+	maxLoad time.Duration
+}
+
+var hostileCases = []hostileCase{
+	// Cases that hold on main.
+	{class: "trap", name: "unreachable", wasm: "trap", decisions: `["authz"]`, attack: publishEvil},
+	{class: "infinite-loop", name: "decision", wasm: "loop", decisions: `["authz"]`, attack: publishEvil},
+	{class: "infinite-loop", name: "moat_configure", wasm: "configure_loop", decisions: `["authz"]`, attack: reloadEvil, maxLoad: 10 * time.Second},
+	{class: "memory-grab", name: "memory.grow", wasm: "memory_grab", decisions: `["authz"]`, memoryLimit: "1MiB", attack: publishEvil},
+	{class: "wild-pointers", name: "host calls and loads", wasm: "wild_pointers", decisions: `["authz"]`, attack: publishEvil},
+
+	// Deadline and the garbage collector.
+	{class: "meter-globals", name: "deadline reset", wasm: "meter_deadline", decisions: `["authz"]`, attack: publishEvil},
+	{class: "meter-globals", name: "countdown reset", wasm: "meter_countdown", decisions: `["authz"]`, attack: publishEvil},
+	{class: "meter-globals", name: "deadline reset in moat_configure", wasm: "meter_configure", decisions: `["authz"]`, attack: reloadEvil, maxLoad: 7 * time.Second},
+	{class: "late-result", name: "argon2id", wasm: "late_argon2", decisions: `["authn"]`, memoryLimit: "64MiB", attack: connectEvil},
+	{class: "late-result", name: "random_get 40x16MiB", wasm: "late_random", decisions: `["authn"]`, memoryLimit: "16MiB", attack: connectEvil},
+	{class: "late-result", name: "fd_write 8x8MiB", wasm: "late_fd_write", decisions: `["authz"]`, memoryLimit: "8MiB", attack: publishEvil},
+	{class: "bulk-memory", name: "memory.fill", gen: genBulk(bulkFill), decisions: `["authz"]`, memoryLimit: "16MiB", attack: publishEvil},
+	{class: "bulk-memory", name: "memory.copy", gen: genBulk(bulkCopy), decisions: `["authz"]`, memoryLimit: "16MiB", attack: publishEvil},
+
+	// Memory outside memory_limit.
+	{class: "tables", name: "table.grow 256MiB", wasm: "table_grow", decisions: `["authz"]`, attack: publishEvil},
+	{class: "tables", name: "table.grow 32GiB", wasm: "table_grow_max", decisions: `["authz"]`, attack: publishEvil},
+	{class: "tables", name: "huge minimum filled in start", wasm: "table_min_fill", decisions: `["authz"]`, attack: reloadEvil, maxLoad: 10 * time.Second},
+	{class: "stacks", name: "deep recursion", wasm: "stack_recursion", decisions: `["authz"]`, attack: publishEvil},
+
+	// Load time.
+	{class: "compile-bomb", name: "80000 nested blocks", gen: genNestedBlocks, decisions: `["authz"]`, attack: reloadBomb, maxLoad: 10 * time.Second},
+	{class: "compile-bomb", name: "64000 sequential ifs", gen: genSequentialIfs, decisions: `["authz"]`, attack: reloadBomb, maxLoad: 10 * time.Second},
+	{class: "compile-bomb", name: "16000 memory.fill", gen: genManyFills, decisions: `["authz"]`, attack: reloadBomb, maxLoad: 10 * time.Second},
+	{class: "reserved-names", name: "export moat.start", wasm: "reserved_export", decisions: `["authz"]`, attack: reloadEvil, maxLoad: 10 * time.Second},
+
+	// Availability through the policy.
+	{class: "slow-deliver", name: "ten subscribers time out", wasm: "slow_deliver", decisions: `["authz"]`, attack: deliverEvil},
+	{class: "log-flood", name: "NUL lines", wasm: "log_flood", decisions: `["authz"]`, attack: publishEvil},
+	{class: "enhanced-auth", name: "64KiB data and state", wasm: "auth_data", decisions: `["authn"]`, memoryLimit: "192KiB", attack: enhancedAuthEvil},
+}
+
+// caseEnv names the case a child process runs.
+const caseEnv = "MOAT_HOSTILE_CASE"
+
+func (hc hostileCase) id() string { return hc.class + "/" + hc.name }
+
+// TestHostileModules runs each case of hostileCases in a child process and
+// reports, per class, what failed.
+func TestHostileModules(t *testing.T) {
+	if os.Getenv(caseEnv) != "" {
+		t.Skip("in a child process")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, hc := range hostileCases {
+		t.Run(hc.id(), func(t *testing.T) {
+			runChild(t, exe, hc)
+		})
+	}
+}
+
+// errLine picks the failures out of a child's `go test -v` output.
+var errLine = regexp.MustCompile(`(?m)^\s+hostile\w*_test\.go:\d+: .*$`)
+
+// runChild runs one case in a child process, bounded by childLimit, and
+// turns its end into a verdict: pass, fail (with the child's messages),
+// crash or hang.
+func runChild(t *testing.T, exe string, hc hostileCase) {
+	ctx, cancel := context.WithTimeout(context.Background(), childLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, "-test.run=^TestHostileChild$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), caseEnv+"="+hc.id())
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGKILL) }
+	cmd.WaitDelay = 2 * time.Second
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	took := time.Since(start)
+	text := out.String()
+	switch {
+	case ctx.Err() != nil:
+		t.Errorf("%s: hang: the case did not end within %v (killed)\n%s", hc.class, childLimit, tail(text, 40))
+	case strings.Contains(text, "fatal error:") || strings.Contains(text, "panic:") || strings.Contains(text, "SIGSEGV"):
+		t.Errorf("%s: crash: the broker process died\n%s", hc.class, tail(text, 40))
+	case err != nil:
+		msgs := errLine.FindAllString(text, -1)
+		if len(msgs) == 0 {
+			t.Errorf("%s: child failed: %v\n%s", hc.class, err, tail(text, 40))
+			return
+		}
+		for _, m := range msgs {
+			t.Errorf("%s: %s", hc.class, strings.TrimSpace(m))
+		}
+		if testing.Verbose() {
+			t.Logf("child output:\n%s", tail(text, 60))
+		}
+	default:
+		if !strings.Contains(text, "--- PASS: TestHostileChild") {
+			t.Errorf("%s: the child ran no case\n%s", hc.class, tail(text, 20))
+		}
+		for _, l := range regexp.MustCompile(`(?m)^\s+hostile\w*_test\.go:\d+: measured: .*$`).FindAllString(text, -1) {
+			t.Log(strings.TrimSpace(l))
+		}
+	}
+	t.Logf("took %v", took.Round(time.Millisecond))
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// TestHostileChild runs the one case named by MOAT_HOSTILE_CASE; it is
+// skipped otherwise.
+func TestHostileChild(t *testing.T) {
+	id := os.Getenv(caseEnv)
+	if id == "" {
+		t.Skip("run by TestHostileModules")
+	}
+	for _, hc := range hostileCases {
+		if hc.id() == id {
+			runHostile(t, hc)
+			return
+		}
+	}
+	t.Fatalf("no hostile case %q", id)
+}
+
+// runHostile runs one case in this process.
+func runHostile(t *testing.T, hc hostileCase) {
+	dir := t.TempDir()
+	module := filepath.Join("testdata", "hostile", hc.wasm+".wasm")
+	if hc.gen != nil {
+		module = filepath.Join(dir, "generated.wasm")
+		if err := os.WriteFile(module, hc.gen(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	module, err := filepath.Abs(module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := hostilePlugin{module: module, decisions: hc.decisions, memoryLimit: hc.memoryLimit, instances: hc.instances}
+	if pl.memoryLimit == "" {
+		pl.memoryLimit = "64KiB"
+	}
+	if pl.instances == 0 {
+		pl.instances = 2
+	}
+	budget := pl.budget(t)
+
+	mem := watchMemory(t, budget+memorySlack)
+	loadLater := hc.attack == reloadEvil || hc.attack == reloadBomb
+	b := startHostileBroker(t, dir, pl, loadLater)
+
+	good := startGood(t, b.addr)
+	window := goodWindow
+	if soak := os.Getenv("MOAT_SOAK"); soak != "" {
+		if d, err := time.ParseDuration(soak); err == nil && d > window {
+			window = d
+		}
+	}
+
+	ctx, stop := context.WithCancel(context.Background())
+	results := make(chan evilResult, 1)
+	go func() { results <- runAttack(ctx, t, hc, b, pl) }()
+	samples := good.run(t, window)
+	stop()
+	var res evilResult
+	select {
+	case res = <-results:
+	case <-time.After(childLimit / 2):
+		t.Fatalf("hang: the evil client's request has not returned %v after the attack ended", childLimit/2)
+	}
+	peak := mem.stop()
+
+	// Every hostile decision ends as on_error.
+	for _, e := range res.errs {
+		t.Errorf("%s", e)
+	}
+	if res.requests == 0 && !loadLater {
+		t.Errorf("the evil client made no request (nothing was tested)")
+	}
+	// The good client was served throughout.
+	p99, max := percentile(samples, 0.99), percentile(samples, 1)
+	t.Logf("measured: %d good round trips, p99 %v, max %v; %d evil requests; peak RSS +%d MiB, peak Go heap +%d MiB (budget %d MiB + slack %d MiB); log %d KiB",
+		len(samples), p99.Round(time.Microsecond), max.Round(time.Microsecond), res.requests,
+		peak.rss>>20, peak.heap>>20, budget>>20, memorySlack>>20, b.logs.n.Load()>>10)
+	if len(samples) < 10 {
+		t.Errorf("the good client made %d round trips in %v (want at least 10): the broker stalled", len(samples), window)
+	}
+	if p99 >= goodP99 {
+		t.Errorf("the good client's p99 round trip is %v (max %v, %d samples), want under %v", p99, max, len(samples), goodP99)
+	}
+	if limit := budget + memorySlack; peak.rss > limit || peak.heap > limit {
+		t.Errorf("memory: peak RSS +%d MiB, peak Go heap +%d MiB over the baseline, want at most the plugin's budget %d MiB + %d MiB",
+			peak.rss>>20, peak.heap>>20, budget>>20, memorySlack>>20)
+	}
+	if n := b.logs.n.Load(); n > logBudget {
+		t.Errorf("the broker logged %d KiB during the case, want at most %d KiB", n>>10, logBudget>>10)
+	}
+	if !b.alive() {
+		t.Errorf("the broker no longer accepts connections")
+	}
+}
+
+// errAllowed is how a hostile decision that the broker used ends.
+var errAllowed = errors.New("the hostile decision was used: want the plugin's on_error (deny)")
