@@ -30,8 +30,8 @@ import (
 
 // hostilePlugin is the [[plugin]] entry of a case's module.
 type hostilePlugin struct {
-	module, decisions, memoryLimit string
-	instances                      int
+	module, decisions, timeout, memoryLimit string
+	instances                               int
 }
 
 func (p hostilePlugin) toml() string {
@@ -40,11 +40,11 @@ func (p hostilePlugin) toml() string {
 name = "hostile"
 module = %q
 decisions = %s
-timeout = "50ms"
+timeout = %q
 memory_limit = %q
 instances = %d
 on_error = "deny"
-`, p.module, p.decisions, p.memoryLimit, p.instances)
+`, p.module, p.decisions, p.timeout, p.memoryLimit, p.instances)
 }
 
 // budget is what the operator let the plugin have: memory_limit for each
@@ -194,14 +194,21 @@ func (g *good) roundTrip(t *testing.T, payload string) time.Duration {
 	return time.Since(start)
 }
 
-// run makes round trips for d and returns their durations.
-func (g *good) run(t *testing.T, d time.Duration) []time.Duration {
+// run makes round trips for d, and after that until done is closed, and
+// returns their durations.
+func (g *good) run(t *testing.T, d time.Duration, done <-chan struct{}) []time.Duration {
 	t.Helper()
 	var samples []time.Duration
-	for end := time.Now().Add(d); time.Now().Before(end); {
+	for end := time.Now().Add(d); ; {
+		if time.Now().After(end) {
+			select {
+			case <-done:
+				return samples
+			default:
+			}
+		}
 		samples = append(samples, g.roundTrip(t, "n"+strconv.Itoa(len(samples))))
 	}
-	return samples
 }
 
 // percentile returns the p-th quantile (nearest rank) of samples.
@@ -227,8 +234,9 @@ type evilResult struct {
 const evilTimeout = 5 * time.Second
 
 // runAttack makes hostile requests until ctx ends; it runs beside the good
-// client, so it never calls t.Fatal.
-func runAttack(ctx context.Context, t *testing.T, hc hostileCase, b *hostileBroker, pl hostilePlugin) evilResult {
+// client, so it never calls t.Fatal. A reload attack closes loaded when
+// the reload has returned.
+func runAttack(ctx context.Context, t *testing.T, hc hostileCase, b *hostileBroker, pl hostilePlugin, loaded chan<- struct{}) evilResult {
 	var res evilResult
 	fail := func(format string, args ...any) { res.errs = append(res.errs, fmt.Sprintf(format, args...)) }
 	switch hc.attack {
@@ -299,6 +307,8 @@ func runAttack(ctx context.Context, t *testing.T, hc hostileCase, b *hostileBrok
 	case enhancedAuthEvil:
 		attackEnhancedAuth(ctx, b.addr, &res, fail)
 	case reloadEvil, reloadBomb:
+		done := sync.OnceFunc(func() { close(loaded) })
+		defer done()
 		doc := b.doc + pl.toml()
 		if err := os.WriteFile(b.path, []byte(doc), 0o600); err != nil {
 			fail("%v", err)
@@ -309,6 +319,7 @@ func runAttack(ctx context.Context, t *testing.T, hc hostileCase, b *hostileBrok
 		start := time.Now()
 		rr := b.srv.Reload(rctx, server.Trigger{Source: server.TriggerAPI})
 		took := time.Since(start)
+		done()
 		res.requests++
 		t.Logf("measured: reload took %v, applied %v, errors %q", took.Round(time.Millisecond), rr.Applied, rr.Errors)
 		if took > hc.maxLoad {

@@ -1,6 +1,9 @@
-;; stack_recursion: for an evil client, recurses until the engine's stack
-;; limit traps, through frames with 32 i64 locals, so that the engine
-;; grows its stack to the largest size it allows.
+;; stack_recursion: for an evil client, recurses 700,000 calls deep
+;; (some 70 MiB of engine stack with wazero v1.12.0, under the engine's own
+;; limit, which traps at about 1.6 million) and returns normally, allowing:
+;; the engine keeps the stack it grew for the instance's life, outside the
+;; plugin's memory_limit. A bounded stack makes the recursion trap instead
+;; (on_error).
 (module
   (memory (export "memory") 1)
   (func (export "moat_abi_v1"))
@@ -13,7 +16,9 @@
   (func $deep (param $n i64) (result i64)
     (local i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64
            i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64 i64)
-    (i64.add (call $deep (i64.add (local.get $n) (i64.const 1))) (local.get $n)))
+    (if (result i64) (i64.ge_u (local.get $n) (i64.const 700000))
+      (then (local.get $n))
+      (else (i64.add (call $deep (i64.add (local.get $n) (i64.const 1))) (local.get $n)))))
   (func (export "moat_authorize") (param i32) (result i32)
     (if (i32.eqz (call $evil)) (then (return (i32.const 3))))
     (drop (call $deep (i64.const 0)))

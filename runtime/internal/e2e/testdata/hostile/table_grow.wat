@@ -1,5 +1,5 @@
-;; table_grow: for an evil client, grows a table by 0x2000000 entries
-;; (256 MiB of host memory at 8 bytes an entry) under a 64KiB
+;; table_grow: for an evil client, grows a table by 0x1000000 entries
+;; (128 MiB of host memory at 8 bytes an entry) under a 64KiB
 ;; memory_limit. It allows when the growth succeeded (the attack worked)
 ;; and traps when it was refused.
 (module
@@ -14,7 +14,7 @@
               (i32.const 0x6c697665))))
   (func (export "moat_authorize") (param i32) (result i32)
     (if (i32.eqz (call $evil)) (then (return (i32.const 3))))
-    (if (i32.eq (table.grow $t (ref.null func) (i32.const 0x2000000)) (i32.const -1))
+    (if (i32.eq (table.grow $t (ref.null func) (i32.const 0x1000000)) (i32.const -1))
       (then unreachable))
     (i32.const 1))
 )
