@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -168,6 +169,7 @@ func (b *hostileBroker) alive() bool {
 // good is the well-behaved client: a publisher and a subscriber of good/#.
 type good struct {
 	pub, sub *testutil.V5
+	n        int // messages sent
 }
 
 func startGood(t *testing.T, addr string) *good {
@@ -177,15 +179,17 @@ func startGood(t *testing.T, addr string) *good {
 		pub: testutil.MustConnectV5(t, addr, testutil.V5Options{ClientID: "good-pub", Username: "good"}),
 	}
 	g.sub.Subscribe(t, "good/#", 1)
-	for i := range 3 { // warm the decision cache; not measured
-		g.roundTrip(t, fmt.Sprintf("warm %d", i))
+	for range 3 { // warm the decision cache; not measured
+		g.roundTrip(t)
 	}
 	return g
 }
 
 // roundTrip publishes at QoS 1 and waits for the subscriber's copy.
-func (g *good) roundTrip(t *testing.T, payload string) time.Duration {
+func (g *good) roundTrip(t *testing.T) time.Duration {
 	t.Helper()
+	g.n++
+	payload := "n" + strconv.Itoa(g.n)
 	start := time.Now()
 	if code := g.pub.Publish(t, "good/topic", 1, false, payload); code != 0 {
 		t.Fatalf("good publish refused: reason %#x", code)
@@ -194,20 +198,24 @@ func (g *good) roundTrip(t *testing.T, payload string) time.Duration {
 	return time.Since(start)
 }
 
-// run makes round trips for d, and after that until done is closed, and
-// returns their durations.
+// run makes round trips, one after the other, for d and after that until
+// done is closed, and returns their durations. A stalled broker shows as
+// few, long samples.
 func (g *good) run(t *testing.T, d time.Duration, done <-chan struct{}) []time.Duration {
 	t.Helper()
 	var samples []time.Duration
-	for end := time.Now().Add(d); ; {
-		if time.Now().After(end) {
-			select {
-			case <-done:
-				return samples
-			default:
-			}
-		}
-		samples = append(samples, g.roundTrip(t, "n"+strconv.Itoa(len(samples))))
+	for end := time.Now().Add(d); !time.Now().After(end) || !closed(done); {
+		samples = append(samples, g.roundTrip(t))
+	}
+	return samples
+}
+
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -218,7 +226,7 @@ func percentile(samples []time.Duration, p float64) time.Duration {
 	}
 	s := slices.Clone(samples)
 	slices.Sort(s)
-	i := int(float64(len(s))*p+0.5) - 1
+	i := int(math.Ceil(float64(len(s))*p)) - 1
 	return s[max(0, min(i, len(s)-1))]
 }
 
@@ -334,13 +342,15 @@ func runAttack(ctx context.Context, t *testing.T, hc hostileCase, b *hostileBrok
 }
 
 // authDataBound is the most enhanced-authentication data the suite lets a
-// broker send back to one small CONNECT. ABI.md §6 allows a module 65535
-// bytes; issue 9 asks for a bound, and this is the one assumed here.
-const authDataBound = 4096
+// broker send in one AUTH packet: ABI.md §6 lets a module set 65535 bytes,
+// issue 9 asks for a bound, and 16 KiB is the one the session work on
+// issue 9 chose (runtime/broker maxAuthData).
+const authDataBound = 16 << 10
 
 // attackEnhancedAuth opens MQTT 5 connections with an authentication
-// method, one after the other, and keeps each pending after the broker's
-// first AUTH: each must cost the broker little, and get little back.
+// method, one after the other, and keeps each open after the broker's
+// answer: each must be refused (the module's oversized continue is a
+// plugin error), cost the broker little, and get little back.
 func attackEnhancedAuth(ctx context.Context, addr string, res *evilResult, fail func(string, ...any)) {
 	var conns []net.Conn
 	defer func() {
@@ -377,19 +387,23 @@ func attackEnhancedAuth(ctx context.Context, addr string, res *evilResult, fail 
 			fail("evil connection %d: no answer to CONNECT: %v", n, err)
 			return
 		}
-		var data []byte
+		// The module's continue is beyond the bounds: a plugin error,
+		// so the exchange ends at once as on_error (deny).
 		switch p := in.Content.(type) {
 		case *packets.Auth:
+			var data []byte
 			if p.Properties != nil {
 				data = p.Properties.AuthData
 			}
+			fail("a %d-byte CONNECT got an AUTH with %d bytes of authentication data (at most %d), want a refusal (on_error)", sent.Len(), len(data), authDataBound)
+			return
 		case *packets.Connack:
-			if p.Properties != nil {
-				data = p.Properties.AuthData
+			if p.ReasonCode < 0x80 {
+				fail("evil connection %d: CONNACK %#x: %v", n, p.ReasonCode, errAllowed)
+				return
 			}
-		}
-		if len(data) > authDataBound {
-			fail("a %d-byte CONNECT got %d bytes of authentication data back, want at most %d", sent.Len(), len(data), authDataBound)
+		default:
+			fail("evil connection %d: answered CONNECT with packet type %d", n, in.Type)
 			return
 		}
 	}
