@@ -60,15 +60,20 @@ func (p hostilePlugin) budget(t *testing.T) int64 {
 }
 
 // countingLog is the broker's log sink in a case: it counts every byte
-// and keeps the first 64 KiB, shown when the case fails.
+// and every line a module logged, and keeps the first 64 KiB, shown when
+// the case fails.
 type countingLog struct {
-	n    atomic.Int64
-	mu   sync.Mutex
-	head bytes.Buffer
+	n     atomic.Int64
+	guest atomic.Int64 // lines a module logged
+	mu    sync.Mutex
+	head  bytes.Buffer
 }
 
 func (l *countingLog) Write(p []byte) (int, error) {
 	l.n.Add(int64(len(p)))
+	if bytes.Contains(p, []byte(" source=guest")) { // one record per Write
+		l.guest.Add(1)
+	}
 	l.mu.Lock()
 	if room := 64<<10 - l.head.Len(); room > 0 {
 		l.head.Write(p[:min(room, len(p))])

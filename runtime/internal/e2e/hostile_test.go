@@ -37,7 +37,8 @@ import (
 //     stays within the plugin's configured budget (memory_limit ×
 //     instances) plus memorySlack (RSS: rssPerBudget times the budget,
 //     for the race detector's shadow memory);
-//   - the broker's log grows by at most logRate per second of the case.
+//   - the broker's log grows by at most logRate bytes and guestLineRate
+//     lines of the module per second of the case.
 //
 // Hostile requests come from clients whose username starts with "evil":
 // every module below ignores (verdict 3) all other requests, which
@@ -59,9 +60,14 @@ const memorySlack = 96 << 20
 // grow at the rate a guest can write it.
 const logRate = 2 << 20
 
+// guestLineRate bounds the lines per second a module may have logged
+// during a case (the host's limit on main is none; the limit of issue 9's
+// work allows 100 a second after a burst of 200).
+const guestLineRate = 500
+
 // baselineWindow is how long the good client publishes before the
 // attack, for its baseline p99.
-const baselineWindow = 500 * time.Millisecond
+const baselineWindow = 300 * time.Millisecond
 
 // goodWindow is how long the good client publishes while the attack runs;
 // MOAT_SOAK lengthens it.
@@ -135,7 +141,7 @@ var hostileCases = []hostileCase{
 	{class: "bulk-memory", name: "memory.copy", gen: genBulk(bulkCopy), decisions: `["authz"]`, memoryLimit: "16MiB", attack: publishEvil},
 
 	// Memory outside memory_limit.
-	{class: "tables", name: "table.grow 256MiB", wasm: "table_grow", decisions: `["authz"]`, attack: publishEvil},
+	{class: "tables", name: "table.grow 128MiB", wasm: "table_grow", decisions: `["authz"]`, attack: publishEvil},
 	{class: "tables", name: "table.grow 32GiB", wasm: "table_grow_max", decisions: `["authz"]`, attack: publishEvil},
 	{class: "tables", name: "huge minimum filled in start", wasm: "table_min_fill", decisions: `["authz"]`, attack: reloadEvil, maxLoad: 10 * time.Second},
 	// The recursion takes ~150 ms under the race detector: a 50ms timeout
@@ -337,9 +343,9 @@ func runHostile(t *testing.T, hc hostileCase) {
 	}
 	// The good client was served throughout.
 	p99, slowest := percentile(samples, 0.99), percentile(samples, 1)
-	t.Logf("measured: %d good round trips, p99 %v (%v without the attack), max %v; %d evil requests; peak RSS +%d MiB, peak Go heap +%d MiB (budget %.1f MiB + slack %d MiB); log %d KiB",
+	t.Logf("measured: %d good round trips, p99 %v (%v without the attack), max %v; %d evil requests; peak RSS +%d MiB, peak Go heap +%d MiB (budget %.1f MiB + slack %d MiB); log %d KiB, %d module lines",
 		len(samples), p99.Round(time.Microsecond), baseline.Round(time.Microsecond), slowest.Round(time.Microsecond), res.requests,
-		peak.rss>>20, peak.heap>>20, float64(budget)/(1<<20), memorySlack>>20, b.logs.n.Load()>>10)
+		peak.rss>>20, peak.heap>>20, float64(budget)/(1<<20), memorySlack>>20, b.logs.n.Load()>>10, b.logs.guest.Load())
 	if p99 >= goodP99 {
 		t.Errorf("the good client's p99 round trip is %v (max %v, %d samples; %v without the attack), want under %v",
 			p99.Round(time.Microsecond), slowest.Round(time.Microsecond), len(samples), baseline.Round(time.Microsecond), goodP99)
@@ -355,6 +361,9 @@ func runHostile(t *testing.T, hc hostileCase) {
 	took := time.Since(caseStart)
 	if n, limit := b.logs.n.Load(), int64(logRate*max(1, took.Seconds())); n > limit {
 		t.Errorf("the broker logged %d KiB in %v, want at most %d KiB (%d KiB/s)", n>>10, took.Round(time.Millisecond), limit>>10, logRate>>10)
+	}
+	if n, limit := b.logs.guest.Load(), int64(guestLineRate*max(1, took.Seconds())); n > limit {
+		t.Errorf("the broker logged %d lines of the module in %v, want at most %d (%d a second)", n, took.Round(time.Millisecond), limit, guestLineRate)
 	}
 	if !b.alive() {
 		t.Errorf("the broker no longer accepts connections")
