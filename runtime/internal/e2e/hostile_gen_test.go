@@ -13,6 +13,7 @@ type bulkOp int
 const (
 	bulkFill bulkOp = iota
 	bulkCopy
+	bulkTableFill
 )
 
 // wasm opcodes used below.
@@ -32,6 +33,9 @@ const (
 	opPrefixFC = 0xfc
 	opMemFill  = 0x0b // after 0xfc
 	opMemCopy  = 0x0a // after 0xfc
+	opTabFill  = 0x11 // after 0xfc
+	opRefNull  = 0xd0
+	funcref    = 0x70
 	blockVoid  = 0x40
 )
 
@@ -71,12 +75,19 @@ func name(b []byte, s string) []byte { return append(uleb(b, uint64(len(s))), s.
 // genModule returns a moat authz module with pages of memory whose
 // moat_authorize (one i32 parameter, the request length, and one i32 local)
 // runs body, which must leave an i32 verdict on the stack.
-func genModule(pages int, body []byte) []byte {
+func genModule(pages int, body []byte) []byte { return genModuleTable(pages, 0, body) }
+
+// genModuleTable is genModule with a funcref table of tableMin elements
+// (none when 0).
+func genModuleTable(pages, tableMin int, body []byte) []byte {
 	out := []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
 	// types: 0 () -> (), 1 (i32) -> i32
 	out = section(out, 1, []byte{0x02, 0x60, 0x00, 0x00, 0x60, 0x01, 0x7f, 0x01, 0x7f})
 	// functions: abi, buffer, authorize
 	out = section(out, 3, []byte{0x03, 0x00, 0x01, 0x01})
+	if tableMin > 0 {
+		out = section(out, 4, uleb([]byte{0x01, funcref, 0x00}, uint64(tableMin)))
+	}
 	// memory: min pages, no maximum
 	out = section(out, 5, uleb([]byte{0x01, 0x00}, uint64(pages)))
 	var exp []byte
@@ -116,13 +127,14 @@ func evilPrefix() []byte {
 }
 
 // genBulk: for an evil request, 200 bulk instructions over the whole
-// 16 MiB memory (memory.copy: half of it) in straight-line code (no loop,
-// no call: no point where the meter checks the deadline or lets Go stop
-// the world): 3.2 GB of memset or 1.6 GB of memmove, about a second, then
+// 16 MiB memory (memory.copy: half of it; table.fill: a table of 1Mi
+// elements, 8 MiB) in straight-line code (no loop, no call: no point where
+// the meter checks the deadline or lets Go stop the world): 3.2 GB of
+// memset, 1.6 GB of memmove, 200Mi table elements, about a second, then
 // allow.
 func genBulk(op bulkOp) func() []byte {
 	return func() []byte {
-		const pages = 256
+		const pages, elems = 256, 1 << 20
 		b := evilPrefix()
 		for range 200 {
 			switch op {
@@ -136,9 +148,17 @@ func genBulk(op bulkOp) func() []byte {
 				b = i32Const(b, 8*65536)
 				b = i32Const(b, pages/2*65536)
 				b = append(b, opPrefixFC, opMemCopy, 0x00, 0x00)
+			case bulkTableFill:
+				b = i32Const(b, 0)
+				b = append(b, opRefNull, funcref)
+				b = i32Const(b, elems)
+				b = append(b, opPrefixFC, opTabFill, 0x00)
 			}
 		}
 		b = i32Const(b, 1)
+		if op == bulkTableFill {
+			return genModuleTable(pages, elems, b)
+		}
 		return genModule(pages, b)
 	}
 }

@@ -139,6 +139,7 @@ var hostileCases = []hostileCase{
 	{class: "late-result", name: "fd_write 8x8MiB", wasm: "late_fd_write", decisions: `["authz"]`, memoryLimit: "8MiB", attack: publishEvil},
 	{class: "bulk-memory", name: "memory.fill", gen: genBulk(bulkFill), decisions: `["authz"]`, memoryLimit: "16MiB", attack: publishEvil},
 	{class: "bulk-memory", name: "memory.copy", gen: genBulk(bulkCopy), decisions: `["authz"]`, memoryLimit: "16MiB", attack: publishEvil},
+	{class: "bulk-memory", name: "table.fill", gen: genBulk(bulkTableFill), decisions: `["authz"]`, memoryLimit: "16MiB", attack: publishEvil},
 
 	// Memory outside memory_limit.
 	{class: "tables", name: "table.grow 128MiB", wasm: "table_grow", decisions: `["authz"]`, attack: publishEvil},
