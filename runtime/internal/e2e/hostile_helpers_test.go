@@ -100,8 +100,9 @@ type hostileBroker struct {
 // startHostileBroker serves a broker that admits anyone no module decides
 // about ([auth] no_match = "allow"), with the hostile plugin unless
 // loadLater (then runAttack loads it by a reload). It logs at debug level,
-// the most a broker logs.
-func startHostileBroker(t *testing.T, dir string, pl hostilePlugin, loadLater bool) *hostileBroker {
+// the most a broker logs. It returns server.New's error, and fails the
+// test on any other.
+func startHostileBroker(t *testing.T, dir string, pl hostilePlugin, loadLater bool) (*hostileBroker, error) {
 	t.Helper()
 	doc := fmt.Sprintf(`
 [[listener]]
@@ -140,7 +141,7 @@ cache_dir = %q
 	ctx := context.Background()
 	srv, err := server.New(ctx, cfg, log)
 	if err != nil {
-		t.Fatalf("server: %v", err)
+		return nil, err
 	}
 	b.srv = srv
 	t.Cleanup(func() {
@@ -157,7 +158,7 @@ cache_dir = %q
 		t.Fatalf("start: %v", err)
 	}
 	b.addr = srv.Broker().Addr(listener).String()
-	return b
+	return b, nil
 }
 
 // alive reports whether a new client can connect.

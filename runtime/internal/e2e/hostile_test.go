@@ -120,6 +120,9 @@ type hostileCase struct {
 	attack      attack
 	// maxLoad bounds a reload (reloadEvil, reloadBomb).
 	maxLoad time.Duration
+	// refusable: the module is invalid as written, so a broker may refuse
+	// it at load instead of meeting the attack at run time.
+	refusable bool
 }
 
 var hostileCases = []hostileCase{
@@ -131,8 +134,8 @@ var hostileCases = []hostileCase{
 	{class: "wild-pointers", name: "host calls and loads", wasm: "wild_pointers", decisions: `["authz"]`, attack: publishEvil},
 
 	// Deadline and the garbage collector.
-	{class: "meter-globals", name: "deadline reset", wasm: "meter_deadline", decisions: `["authz"]`, attack: publishEvil},
-	{class: "meter-globals", name: "countdown reset", wasm: "meter_countdown", decisions: `["authz"]`, attack: publishEvil},
+	{class: "meter-globals", name: "deadline reset", wasm: "meter_deadline", decisions: `["authz"]`, attack: publishEvil, refusable: true},
+	{class: "meter-globals", name: "countdown reset", wasm: "meter_countdown", decisions: `["authz"]`, attack: publishEvil, refusable: true},
 	{class: "meter-globals", name: "deadline reset in moat_configure", wasm: "meter_configure", decisions: `["authz"]`, attack: reloadEvil, maxLoad: 7 * time.Second},
 	{class: "late-result", name: "argon2id", wasm: "late_argon2", decisions: `["authn"]`, memoryLimit: "64MiB", attack: connectEvil},
 	{class: "late-result", name: "random_get 40x16MiB", wasm: "late_random", decisions: `["authn"]`, memoryLimit: "16MiB", attack: connectEvil},
@@ -301,7 +304,15 @@ func runHostile(t *testing.T, hc hostileCase) {
 	mem := watchMemory(t, rssPerBudget*budget+memorySlack)
 	caseStart := time.Now()
 	loadLater := hc.attack == reloadEvil || hc.attack == reloadBomb
-	b := startHostileBroker(t, dir, pl, loadLater)
+	b, err := startHostileBroker(t, dir, pl, loadLater)
+	if err != nil {
+		if !hc.refusable {
+			t.Fatalf("server: %v", err)
+		}
+		// Refused at load: the attack cannot start.
+		t.Logf("measured: refused at load: %v", err)
+		return
+	}
 
 	good := startGood(t, b.addr)
 	window := goodWindow
