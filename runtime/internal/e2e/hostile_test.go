@@ -310,6 +310,7 @@ func runHostile(t *testing.T, hc hostileCase) {
 			t.Fatalf("server: %v", err)
 		}
 		// Refused at load: the attack cannot start.
+		mem.stop()
 		t.Logf("measured: refused at load: %v", err)
 		return
 	}
