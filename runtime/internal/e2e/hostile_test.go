@@ -176,6 +176,9 @@ func TestHostileModules(t *testing.T) {
 	if os.Getenv(caseEnv) != "" {
 		t.Skip("in a child process")
 	}
+	if testing.Short() {
+		t.Skip("the hostile-module suite takes about a minute")
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
