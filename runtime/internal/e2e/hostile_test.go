@@ -391,7 +391,7 @@ func runHostile(t *testing.T, hc hostileCase) {
 	if n, limit := b.logs.guest.Load(), int64(guestLineRate*max(1, took.Seconds())); n > limit {
 		t.Errorf("the broker logged %d lines of the module in %v, want at most %d (%d a second)", n, took.Round(time.Millisecond), limit, guestLineRate)
 	}
-	if !b.alive() {
+	if !b.alive(t) {
 		t.Errorf("the broker no longer accepts connections")
 	}
 }
