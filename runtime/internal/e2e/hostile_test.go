@@ -139,6 +139,7 @@ var hostileCases = []hostileCase{
 	// Cases that hold on main.
 	{class: "trap", name: "unreachable", wasm: "trap", decisions: `["authz"]`, attack: publishEvil},
 	{class: "infinite-loop", name: "decision", wasm: "loop", decisions: `["authz"]`, attack: publishEvil},
+	{class: "infinite-loop", name: "payload decision", wasm: "payload_loop", decisions: `["payload"]`, attack: publishEvil},
 	{class: "infinite-loop", name: "moat_configure", wasm: "configure_loop", decisions: `["authz"]`, attack: reloadEvil, maxLoad: 10 * time.Second},
 	{class: "memory-grab", name: "memory.grow", wasm: "memory_grab", decisions: `["authz"]`, memoryLimit: "1MiB", attack: publishEvil},
 	{class: "wild-pointers", name: "host calls and loads", wasm: "wild_pointers", decisions: `["authz"]`, attack: publishEvil},
