@@ -15,7 +15,7 @@ func BenchmarkInstrument(b *testing.B) {
 	b.SetBytes(int64(len(bin)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Instrument(bin); err != nil {
+		if _, err := Instrument(bin, Limits{}); err != nil {
 			b.Fatal(err)
 		}
 	}
