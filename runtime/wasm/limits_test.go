@@ -2,6 +2,8 @@ package wasm
 
 import (
 	"context"
+	"errors"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -41,5 +43,36 @@ func TestLoadSealed(t *testing.T) {
 			}
 			wantErr(t, err, `wasm: plugin "`+cfg.Name+`" (`+cfg.Path+`): `, tc.want)
 		})
+	}
+}
+
+// TestBulkFillDeadlineAndGC runs a decision of 300 straight-line 64 MiB
+// memory.fill instructions (seconds of native memset with no loop for the
+// meter's check). The meter charges each by its length: the call must stop
+// at its deadline, and a garbage collection started meanwhile must not wait
+// for all of them. Unmetered, the call returned after all 300 fills and the
+// collection waited as long. The bounds are loose: one fill takes some
+// 5-50 ms.
+func TestBulkFillDeadlineAndGC(t *testing.T) {
+	e := newEngine(t, nil)
+	m := testModule(t, e, "bulk_fill", ModuleConfig{Instances: 1, Timeout: 400 * time.Millisecond})
+	gcTook := make(chan time.Duration, 1)
+	go func() {
+		time.Sleep(80 * time.Millisecond) // the guest is filling by now
+		start := time.Now()
+		runtime.GC()
+		gcTook <- time.Since(start)
+	}()
+	start := time.Now()
+	_, err := m.Authorize(context.Background(), authz("a"))
+	took := time.Since(start)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("decision: %v, want a deadline error", err)
+	}
+	if took > 1500*time.Millisecond {
+		t.Errorf("decision took %v with a 400ms timeout", took)
+	}
+	if gc := <-gcTook; gc > 300*time.Millisecond {
+		t.Errorf("a garbage collection during the fills took %v", gc)
 	}
 }
