@@ -12,13 +12,13 @@ import "github.com/moat-mqtt/moat/runtime/wasm/internal/meter"
 // largest real guests, are 3-6 MB with functions of up to ~200 KB (see
 // sdk/ABI.md §7, "Load limits and tables", for the measured maxima).
 const (
-	MaxModuleSize   = 64 << 20  // bytes of the binary
+	MaxModuleSize   = 32 << 20  // bytes of the binary
 	MaxFunctions    = 100_000   // imported and defined
 	MaxBodySize     = 2 << 20   // bytes of one function body
 	MaxDepth        = 1024      // nesting of blocks in one function
-	MaxBlocks       = 20_000    // block, loop, if and try_table in one function
-	MaxBulkOps      = 1_000     // bulk memory and table instructions in one function
-	MaxLocals       = 50_000    // parameters and locals of one function
+	MaxBlocks       = 4096      // weighted blocks of one function: loops count 4, bulk instructions 6
+	MaxBlockCost    = 1 << 26   // the sum over functions of their weighted blocks squared
+	MaxLocals       = 10_000    // parameters and locals of one function
 	MaxDataSize     = 256 << 20 // bytes in all data segments
 	MaxDataSegments = 500_000
 	MaxElemSegments = 10_000
@@ -49,7 +49,7 @@ func loadLimits(memoryLimit int64) meter.Limits {
 		BodySize:      MaxBodySize,
 		Depth:         MaxDepth,
 		Blocks:        MaxBlocks,
-		BulkOps:       MaxBulkOps,
+		BlockCost:     MaxBlockCost,
 		Locals:        MaxLocals,
 		DataSize:      MaxDataSize,
 		DataSegments:  MaxDataSegments,

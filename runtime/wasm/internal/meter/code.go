@@ -220,15 +220,16 @@ func (f *fnScope) instrumentBody(dst, body, check []byte, ix indices, base int) 
 		if err != nil {
 			return nil, fail(pos, fmt.Errorf("read locals: %w", err))
 		}
-		if f.locals += uint64(n); f.locals > maxLocals {
+		f.locals += uint64(n)
+		if err := over(lim.Locals, f.locals, fmt.Sprintf("function %d has", fn), "locals"); err != nil {
+			return nil, err
+		}
+		if f.locals > maxLocals {
 			return nil, fail(pos, fmt.Errorf("more than %d locals", maxLocals))
 		}
 		if pos, err = skipValType(body, next); err != nil {
 			return nil, fail(next, fmt.Errorf("read locals: %w", err))
 		}
-	}
-	if err := over(lim.Locals, f.locals, fmt.Sprintf("function %d has", fn), "locals"); err != nil {
-		return nil, err
 	}
 	start0 := len(dst)
 	dst = append(dst, body[:pos]...)
@@ -238,7 +239,7 @@ func (f *fnScope) instrumentBody(dst, body, check []byte, ix indices, base int) 
 	// scratch is the local that a bulk instruction's length is saved in,
 	// added after the function's own if it has one.
 	scratch := uint32(f.locals)
-	var blocks, bulk uint64
+	weight, bulk := uint64(weightEntry), uint64(0)
 	copied := pos // body[:copied] is in dst
 	depth := 1    // the function body is a block closed by the final end
 	for pos < len(body) {
@@ -259,11 +260,15 @@ func (f *fnScope) instrumentBody(dst, body, check []byte, ix indices, base int) 
 				copied = pos
 			}
 			depth++
-			blocks++
 			if err := over(lim.Depth, uint64(depth), fmt.Sprintf("function %d nests blocks", fn), "deep"); err != nil {
 				return nil, err
 			}
-			if err := over(lim.Blocks, blocks, fmt.Sprintf("function %d has", fn), "blocks"); err != nil {
+			if kind == immLoop {
+				weight += weightLoop
+			} else {
+				weight += weightBlock
+			}
+			if err := f.checkWeight(weight); err != nil {
 				return nil, err
 			}
 		case immMisc:
@@ -271,7 +276,8 @@ func (f *fnScope) instrumentBody(dst, body, check []byte, ix indices, base int) 
 				break
 			}
 			bulk++
-			if err := over(lim.BulkOps, bulk, fmt.Sprintf("function %d has", fn), "bulk memory and table instructions"); err != nil {
+			weight += weightBulk
+			if err := f.checkWeight(weight); err != nil {
 				return nil, err
 			}
 			dst = append(dst, body[copied:start]...)
@@ -288,11 +294,21 @@ func (f *fnScope) instrumentBody(dst, body, check []byte, ix indices, base int) 
 				if bulk > 0 {
 					dst = addScratchLocal(dst, start0, localsEnd, groups)
 				}
+				f.m.cost += weight * weight
+				if err := over(lim.BlockCost, f.m.cost, "functions have a compile cost (blocks squared) of", ""); err != nil {
+					return nil, err
+				}
 				return dst, nil
 			}
 		}
 	}
 	return nil, fail(len(body), fmt.Errorf("body ends inside %d unclosed blocks", depth))
+}
+
+// checkWeight checks the weighted blocks of the function so far against
+// Limits.Blocks.
+func (f *fnScope) checkWeight(weight uint64) error {
+	return over(f.m.lim.Blocks, weight, fmt.Sprintf("function %d has", f.fn), "weighted blocks (loops count 4, bulk instructions 6)")
 }
 
 // isBulk reports whether the 0xfc instruction at b[pos] is a bulk memory

@@ -123,6 +123,7 @@ type module struct {
 	hasDataCount bool
 	tableMax     []tableLimits // of each defined table
 	lim          Limits
+	cost         uint64 // of the bodies so far, for Limits.BlockCost
 }
 
 // tableLimits are a defined table's limits, where they are in its section,
