@@ -1177,3 +1177,101 @@ func TestIndices(t *testing.T) {
 		})
 	}
 }
+
+// TestLimits checks that each limit refuses a module just over it, with a
+// *LimitError, and admits one at it.
+func TestLimits(t *testing.T) {
+	fnType := newSection(secType, vec([]byte{0x60, 0x00, 0x00}))
+	twoFuncs := wasmModule(fnType, newSection(secFunction, vec([]byte{0x00}, []byte{0x00})),
+		newSection(secCode, vec(funcBody(0x0b), funcBody(0x0b))))
+	nested := funcModule(0x02, 0x40, 0x02, 0x40, 0x0b, 0x0b, 0x0b) // depth 3 with the body
+	loop := funcModule(0x03, 0x40, 0x0b, 0x0b)                     // 2 + 4
+	fill := wasmModule(fnType, newSection(secFunction, vec([]byte{0x00})), newSection(secMemory, vec([]byte{0x00, 0x01})),
+		newSection(secCode, vec(funcBody(0x41, 0x00, 0x41, 0x00, 0x41, 0x00, 0xfc, 0x0b, 0x00, 0x0b)))) // 2 + 6
+	locals := funcModuleBody([]byte{0x01, 0x03, 0x7f, 0x0b})
+	data := wasmModule(newSection(secData, vec([]byte{0x01, 0x03, 'a', 'b', 'c'}, []byte{0x01, 0x00})))
+	globals := wasmModule(newSection(secGlobal, vec([]byte{0x7f, 0x00, 0x41, 0x00, 0x0b}, []byte{0x7f, 0x00, 0x41, 0x00, 0x0b})))
+	exports := wasmModule(fnType, newSection(secFunction, vec([]byte{0x00})),
+		newSection(secExport, vec(cat(name("a"), []byte{kindFunc, 0x00}), cat(name("b"), []byte{kindFunc, 0x00}))),
+		newSection(secCode, vec(funcBody(0x0b))))
+	tables := wasmModule(newSection(secTable, vec([]byte{0x70, 0x00, 0x05}, []byte{0x70, 0x00, 0x06})))
+	twoTypes := wasmModule(newSection(secType, vec([]byte{0x60, 0x00, 0x00}, []byte{0x60, 0x00, 0x00})))
+	tests := []struct {
+		name string
+		bin  []byte
+		at   Limits // admits bin
+		over Limits // refuses it
+		want string
+	}{
+		{"module size", twoFuncs, Limits{ModuleSize: uint64(len(twoFuncs))}, Limits{ModuleSize: uint64(len(twoFuncs)) - 1}, "module is ... bytes, limit ..."},
+		{"functions", twoFuncs, Limits{Functions: 2}, Limits{Functions: 1}, "module has 2 functions, limit 1"},
+		{"body size", twoFuncs, Limits{BodySize: 2}, Limits{BodySize: 1}, "function 0 is 2 bytes, limit 1"},
+		{"depth", nested, Limits{Depth: 3}, Limits{Depth: 2}, "function 0 nests blocks 3 deep, limit 2"},
+		{"loop weight", loop, Limits{Blocks: 6}, Limits{Blocks: 5}, "function 0 has 6 weighted blocks (loops count 4, bulk instructions 6), limit 5"},
+		{"bulk weight", fill, Limits{Blocks: 8}, Limits{Blocks: 7}, "function 0 has 8 weighted blocks (loops count 4, bulk instructions 6), limit 7"},
+		{"block cost", twoFuncs, Limits{BlockCost: 8}, Limits{BlockCost: 7}, "functions have a compile cost (blocks squared) of 8, limit 7"},
+		{"locals", locals, Limits{Locals: 3}, Limits{Locals: 2}, "function 0 has 3 locals, limit 2"},
+		{"data size", data, Limits{DataSize: 3}, Limits{DataSize: 2}, "data segments hold 3 bytes, limit 2"},
+		{"data segments", data, Limits{DataSegments: 2}, Limits{DataSegments: 1}, "module has 2 data segments, limit 1"},
+		{"globals", globals, Limits{Globals: 2}, Limits{Globals: 1}, "module has 2 globals, limit 1"},
+		{"exports", exports, Limits{Exports: 2}, Limits{Exports: 1}, "module has 2 exports, limit 1"},
+		{"tables", tables, Limits{Tables: 2}, Limits{Tables: 1}, "module has 2 tables, limit 1"},
+		{"table elements", tables, Limits{TableElements: 11}, Limits{TableElements: 10}, "tables need at least 11 elements, limit 10"},
+		{"types", twoTypes, Limits{Types: 2}, Limits{Types: 1}, "module has 2 types, limit 1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Instrument(tc.bin, tc.at); err != nil {
+				t.Fatalf("at the limit: %v", err)
+			}
+			_, err := Instrument(tc.bin, tc.over)
+			var le *LimitError
+			if !errors.As(err, &le) {
+				t.Fatalf("over the limit: %v, want a *LimitError", err)
+			}
+			if !matches(err.Error(), tc.want) {
+				t.Errorf("error\n got %q\nwant %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestTableCap checks that Instrument lowers table maxima to the budget,
+// so that table.grow past it returns -1, and keeps lower declared maxima.
+func TestTableCap(t *testing.T) {
+	// (table $a 2 funcref) (table $b 1 3 funcref)
+	// (func (export "grow") (param i32 i32) (result i32)
+	//   (table.grow $a (ref.null func) (local.get 0)) ... both)
+	grow := func(table byte) []byte {
+		return []byte{0xd0, 0x70, 0x20, table, 0xfc, 0x0f, table}
+	}
+	bin := wasmModule(
+		newSection(secType, vec([]byte{0x60, 0x02, 0x7f, 0x7f, 0x02, 0x7f, 0x7f})),
+		newSection(secFunction, vec([]byte{0x00})),
+		newSection(secTable, vec([]byte{0x70, 0x00, 0x02}, []byte{0x70, 0x01, 0x01, 0x03})),
+		newSection(secExport, vec(cat(name("grow"), []byte{kindFunc, 0x00}))),
+		newSection(secCode, vec(funcBody(cat(grow(0), grow(1), []byte{0x0b})...))),
+	)
+	// Budget 13: minima 3, slack 10, 5 each: $a may reach 7, $b its own 3.
+	out, err := Instrument(bin, Limits{TableElements: 13})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRuntime(t, wazero.NewRuntimeConfigCompiler())
+	mod := instantiate(t, r, out)
+	f := mod.ExportedFunction("grow")
+	tests := []struct{ a, b, wantA, wantB uint64 }{
+		{6, 3, math.MaxUint32, math.MaxUint32}, // 2+6 > 7, 1+3 > 3
+		{5, 2, 2, 1},                           // to 7 and 3: the caps
+		{1, 1, math.MaxUint32, math.MaxUint32}, // full
+	}
+	for _, tc := range tests {
+		res, err := f.Call(context.Background(), tc.a, tc.b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uint32(res[0]) != uint32(tc.wantA) || uint32(res[1]) != uint32(tc.wantB) {
+			t.Errorf("grow(%d, %d) = %d, %d; want %d, %d", tc.a, tc.b, int32(res[0]), int32(res[1]), int32(tc.wantA), int32(tc.wantB))
+		}
+	}
+}
