@@ -159,6 +159,7 @@ var testModules = []struct {
 	{file: "multivalue.wasm"},
 	{file: "simd.wasm"},
 	{file: "bulk.wasm"},
+	{file: "fill.wasm"},
 	{file: "threads.wasm"},
 	{file: "tag.wasm"},
 }
