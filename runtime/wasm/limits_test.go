@@ -142,7 +142,7 @@ func TestLoadLimits(t *testing.T) {
 		want string
 	}{
 		{"80,000 nested blocks", cat(bytes.Repeat([]byte{0x02, 0x40}, 80000), bytes.Repeat([]byte{0x0b}, 80000)), 1,
-			"function 0 nests blocks 1025 deep, limit 1024"},
+			"function 0 nests blocks 2049 deep, limit 2048"},
 		{"64,000 sequential ifs", bytes.Repeat([]byte{0x41, 0x00, 0x04, 0x40, 0x01, 0x0b}, 64000), 1,
 			"function 0 has 4097 weighted blocks (loops count 4, bulk instructions 6), limit 4096"},
 		{"16,000 memory.fill", bytes.Repeat([]byte{0x41, 0x00, 0x41, 0x00, 0x41, 0x00, 0xfc, 0x0b, 0x00}, 16000), 1,
