@@ -143,14 +143,14 @@ func checkData(s *section, m *module) error {
 		switch flags {
 		case 0: // active, memory 0
 			if err = checkIndex("memory", 0, uint64(m.memories)); err == nil {
-				pos, err = checkConstExpr(b, pos, m, uint64(m.importedGlobals))
+				pos, err = checkConstExpr(b, pos, m, m.globals())
 			}
 		case 1: // passive
 		case 2: // active, with a memory index
 			var mem uint32
 			if mem, pos, err = readU32(b, pos); err == nil {
 				if err = checkIndex("memory", mem, uint64(m.memories)); err == nil {
-					pos, err = checkConstExpr(b, pos, m, uint64(m.importedGlobals))
+					pos, err = checkConstExpr(b, pos, m, m.globals())
 				}
 			}
 		default:
@@ -209,7 +209,7 @@ func checkElements(s *section, m *module) error {
 				if err := checkIndex("table", table, m.tables()); err != nil {
 					return err
 				}
-				if pos, err = checkConstExpr(b, pos, m, uint64(m.importedGlobals)); err != nil {
+				if pos, err = checkConstExpr(b, pos, m, m.globals()); err != nil {
 					return err
 				}
 			}
@@ -230,7 +230,7 @@ func checkElements(s *section, m *module) error {
 			pos = next
 			for j := uint32(0); j < n; j++ {
 				if exprs {
-					pos, err = checkConstExpr(b, pos, m, uint64(m.importedGlobals))
+					pos, err = checkConstExpr(b, pos, m, m.globals())
 				} else {
 					var fn uint32
 					if fn, pos, err = readU32(b, pos); err == nil {

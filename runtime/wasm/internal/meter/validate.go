@@ -53,9 +53,10 @@ func checkIndex(what string, idx uint32, n uint64) error {
 
 // checkConstExpr checks a constant expression, such as a data segment's
 // offset or a global's initialiser, up to and including its end, and
-// returns the position after it. globals is how many globals it may read:
-// the imported ones, or for a global's initialiser every global before it.
-// Only constant instructions are accepted; wazero accepts no others.
+// returns the position after it. globals is how many globals it may name:
+// for a global's initialiser those before it, elsewhere all the module's
+// (which of them a constant may read, wazero validates). Only constant
+// instructions are accepted; wazero accepts no others.
 func checkConstExpr(b []byte, pos int, m *module, globals uint64) (int, error) {
 	for pos < len(b) {
 		start := pos
