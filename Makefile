@@ -93,6 +93,9 @@ runtime/wasm/internal/meter/testdata/%.wasm: WAT2WASM_FLAGS = --enable-threads -
 # The hostile modules that write the meter's own globals are invalid as
 # written, which is their attack: assemble them without validation.
 runtime/internal/e2e/testdata/hostile/meter_%.wasm: WAT2WASM_FLAGS = --enable-all --no-check
+# Hostile modules that only an unvalidated binary can be (indices past the
+# module's own), which the meter must refuse.
+runtime/wasm/testdata/nocheck_%.wasm: WAT2WASM_FLAGS = --enable-all --no-check
 
 run: build
 	bin/moat serve -c examples/moat.toml

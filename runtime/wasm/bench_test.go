@@ -30,7 +30,7 @@ func rawModule(b *testing.B, file string, cfg wazero.RuntimeConfig, instrument b
 	bin := wasmFile(b, file)
 	if instrument {
 		var err error
-		if bin, err = meter.Instrument(bin); err != nil {
+		if bin, err = meter.Instrument(bin, meter.Limits{}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -154,6 +154,6 @@ func meterYields() bool {
 		1, 4, 1, 0x60, 0, 0, // type: () -> ()
 		3, 2, 1, 0, // func 0: type 0
 		10, 9, 1, 7, 0, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b} // code: loop br 0 end end
-	out, err := meter.Instrument(bin)
+	out, err := meter.Instrument(bin, meter.Limits{})
 	return err == nil && bytes.Contains(out, []byte{0xfc, 0x0f})
 }

@@ -173,7 +173,7 @@ func (e *Engine) Load(ctx context.Context, cfg ModuleConfig) (m *Module, err err
 		return nil, m.loadErr(fmt.Errorf("memory needs at least %d pages (%d bytes), over the memory_limit of %d bytes",
 			info.memoryMin, info.memoryMin*pageSize, cfg.MemoryLimit))
 	}
-	metered, err := meter.Instrument(bin)
+	metered, err := meter.Instrument(bin, loadLimits(cfg.MemoryLimit))
 	if err != nil {
 		return nil, m.loadErr(err)
 	}

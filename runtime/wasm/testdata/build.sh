@@ -3,5 +3,9 @@
 set -e
 cd "$(dirname "$0")"
 for f in *.wat; do
-	wat2wasm --enable-all "$f" -o "${f%.wat}.wasm"
+	case "$f" in
+	nocheck_*) flags=--no-check ;; # hostile: indices no validator would pass
+	*) flags= ;;
+	esac
+	wat2wasm --enable-all $flags "$f" -o "${f%.wat}.wasm"
 done

@@ -2,6 +2,7 @@ package meter
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/tetratelabs/wazero"
@@ -15,7 +16,7 @@ func BenchmarkInstrument(b *testing.B) {
 	b.SetBytes(int64(len(bin)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Instrument(bin); err != nil {
+		if _, err := Instrument(bin, Limits{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -72,4 +73,15 @@ func BenchmarkLoop(b *testing.B) {
 // function that adds two numbers.
 func BenchmarkCall(b *testing.B) {
 	benchmarkCall(b, load(b, "noglobals.wasm"), "add", []uint64{api.EncodeI32(2), api.EncodeI32(3)}, 5)
+}
+
+// BenchmarkBulk measures what charging bulk instructions costs: one call
+// of a loop of 100 memory.fill, of 64 bytes (where the charge is largest
+// against the work) and of 64 KiB.
+func BenchmarkBulk(b *testing.B) {
+	for _, size := range []uint64{64, 64 << 10} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			benchmarkCall(b, load(b, "fill.wasm"), "fill", []uint64{100, size}, 100)
+		})
+	}
 }

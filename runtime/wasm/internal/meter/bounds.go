@@ -31,38 +31,39 @@ func readVecLen(b []byte, pos int) (uint32, int, error) {
 	return n, next, nil
 }
 
-// checkSectionBounds checks the counts in a section that wazero decodes and
-// returns the number of types, for the type section.
-func checkSectionBounds(s *section) (types uint32, err error) {
+// checkSectionBounds checks the counts in a section that wazero decodes,
+// and for the type, element and data sections also the limits and indices
+// (see validate.go), recording what m needs of them.
+func checkSectionBounds(s *section, m *module) error {
 	switch s.id {
 	case secType:
-		return checkTypes(s)
+		return checkTypes(s, m)
 	case secData:
-		return 0, checkData(s)
+		return checkData(s, m)
 	case secElement:
-		return 0, checkElements(s)
+		return checkElements(s, m)
 	case secCustom:
 		if s.name == "name" {
-			return 0, checkNames(s)
+			return checkNames(s)
 		}
-		return 0, nil
+		return nil
 	case secStart, secDataCount:
-		return 0, nil
+		return nil
 	default:
 		// The other sections start with a vector; what they hold is
 		// checked as they are read, or has no counts.
 		_, _, err := readCount(s)
-		return 0, err
+		return err
 	}
 }
 
 // checkTypes checks the type section: function types (0x60), possibly in
 // recursion groups (0x4e), each with vectors of parameters and results.
-func checkTypes(s *section) (uint32, error) {
+func checkTypes(s *section, m *module) error {
 	b := s.content
 	count, pos, err := readVecLen(b, 0)
 	if err != nil {
-		return 0, s.errorf(0, "read count: %w", err)
+		return s.errorf(0, "read count: %w", err)
 	}
 	var types uint64
 	funcType := func() error {
@@ -73,10 +74,13 @@ func checkTypes(s *section) (uint32, error) {
 			return fmt.Errorf("unknown type form %#x", b[pos])
 		}
 		pos++
-		for range 2 { // parameters, results
+		for k := range 2 { // parameters, results
 			var n uint32
 			if n, pos, err = readVecLen(b, pos); err != nil {
 				return err
+			}
+			if k == 0 {
+				m.typeParams = append(m.typeParams, n)
 			}
 			for j := uint32(0); j < n; j++ {
 				if pos, err = skipValType(b, pos); err != nil {
@@ -92,36 +96,44 @@ func checkTypes(s *section) (uint32, error) {
 		if pos < len(b) && b[pos] == 0x4e { // recursion group
 			var n uint32
 			if n, pos, err = readVecLen(b, pos+1); err != nil {
-				return 0, s.errorf(start, "type %d: %w", types, err)
+				return s.errorf(start, "type %d: %w", types, err)
 			}
 			for j := uint32(0); j < n; j++ {
 				if err := funcType(); err != nil {
-					return 0, s.errorf(start, "type %d: %w", types, err)
+					return s.errorf(start, "type %d: %w", types, err)
 				}
 			}
 			continue
 		}
 		if err := funcType(); err != nil {
-			return 0, s.errorf(start, "type %d: %w", types, err)
+			return s.errorf(start, "type %d: %w", types, err)
 		}
 	}
 	if pos != len(b) {
-		return 0, s.errorf(pos, "%d bytes after the last type", len(b)-pos)
+		return s.errorf(pos, "%d bytes after the last type", len(b)-pos)
 	}
 	if types > uint64(^uint32(0)) {
-		return 0, s.errorf(0, "too many types")
+		return s.errorf(0, "too many types")
 	}
-	return uint32(types), nil
+	m.types = uint32(types)
+	return over(m.lim.Types, types, "module has", "types")
 }
 
 // checkData checks the data section's segments: flags, memory index,
 // offset and bytes.
-func checkData(s *section) error {
+func checkData(s *section, m *module) error {
 	b := s.content
 	count, pos, err := readVecLen(b, 0)
 	if err != nil {
 		return s.errorf(0, "read count: %w", err)
 	}
+	if err := over(m.lim.DataSegments, uint64(count), "module has", "data segments"); err != nil {
+		return err
+	}
+	if m.hasDataCount && m.dataCount != count {
+		return s.errorf(0, "%d data segments, but the data count section says %d", count, m.dataCount)
+	}
+	var size uint64
 	for i := uint32(0); i < count; i++ {
 		start := pos
 		var flags uint32
@@ -130,11 +142,16 @@ func checkData(s *section) error {
 		}
 		switch flags {
 		case 0: // active, memory 0
-			pos, err = skipConstExpr(b, pos)
+			if err = checkIndex("memory", 0, uint64(m.memories)); err == nil {
+				pos, err = checkConstExpr(b, pos, m, m.globals())
+			}
 		case 1: // passive
 		case 2: // active, with a memory index
-			if _, pos, err = readU32(b, pos); err == nil {
-				pos, err = skipConstExpr(b, pos)
+			var mem uint32
+			if mem, pos, err = readU32(b, pos); err == nil {
+				if err = checkIndex("memory", mem, uint64(m.memories)); err == nil {
+					pos, err = checkConstExpr(b, pos, m, m.globals())
+				}
 			}
 		default:
 			return s.errorf(start, "data segment %d: unknown flags %d", i, flags)
@@ -143,6 +160,7 @@ func checkData(s *section) error {
 			var n uint32
 			if n, pos, err = readVecLen(b, pos); err == nil {
 				pos += int(n)
+				size += uint64(n)
 			}
 		}
 		if err != nil {
@@ -152,19 +170,23 @@ func checkData(s *section) error {
 	if pos != len(b) {
 		return s.errorf(pos, "%d bytes after the last data segment", len(b)-pos)
 	}
-	return nil
+	return over(m.lim.DataSize, size, "data segments hold", "bytes")
 }
 
 // checkElements checks the element section's segments. Flags bit 0 marks a
 // passive or declarative segment, bit 1 a table index (if active) or
 // declarative (if not) and an element kind or type, bit 2 expressions
 // rather than function indices.
-func checkElements(s *section) error {
+func checkElements(s *section, m *module) error {
 	b := s.content
 	count, pos, err := readVecLen(b, 0)
 	if err != nil {
 		return s.errorf(0, "read count: %w", err)
 	}
+	if err := over(m.lim.ElemSegments, uint64(count), "module has", "element segments"); err != nil {
+		return err
+	}
+	m.elems = count
 	for i := uint32(0); i < count; i++ {
 		start := pos
 		if err := func() error {
@@ -177,13 +199,17 @@ func checkElements(s *section) error {
 				return fmt.Errorf("unknown flags %d", flags)
 			}
 			active, explicit, exprs := flags&1 == 0, flags&2 != 0, flags&4 != 0
+			table := uint32(0)
 			if active && explicit { // table index
-				if _, pos, err = readU32(b, pos); err != nil {
+				if table, pos, err = readU32(b, pos); err != nil {
 					return err
 				}
 			}
 			if active {
-				if pos, err = skipConstExpr(b, pos); err != nil {
+				if err := checkIndex("table", table, m.tables()); err != nil {
+					return err
+				}
+				if pos, err = checkConstExpr(b, pos, m, m.globals()); err != nil {
 					return err
 				}
 			}
@@ -204,9 +230,12 @@ func checkElements(s *section) error {
 			pos = next
 			for j := uint32(0); j < n; j++ {
 				if exprs {
-					pos, err = skipConstExpr(b, pos)
+					pos, err = checkConstExpr(b, pos, m, m.globals())
 				} else {
-					_, pos, err = readU32(b, pos)
+					var fn uint32
+					if fn, pos, err = readU32(b, pos); err == nil {
+						err = checkIndex("function", fn, m.funcs())
+					}
 				}
 				if err != nil {
 					return err

@@ -1,7 +1,6 @@
 package meter
 
 import (
-	"errors"
 	"fmt"
 	"math"
 )
@@ -44,7 +43,8 @@ type indices struct {
 //	i32.sub
 //	global.set $countdown
 //	global.get $countdown
-//	i32.eqz
+//	i32.const 0
+//	i32.le_s
 //	if
 //	  ref.null func
 //	  i32.const 0
@@ -53,6 +53,9 @@ type indices struct {
 //	  i32.const yieldInterval
 //	  global.set $countdown
 //	end
+//
+// The countdown is compared with <= 0 rather than == 0 because a bulk
+// instruction charges it by more than one (see appendBulkCharge).
 //
 // Each if has the empty block type and is closed before the next original
 // instruction, so the code changes neither the operand stack nor the depth
@@ -66,7 +69,7 @@ func appendCheck(dst []byte, ix indices) []byte {
 		globalGet   = 0x23
 		globalSet   = 0x24
 		i32Const    = 0x41
-		i32Eqz      = 0x45
+		i32LeS      = 0x4c
 		i64GeU      = 0x5a
 		i32Sub      = 0x6b
 		refNull     = 0xd0
@@ -87,7 +90,7 @@ func appendCheck(dst []byte, ix indices) []byte {
 	dst = appendU32(dst, ix.countdown)
 	dst = append(dst, globalGet)
 	dst = appendU32(dst, ix.countdown)
-	dst = append(dst, i32Eqz, ifOp, emptyBlock)
+	dst = append(dst, i32Const, 0x00, i32LeS, ifOp, emptyBlock)
 	dst = append(dst, refNull, funcref, i32Const, 0x00, miscPrefix, tableGrow)
 	dst = appendU32(dst, ix.table)
 	dst = append(dst, drop, i32Const)
@@ -97,21 +100,72 @@ func appendCheck(dst []byte, ix indices) []byte {
 	return append(dst, end)
 }
 
-// instrumentCode returns the code section's content with check inserted at
-// the start of every body and after every loop's block type. Function
-// indices in errors count imported functions first, as in the module's
-// function index space.
-func instrumentCode(s *section, importedFuncs uint32, check []byte) ([]byte, error) {
+// bulkShift converts the length operand of a bulk instruction into units
+// charged to the countdown: one per 1<<bulkShift bytes (or table
+// elements). A check stands for one loop iteration, a nanosecond or two of
+// work; memset and memmove move some 16-64 bytes in that time, so 64 bytes
+// per unit keeps the time between two exits to Go, in a guest that runs
+// bulk instructions, within a few times what it is in a tight loop, and
+// the exits cost under 1% of a large copy (one ~150 ns exit per
+// 4096 << 6 = 256 KiB).
+const bulkShift = 6
+
+// appendBulkCharge appends the code that runs before every bulk
+// instruction, whose length operand is on top of the stack:
+//
+//	local.tee $scratch    ;; the length stays on the stack
+//	global.get $countdown
+//	local.get $scratch
+//	i32.const bulkShift
+//	i32.shr_u
+//	i32.sub
+//	global.set $countdown
+//
+// followed by the check (appendCheck), which traps if the deadline has
+// passed and exits to Go once the countdown is spent. So a long series of
+// large fills stops at the deadline and lets a stop-the-world in before
+// each fill; a single instruction still runs to its end, which bounds the
+// wait by the time to fill or copy the module's largest memory or table
+// (memory_limit, and the table budget).
+func appendBulkCharge(dst []byte, ix indices, scratch uint32) []byte {
+	const (
+		localGet  = 0x20
+		localTee  = 0x22
+		globalGet = 0x23
+		globalSet = 0x24
+		i32Const  = 0x41
+		i32Sub    = 0x6b
+		i32ShrU   = 0x76
+	)
+	dst = append(dst, localTee)
+	dst = appendU32(dst, scratch)
+	dst = append(dst, globalGet)
+	dst = appendU32(dst, ix.countdown)
+	dst = append(dst, localGet)
+	dst = appendU32(dst, scratch)
+	dst = append(dst, i32Const, bulkShift, i32ShrU, i32Sub, globalSet)
+	return appendU32(dst, ix.countdown)
+}
+
+// instrumentCode returns the code section's content with the check
+// inserted at the start of every body and after every loop's block type,
+// and a charge before every bulk instruction. Function indices in errors
+// count imported functions first, as in the module's function index space.
+func instrumentCode(s *section, m *module, ix indices) ([]byte, error) {
 	b := s.content
 	count, pos, err := readVecLen(b, 0)
 	if err != nil {
 		return nil, s.errorf(0, "read count: %w", err)
 	}
+	if defined := uint64(len(m.funcTypes)) - uint64(m.importedFuncs); uint64(count) != defined {
+		return nil, s.errorf(0, "%d function bodies for %d defined functions", count, defined)
+	}
+	check := appendCheck(nil, ix)
 	out := make([]byte, 0, len(b)+len(b)/8+16)
 	out = append(out, b[:pos]...)
 	var body []byte // reused across functions
 	for i := uint32(0); i < count; i++ {
-		fn := uint64(importedFuncs) + uint64(i)
+		fn := uint64(m.importedFuncs) + uint64(i)
 		size, next, err := readU32(b, pos)
 		if err != nil {
 			return nil, fmt.Errorf("meter: function %d at offset %#x: read body size: %w", fn, s.offset+pos, err)
@@ -119,8 +173,12 @@ func instrumentCode(s *section, importedFuncs uint32, check []byte) ([]byte, err
 		if uint64(size) > uint64(len(b)-next) {
 			return nil, fmt.Errorf("meter: function %d at offset %#x: body size %d exceeds the %d bytes left in the code section", fn, s.offset+pos, size, len(b)-next)
 		}
+		if err := over(m.lim.BodySize, uint64(size), fmt.Sprintf("function %d is", fn), "bytes"); err != nil {
+			return nil, err
+		}
 		end := next + int(size)
-		body, err = instrumentBody(body[:0], b[next:end], check, fn, s.offset+next)
+		f := fnScope{m: m, fn: fn, locals: uint64(m.typeParams[m.funcTypes[fn]])}
+		body, err = f.instrumentBody(body[:0], b[next:end], check, ix, s.offset+next)
 		if err != nil {
 			return nil, err
 		}
@@ -138,14 +196,16 @@ func instrumentCode(s *section, importedFuncs uint32, check []byte) ([]byte, err
 }
 
 // instrumentBody appends to dst the function body with check inserted after
-// the locals and after each loop's block type. fn names the function and
-// base is the offset of body in the input, both for errors.
+// the locals and after each loop's block type, and a charge before each
+// bulk instruction. base is the offset of body in the input, for errors.
 //
 // It decodes every instruction, because immediates vary in length and a
-// byte 0x03 inside one is not a loop. It checks structure only (every
-// opcode known, immediates complete, blocks balanced); types and indices are
-// left to wazero's validator.
-func instrumentBody(dst, body, check []byte, fn uint64, base int) ([]byte, error) {
+// byte 0x03 inside one is not a loop, and checks every index in it against
+// the module's own index spaces (see validate.go). It checks structure
+// (every opcode known, immediates complete, blocks balanced) and indices;
+// types are left to wazero's validator.
+func (f *fnScope) instrumentBody(dst, body, check []byte, ix indices, base int) ([]byte, error) {
+	fn, lim := f.fn, f.m.lim
 	fail := func(pos int, err error) error {
 		return fmt.Errorf("meter: function %d: %w at offset %#x", fn, err, base+pos)
 	}
@@ -155,22 +215,31 @@ func instrumentBody(dst, body, check []byte, fn uint64, base int) ([]byte, error
 	if err != nil {
 		return nil, fail(0, fmt.Errorf("read locals: %w", err))
 	}
-	var locals uint64
 	for i := uint32(0); i < groups; i++ {
 		n, next, err := readU32(body, pos)
 		if err != nil {
 			return nil, fail(pos, fmt.Errorf("read locals: %w", err))
 		}
-		if locals += uint64(n); locals > maxLocals {
+		f.locals += uint64(n)
+		if err := over(lim.Locals, f.locals, fmt.Sprintf("function %d has", fn), "locals"); err != nil {
+			return nil, err
+		}
+		if f.locals > maxLocals {
 			return nil, fail(pos, fmt.Errorf("more than %d locals", maxLocals))
 		}
 		if pos, err = skipValType(body, next); err != nil {
 			return nil, fail(next, fmt.Errorf("read locals: %w", err))
 		}
 	}
+	start0 := len(dst)
 	dst = append(dst, body[:pos]...)
+	localsEnd := len(dst)
 	dst = append(dst, check...)
 
+	// scratch is the local that a bulk instruction's length is saved in,
+	// added after the function's own if it has one.
+	scratch := uint32(f.locals)
+	weight, bulk := uint64(weightEntry), uint64(0)
 	copied := pos // body[:copied] is in dst
 	depth := 1    // the function body is a block closed by the final end
 	for pos < len(body) {
@@ -179,26 +248,99 @@ func instrumentBody(dst, body, check []byte, fn uint64, base int) ([]byte, error
 		if err != nil {
 			return nil, fail(start, err)
 		}
+		if err := f.checkInstruction(body, start, depth); err != nil {
+			return nil, fail(start, err)
+		}
 		pos = next
 		switch kind {
-		case immBlock, immTryTable:
+		case immBlock, immTryTable, immLoop:
+			if kind == immLoop {
+				dst = append(dst, body[copied:pos]...)
+				dst = append(dst, check...)
+				copied = pos
+			}
 			depth++
-		case immLoop:
-			dst = append(dst, body[copied:pos]...)
+			if err := over(lim.Depth, uint64(depth), fmt.Sprintf("function %d nests blocks", fn), "deep"); err != nil {
+				return nil, err
+			}
+			if kind == immLoop {
+				weight += weightLoop
+			} else {
+				weight += weightBlock
+			}
+			if err := f.checkWeight(weight); err != nil {
+				return nil, err
+			}
+		case immMisc:
+			if !isBulk(body, start) {
+				break
+			}
+			bulk++
+			weight += weightBulk
+			if err := f.checkWeight(weight); err != nil {
+				return nil, err
+			}
+			dst = append(dst, body[copied:start]...)
+			dst = appendBulkCharge(dst, ix, scratch)
 			dst = append(dst, check...)
-			copied = pos
-			depth++
+			copied = start
 		case immEnd:
 			depth--
 			if depth == 0 {
 				if pos != len(body) {
 					return nil, fail(start, fmt.Errorf("function ends with %d bytes left in its body", len(body)-pos))
 				}
-				return append(dst, body[copied:]...), nil
+				dst = append(dst, body[copied:]...)
+				if bulk > 0 {
+					dst = addScratchLocal(dst, start0, localsEnd, groups)
+				}
+				f.m.cost += weight * weight
+				if err := over(lim.BlockCost, f.m.cost, "functions have a compile cost (blocks squared) of", ""); err != nil {
+					return nil, err
+				}
+				return dst, nil
 			}
 		}
 	}
 	return nil, fail(len(body), fmt.Errorf("body ends inside %d unclosed blocks", depth))
+}
+
+// checkWeight checks the weighted blocks of the function so far against
+// Limits.Blocks.
+func (f *fnScope) checkWeight(weight uint64) error {
+	return over(f.m.lim.Blocks, weight, fmt.Sprintf("function %d has", f.fn), "weighted blocks (loops count 4, bulk instructions 6)")
+}
+
+// isBulk reports whether the 0xfc instruction at b[pos] is a bulk memory
+// or table instruction whose cost grows with its length operand:
+// memory.init, memory.copy, memory.fill, table.init, table.copy or
+// table.fill.
+func isBulk(b []byte, pos int) bool {
+	sub, _, err := readU32(b, pos+1)
+	if err != nil {
+		return false
+	}
+	switch sub {
+	case 0x08, 0x0a, 0x0b, 0x0c, 0x0e, 0x11:
+		return true
+	}
+	return false
+}
+
+// addScratchLocal rewrites the body at dst[start:] to declare one more
+// local, an i32, after the function's own: dst[start:localsEnd] is the
+// original locals vector, of groups groups.
+func addScratchLocal(dst []byte, start, localsEnd int, groups uint32) []byte {
+	const i32 = 0x7f
+	_, after, _ := readU32(dst, start) // the groups count, as read before
+	head := appendU32(nil, groups+1)
+	head = append(head, dst[after:localsEnd]...)
+	head = append(head, 0x01, i32)
+	rest := dst[localsEnd:]
+	out := make([]byte, 0, len(dst)-start+len(head))
+	out = append(out, head...)
+	out = append(out, rest...)
+	return append(dst[:start], out...)
 }
 
 // skipInstruction decodes the instruction at b[pos] and returns the kind of
@@ -249,25 +391,6 @@ func skipInstruction(b []byte, pos int) (kind uint8, next int, err error) {
 		return kind, pos, fmt.Errorf("truncated or malformed immediate of opcode 0x%02x", op)
 	}
 	return kind, next, nil
-}
-
-// skipConstExpr skips a constant expression, such as a data segment's
-// offset, up to and including its end.
-func skipConstExpr(b []byte, pos int) (int, error) {
-	for pos < len(b) {
-		kind, next, err := skipInstruction(b, pos)
-		if err != nil {
-			return pos, err
-		}
-		switch kind {
-		case immEnd:
-			return next, nil
-		case immBlock, immLoop, immTryTable:
-			return pos, errors.New("block in a constant expression")
-		}
-		pos = next
-	}
-	return pos, errTruncated
 }
 
 // Immediate kinds of the one-byte opcodes.

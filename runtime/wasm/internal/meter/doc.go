@@ -47,6 +47,26 @@
 // The deadline starts at the maximum unsigned value, so an instance never
 // traps before the host has set a deadline.
 //
+// # Bulk instructions
+//
+// memory.fill, memory.copy, memory.init and their table counterparts run
+// in native code (memmove) for as long as their length asks, with no loop
+// header to check at: 300 fills of 64 MiB in straight-line code ran for
+// seconds past the deadline and held the garbage collector as long. Before
+// each, the guest saves the length in a scratch local, subtracts
+// length>>bulkShift from the countdown and runs the check; the countdown
+// test is "<= 0", so a large instruction makes the guest exit to Go before
+// it starts.
+//
+// # Sealing what Instrument adds
+//
+// The globals and table Instrument appends sit at indices the module could
+// name. Instrument checks every index in the module against its own index
+// spaces before adding anything, and refuses names in the "moat."
+// namespace, so no guest code can read or write the meter's state (see
+// validate.go). It also enforces Limits on the module's shape, which bound
+// what wazero's compiler spends on it, and caps its tables (capTables).
+//
 // A start section would run inside wazero's InstantiateModule, where nothing
 // can stop it, so Instrument removes it and exports the start function as
 // [ExportStart]; the host calls it under a deadline after instantiation.

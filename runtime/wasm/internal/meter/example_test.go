@@ -18,7 +18,7 @@ func ExampleInstrument() {
 	if err != nil {
 		panic(err)
 	}
-	bin, err = meter.Instrument(bin)
+	bin, err = meter.Instrument(bin, meter.Limits{})
 	if err != nil {
 		panic(err)
 	}

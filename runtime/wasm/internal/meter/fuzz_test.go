@@ -33,7 +33,7 @@ func FuzzInstrument(f *testing.F) {
 	defer r.Close(ctx)
 
 	f.Fuzz(func(t *testing.T, in []byte) {
-		out, err := Instrument(in)
+		out, err := Instrument(in, Limits{})
 		if err != nil {
 			if out != nil {
 				t.Fatal("output with error")

@@ -111,6 +111,27 @@ type module struct {
 	types           uint32 // entries in the type section
 	hasStart        bool
 	startFunc       uint32
+
+	// The module's own index spaces, as its author wrote them (see
+	// validate.go), and what limits.go needs.
+	typeParams   []uint32 // parameters of each type
+	funcTypes    []uint32 // type of each function, imported first
+	memories     uint32
+	tags         uint32
+	elems        uint32
+	dataCount    uint32
+	hasDataCount bool
+	tableMax     []tableLimits // of each defined table
+	lim          Limits
+	cost         uint64 // of the bodies so far, for Limits.BlockCost
+}
+
+// tableLimits are a defined table's limits, where they are in its section,
+// for Instrument to rewrite the maximum (see Instrument).
+type tableLimits struct {
+	min, max   uint32
+	hasMax     bool
+	start, end int // limits bytes in the table section's content
 }
 
 // Instrument returns a copy of the wasm binary bin with preemption checks at
@@ -119,32 +140,46 @@ type module struct {
 // the package documentation for why).
 //
 // Instrument also
+//
 //   - appends, after all existing globals (imported and defined), so that no
 //     index moves: the epoch and deadline globals, exported as ExportEpoch
 //     and ExportDeadline, and an unexported i32 countdown;
+//
 //   - appends an empty funcref table, which the checks grow by zero so that
 //     the garbage collector can stop the world (see yieldInterval);
+//
 //   - removes the start section, if any, and exports its function as
 //     ExportStart;
+//
 //   - drops custom sections that describe code offsets, which the rewrite
 //     invalidates: ".debug_*", "sourceMappingURL", "external_debug_info" and
 //     "metadata.code.*". Others, such as "name" and "producers", are kept
 //     unchanged; function indices do not change. Label names in "name"
 //     (subsection 3) do not count the inserted blocks.
 //
-// It fails if the module already exports one of the three names, even
-// ExportStart without a start section (so a module cannot be instrumented
-// twice, nor pass a function off as its start function); if bin is
-// truncated or malformed, or declares more entries than it has bytes for
-// (see bounds.go); or if a function body holds an opcode wazero v1.12.0 does
-// not accept. Instrument checks structure, not types: whenever wazero (with
-// reference types, which core 2.0 and wazero's default include) accepts the
-// input, it accepts the output.
+//   - charges every bulk memory and table instruction (memory.fill, copy
+//     and init, table.fill, copy and init) by its length to the yield
+//     countdown, and runs the check before it (see appendBulkCharge);
+//
+//   - when lim.TableElements is set, lowers each defined table's maximum
+//     so that all tables together can never hold more elements than that
+//     (see capTables).
+//
+// It fails if the module exports or imports a name in the reserved "moat."
+// namespace (so a module cannot be instrumented twice, nor pass a function
+// off as its start function); if any index in any instruction or section
+// is outside the module's own index spaces, so that no guest code can reach
+// what Instrument adds (see validate.go); if the module exceeds lim, with a
+// *LimitError; if bin is truncated or malformed, or declares more entries
+// than it has bytes for (see bounds.go); or if a function body holds an
+// opcode wazero v1.12.0 does not accept. Instrument checks structure and
+// indices, not types: whenever wazero (with reference types, which core 2.0
+// and wazero's default include) accepts the input, it accepts the output.
 //
 // Instrument does not modify bin and is safe for concurrent use. It runs in
 // time linear in len(bin).
-func Instrument(bin []byte) ([]byte, error) {
-	m, err := readModule(bin)
+func Instrument(bin []byte, lim Limits) ([]byte, error) {
+	m, err := readModule(bin, lim)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +200,6 @@ func Instrument(bin []byte) ([]byte, error) {
 		countdown: uint32(firstGlobal + 2),
 		table:     uint32(table),
 	}
-	check := appendCheck(nil, ix)
 
 	// Instrumenting adds a few dozen bytes per loop; leave room for that.
 	out := make([]byte, 0, len(bin)+len(bin)/8+128)
@@ -207,7 +241,11 @@ func Instrument(bin []byte) ([]byte, error) {
 				out = append(out, s.raw...)
 			}
 		case secTable:
-			count, rest, err := readCount(s)
+			content, err := capTables(s, m)
+			if err != nil {
+				return nil, err
+			}
+			count, rest, err := readCount(&section{id: secTable, content: content})
 			if err != nil {
 				return nil, err
 			}
@@ -234,7 +272,7 @@ func Instrument(bin []byte) ([]byte, error) {
 		case secStart:
 			// Replaced by the ExportStart export.
 		case secCode:
-			content, err := instrumentCode(s, m.importedFuncs, check)
+			content, err := instrumentCode(s, m, ix)
 			if err != nil {
 				return nil, err
 			}
@@ -254,7 +292,7 @@ func Instrument(bin []byte) ([]byte, error) {
 
 // readModule splits bin into sections, checks their order and reads the
 // counts and indices Instrument needs.
-func readModule(bin []byte) (*module, error) {
+func readModule(bin []byte, lim Limits) (*module, error) {
 	if len(bin) < len(header) || !bytes.Equal(bin[:4], header[:4]) {
 		return nil, errors.New("meter: not a wasm binary: bad magic number")
 	}
@@ -262,7 +300,10 @@ func readModule(bin []byte) (*module, error) {
 		return nil, fmt.Errorf("meter: unsupported wasm binary version % x", bin[4:8])
 	}
 
-	m := &module{}
+	m := &module{lim: lim}
+	if err := over(lim.ModuleSize, uint64(len(bin)), "module is", "bytes"); err != nil {
+		return nil, err
+	}
 	lastRank := 0
 	for pos := len(header); pos < len(bin); {
 		start := pos
@@ -290,7 +331,7 @@ func readModule(bin []byte) (*module, error) {
 				return nil, fmt.Errorf("meter: custom section at offset %#x: name overruns the section", start)
 			}
 			s.name = string(s.content[after : after+int(n)])
-			if _, err := checkSectionBounds(&s); err != nil {
+			if err := checkSectionBounds(&s, m); err != nil {
 				return nil, err
 			}
 			m.sections = append(m.sections, s)
@@ -303,29 +344,42 @@ func readModule(bin []byte) (*module, error) {
 		}
 		lastRank = rank
 
-		types, err := checkSectionBounds(&s)
-		if err != nil {
+		if err := checkSectionBounds(&s, m); err != nil {
 			return nil, err
 		}
 		switch id {
-		case secType:
-			m.types = types
 		case secImport:
 			err = readImports(&s, m)
 		case secFunction:
 			err = checkFunctionTypes(&s, m)
 		case secTable:
-			m.definedTables, _, err = readCount(&s)
+			err = readTables(&s, m)
+		case secMemory:
+			err = readMemories(&s, m)
+		case secTag:
+			err = readTags(&s, m)
 		case secGlobal:
-			m.definedGlobals, _, err = readCount(&s)
+			err = readGlobals(&s, m)
+		case secExport:
+			err = checkExports(&s, m)
 		case secStart:
 			m.hasStart = true
-			m.startFunc, err = readStart(&s)
+			if m.startFunc, err = readIndex(&s, "function index"); err == nil {
+				if err = checkIndex("function", m.startFunc, m.funcs()); err != nil {
+					err = s.errorf(0, "%w", err)
+				}
+			}
+		case secDataCount:
+			m.hasDataCount = true
+			m.dataCount, err = readIndex(&s, "data count")
 		}
 		if err != nil {
 			return nil, err
 		}
 		m.sections = append(m.sections, s)
+	}
+	if err := m.checkTotals(); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -349,20 +403,28 @@ func readCount(s *section) (uint32, []byte, error) {
 	return n, s.content[next:], nil
 }
 
-// readImports counts imported functions, tables and globals, which come
-// first in their index spaces.
+// readImports reads the imports: functions, tables, memories, globals and
+// tags come first in their index spaces.
 func readImports(s *section, m *module) error {
 	b := s.content
 	count, pos, err := readVecLen(b, 0)
 	if err != nil {
 		return s.errorf(0, "read count: %w", err)
 	}
+	if err := over(m.lim.Imports, uint64(count), "module has", "imports"); err != nil {
+		return err
+	}
 	for i := uint32(0); i < count; i++ {
 		entry := pos
 		// Module and field names.
 		for range 2 {
+			start := pos
 			if pos, err = skipName(b, pos); err != nil {
 				return s.errorf(entry, "import %d: read name: %w", i, err)
+			}
+			n, after, _ := readU32(b, start)
+			if err := checkReservedName(string(b[after : after+int(n)])); err != nil {
+				return s.errorf(entry, "import %d: %w", i, err)
 			}
 		}
 		if pos >= len(b) {
@@ -372,7 +434,11 @@ func readImports(s *section, m *module) error {
 		pos++
 		switch kind {
 		case kindFunc:
-			_, pos, err = readU32(b, pos)
+			var typ uint32
+			if typ, pos, err = readU32(b, pos); err == nil {
+				err = checkIndex("type", typ, uint64(m.types))
+			}
+			m.funcTypes = append(m.funcTypes, typ)
 			m.importedFuncs++
 		case kindTable:
 			if pos, err = skipValType(b, pos); err == nil {
@@ -381,6 +447,7 @@ func readImports(s *section, m *module) error {
 			m.importedTables++
 		case kindMemory:
 			pos, err = skipLimits(b, pos)
+			m.memories++
 		case kindGlobal:
 			if pos, err = skipValType(b, pos); err == nil {
 				pos, err = skipBytes(b, pos, 1) // mutability
@@ -388,8 +455,12 @@ func readImports(s *section, m *module) error {
 			m.importedGlobals++
 		case kindTag:
 			if pos, err = skipBytes(b, pos, 1); err == nil { // attribute
-				_, pos, err = readU32(b, pos)
+				var typ uint32
+				if typ, pos, err = readU32(b, pos); err == nil {
+					err = checkIndex("type", typ, uint64(m.types))
+				}
 			}
+			m.tags++
 		default:
 			return s.errorf(entry, "import %d: unknown kind %#x", i, kind)
 		}
@@ -404,14 +475,18 @@ func readImports(s *section, m *module) error {
 }
 
 // checkFunctionTypes checks that every defined function's type index is in
-// range. This is wazero's job, but wazero v1.12.0 checks it one function at
-// a time while validating bodies, so a call to a later function with a bad
-// type index panics (index out of range) inside CompileModule.
+// range, and records it. This is wazero's job, but wazero v1.12.0 checks it
+// one function at a time while validating bodies, so a call to a later
+// function with a bad type index panics (index out of range) inside
+// CompileModule.
 func checkFunctionTypes(s *section, m *module) error {
 	b := s.content
 	count, pos, err := readVecLen(b, 0)
 	if err != nil {
 		return s.errorf(0, "read count: %w", err)
+	}
+	if err := over(m.lim.Functions, uint64(m.importedFuncs)+uint64(count), "module has", "functions"); err != nil {
+		return err
 	}
 	for i := uint32(0); i < count; i++ {
 		start := pos
@@ -422,6 +497,7 @@ func checkFunctionTypes(s *section, m *module) error {
 		if typ >= m.types {
 			return s.errorf(start, "function %d: type index %d out of range (%d types)", uint64(m.importedFuncs)+uint64(i), typ, m.types)
 		}
+		m.funcTypes = append(m.funcTypes, typ)
 	}
 	if pos != len(b) {
 		return s.errorf(pos, "%d bytes after the last type index", len(b)-pos)
@@ -429,14 +505,200 @@ func checkFunctionTypes(s *section, m *module) error {
 	return nil
 }
 
-// readStart reads the start function's index.
-func readStart(s *section) (uint32, error) {
+// readTables reads the defined tables and where their limits are, which
+// Instrument may rewrite.
+func readTables(s *section, m *module) error {
+	b := s.content
+	count, pos, err := readVecLen(b, 0)
+	if err != nil {
+		return s.errorf(0, "read count: %w", err)
+	}
+	m.definedTables = count
+	for i := uint32(0); i < count; i++ {
+		entry := pos
+		init := false
+		if pos < len(b) && b[pos] == 0x40 { // table with an initialiser
+			if pos, err = skipBytes(b, pos, 2); err != nil {
+				return s.errorf(entry, "table %d: %w", i, err)
+			}
+			init = true
+		}
+		if pos, err = skipValType(b, pos); err != nil {
+			return s.errorf(entry, "table %d: %w", i, err)
+		}
+		t := tableLimits{start: pos}
+		if pos, err = skipLimits(b, pos); err != nil {
+			return s.errorf(entry, "table %d: %w", i, err)
+		}
+		t.end = pos
+		t.hasMax = b[t.start]&0x01 != 0
+		var next int
+		t.min, next, _ = readU32(b, t.start+1)
+		if t.hasMax {
+			t.max, _, _ = readU32(b, next)
+		}
+		m.tableMax = append(m.tableMax, t)
+		if init {
+			if pos, err = checkConstExpr(b, pos, m, uint64(m.importedGlobals)); err != nil {
+				return s.errorf(entry, "table %d: %w", i, err)
+			}
+		}
+	}
+	if pos != len(b) {
+		return s.errorf(pos, "%d bytes after the last table", len(b)-pos)
+	}
+	return nil
+}
+
+// readMemories counts the defined memories.
+func readMemories(s *section, m *module) error {
+	b := s.content
+	count, pos, err := readVecLen(b, 0)
+	if err != nil {
+		return s.errorf(0, "read count: %w", err)
+	}
+	for i := uint32(0); i < count; i++ {
+		if pos, err = skipLimits(b, pos); err != nil {
+			return s.errorf(pos, "memory %d: %w", i, err)
+		}
+	}
+	if pos != len(b) {
+		return s.errorf(pos, "%d bytes after the last memory", len(b)-pos)
+	}
+	m.memories += count
+	return nil
+}
+
+// readTags counts the defined tags and checks their types.
+func readTags(s *section, m *module) error {
+	b := s.content
+	count, pos, err := readVecLen(b, 0)
+	if err != nil {
+		return s.errorf(0, "read count: %w", err)
+	}
+	for i := uint32(0); i < count; i++ {
+		entry := pos
+		var typ uint32
+		if pos, err = skipBytes(b, pos, 1); err == nil { // attribute
+			if typ, pos, err = readU32(b, pos); err == nil {
+				err = checkIndex("type", typ, uint64(m.types))
+			}
+		}
+		if err != nil {
+			return s.errorf(entry, "tag %d: %w", i, err)
+		}
+	}
+	if pos != len(b) {
+		return s.errorf(pos, "%d bytes after the last tag", len(b)-pos)
+	}
+	m.tags += count
+	return nil
+}
+
+// readGlobals reads the defined globals. An initialiser may read the
+// globals before its own.
+func readGlobals(s *section, m *module) error {
+	b := s.content
+	count, pos, err := readVecLen(b, 0)
+	if err != nil {
+		return s.errorf(0, "read count: %w", err)
+	}
+	for i := uint32(0); i < count; i++ {
+		entry := pos
+		if pos, err = skipValType(b, pos); err == nil {
+			if pos, err = skipBytes(b, pos, 1); err == nil { // mutability
+				pos, err = checkConstExpr(b, pos, m, uint64(m.importedGlobals)+uint64(i))
+			}
+		}
+		if err != nil {
+			return s.errorf(entry, "global %d: %w", uint64(m.importedGlobals)+uint64(i), err)
+		}
+	}
+	if pos != len(b) {
+		return s.errorf(pos, "%d bytes after the last global", len(b)-pos)
+	}
+	m.definedGlobals = count
+	return nil
+}
+
+// checkExports checks that every export names something the module has,
+// not what Instrument adds, under a name outside the reserved namespace.
+func checkExports(s *section, m *module) error {
+	b := s.content
+	count, pos, err := readVecLen(b, 0)
+	if err != nil {
+		return s.errorf(0, "read count: %w", err)
+	}
+	if err := over(m.lim.Exports, uint64(count), "module has", "exports"); err != nil {
+		return err
+	}
+	for i := uint32(0); i < count; i++ {
+		entry := pos
+		var n uint32
+		if n, pos, err = readU32(b, pos); err == nil && uint64(n) > uint64(len(b)-pos) {
+			err = errTruncated
+		}
+		if err != nil {
+			return s.errorf(entry, "export %d: read name: %w", i, err)
+		}
+		name := string(b[pos : pos+int(n)])
+		pos += int(n)
+		if err := checkReservedName(name); err != nil {
+			return fmt.Errorf("meter: export %d: %w", i, err)
+		}
+		if pos >= len(b) {
+			return s.errorf(entry, "export %d: read kind: %w", i, errTruncated)
+		}
+		kind := b[pos]
+		var idx uint32
+		if idx, pos, err = readU32(b, pos+1); err != nil {
+			return s.errorf(entry, "export %d: %w", i, err)
+		}
+		switch kind {
+		case kindFunc:
+			err = checkIndex("function", idx, m.funcs())
+		case kindTable:
+			err = checkIndex("table", idx, m.tables())
+		case kindMemory:
+			err = checkIndex("memory", idx, uint64(m.memories))
+		case kindGlobal:
+			err = checkIndex("global", idx, m.globals())
+		case kindTag:
+			err = checkIndex("tag", idx, uint64(m.tags))
+		default:
+			err = fmt.Errorf("unknown kind %#x", kind)
+		}
+		if err != nil {
+			return s.errorf(entry, "export %d %q: %w", i, name, err)
+		}
+	}
+	if pos != len(b) {
+		return s.errorf(pos, "%d bytes after the last export", len(b)-pos)
+	}
+	return nil
+}
+
+// checkTotals checks the limits on index spaces, which imports and
+// definitions share.
+func (m *module) checkTotals() error {
+	if err := over(m.lim.Tables, m.tables(), "module has", "tables"); err != nil {
+		return err
+	}
+	if err := over(m.lim.Memories, uint64(m.memories), "module has", "memories"); err != nil {
+		return err
+	}
+	return over(m.lim.Globals, m.globals(), "module has", "globals")
+}
+
+// readIndex reads the one number that is the start or data count
+// section.
+func readIndex(s *section, what string) (uint32, error) {
 	idx, pos, err := readU32(s.content, 0)
 	if err != nil {
-		return 0, s.errorf(0, "read function index: %w", err)
+		return 0, s.errorf(0, "read %s: %w", what, err)
 	}
 	if pos != len(s.content) {
-		return 0, s.errorf(pos, "%d bytes after the function index", len(s.content)-pos)
+		return 0, s.errorf(pos, "%d bytes after the %s", len(s.content)-pos, what)
 	}
 	return idx, nil
 }
@@ -476,12 +738,9 @@ func appendGlobals(dst []byte, count uint32, rest []byte) []byte {
 }
 
 // appendExports appends an export section's content: count existing entries
-// (rest, unchanged) and ours. It fails if an existing export has one of our
-// names.
+// (rest, unchanged) and ours. checkExports has checked that no existing
+// export has a name in our namespace.
 func appendExports(dst []byte, count uint32, rest []byte, ix indices, m *module) ([]byte, error) {
-	// ExportStart is reserved even without a start section, so that a
-	// guest cannot pass one of its functions off as its start function.
-	names := []string{ExportEpoch, ExportDeadline, ExportStart}
 	pos := 0
 	for i := uint32(0); i < count; i++ {
 		start := pos
@@ -491,12 +750,6 @@ func appendExports(dst []byte, count uint32, rest []byte, ix indices, m *module)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("meter: section export: export %d: read name: %w", i, err)
-		}
-		name := rest[next : next+int(n)]
-		for _, ours := range names {
-			if string(name) == ours {
-				return nil, fmt.Errorf("meter: module already exports %q", ours)
-			}
 		}
 		pos = next + int(n)
 		if pos, err = skipBytes(rest, pos, 1); err == nil { // kind

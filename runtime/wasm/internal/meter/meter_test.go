@@ -57,7 +57,7 @@ func load(tb testing.TB, name string) []byte {
 
 func mustInstrument(tb testing.TB, bin []byte) []byte {
 	tb.Helper()
-	out, err := Instrument(bin)
+	out, err := Instrument(bin, Limits{})
 	if err != nil {
 		tb.Fatalf("Instrument: %v", err)
 	}
@@ -159,6 +159,7 @@ var testModules = []struct {
 	{file: "multivalue.wasm"},
 	{file: "simd.wasm"},
 	{file: "bulk.wasm"},
+	{file: "fill.wasm"},
 	{file: "threads.wasm"},
 	{file: "tag.wasm"},
 }
@@ -501,7 +502,7 @@ func TestStart(t *testing.T) {
 var check = []byte{
 	0x23, 0x00, 0x23, 0x01, 0x5a, 0x04, 0x40, 0x00, 0x0b, // epoch >= deadline: unreachable
 	0x23, 0x02, 0x41, 0x01, 0x6b, 0x24, 0x02, // countdown--
-	0x23, 0x02, 0x45, 0x04, 0x40, // if countdown == 0
+	0x23, 0x02, 0x41, 0x00, 0x4c, 0x04, 0x40, // if countdown <= 0
 	0xd0, 0x70, 0x41, 0x00, 0xfc, 0x0f, 0x00, 0x1a, // drop(table.grow 0 (ref.null func) 0)
 	0x41, 0x80, 0x20, 0x24, 0x02, // countdown = 4096
 	0x0b,
@@ -606,16 +607,41 @@ func TestDecode(t *testing.T) {
 		{"i32.atomic.load", []byte{0xfe, 0x10, 0x02, 0x03}},
 		{"i64.atomic.rmw32.cmpxchg_u", []byte{0xfe, 0x4e, 0x02, 0x0b}},
 	}
+	// The immediates name indices up to 49539 (a local) and branch depths
+	// up to 387, so the body runs in a module whose index spaces hold
+	// them, inside 400 blocks.
+	m := &module{
+		types:           1000,
+		typeParams:      make([]uint32, 1000),
+		funcTypes:       make([]uint32, 1000),
+		importedTables:  20,
+		importedGlobals: 20,
+		memories:        1,
+		tags:            20,
+		elems:           20,
+		dataCount:       20,
+		hasDataCount:    true,
+	}
+	ix := indices{epoch: 0, deadline: 1, countdown: 2, table: 0}
+	const scratch = maxLocals
+	open := bytes.Repeat([]byte{0x02, 0x40}, 400)
+	closing := bytes.Repeat([]byte{0x0b}, 400)
 	loop := []byte{0x03, 0x40}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			code := cat(tc.instr, loop, []byte{0x0b, 0x0b})
-			out, err := Instrument(funcModule(code...))
+			body := cat([]byte{0x00}, open, tc.instr, loop, []byte{0x0b}, closing, []byte{0x0b})
+			f := fnScope{m: m, locals: maxLocals}
+			got, err := f.instrumentBody(nil, body, check, ix, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := cat([]byte{0x00}, check, tc.instr, loop, check, []byte{0x0b, 0x0b})
-			if got := onlyBody(t, out); !bytes.Equal(got, want) {
+			locals, charge := []byte{0x00}, []byte(nil)
+			if tc.instr[0] == 0xfc && isBulk(tc.instr, 0) {
+				locals = []byte{0x01, 0x01, 0x7f} // the scratch local
+				charge = cat(appendBulkCharge(nil, ix, scratch), check)
+			}
+			want := cat(locals, check, open, charge, tc.instr, loop, check, []byte{0x0b}, closing, []byte{0x0b})
+			if !bytes.Equal(got, want) {
 				t.Errorf("body\n got % x\nwant % x", got, want)
 			}
 		})
@@ -652,11 +678,6 @@ func TestLoops(t *testing.T) {
 				[]byte{0x41, 0x00, 0x0b, 0x1a, 0x0b, 0x0b}),
 		},
 		{
-			name: "loop with a two-byte type index",
-			body: []byte{0x00, 0x03, 0xc3, 0x00, 0x0b, 0x0b},
-			want: cat([]byte{0x00}, check, []byte{0x03, 0xc3, 0x00}, check, []byte{0x0b, 0x0b}),
-		},
-		{
 			name: "loop after br in dead code",
 			body: []byte{0x00, 0x0c, 0x00, 0x03, 0x40, 0x0b, 0x0b},
 			want: cat([]byte{0x00}, check, []byte{0x0c, 0x00, 0x03, 0x40}, check, []byte{0x0b, 0x0b}),
@@ -664,7 +685,7 @@ func TestLoops(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := Instrument(funcModuleBody(tc.body))
+			out, err := Instrument(funcModuleBody(tc.body), Limits{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -705,11 +726,11 @@ func TestErrors(t *testing.T) {
 		{"empty input", nil, "meter: not a wasm binary: bad magic number"},
 		{"not wasm", []byte("\x7fELF\x02\x01\x01\x00"), "meter: not a wasm binary: bad magic number"},
 		{"component", []byte("\x00asm\x0d\x00\x01\x00"), "meter: unsupported wasm binary version 0d 00 01 00"},
-		{"exports moat.epoch", load(t, "exports_epoch.wasm"), `meter: module already exports "moat.epoch"`},
-		{"exports moat.deadline", exportsDeadline, `meter: module already exports "moat.deadline"`},
-		{"exports moat.start", withStart, `meter: module already exports "moat.start"`},
-		{"exports moat.start without a start section", exportsStart, `meter: module already exports "moat.start"`},
-		{"instrumented twice", mustInstrument(t, loops), `meter: module already exports "moat.epoch"`},
+		{"exports moat.epoch", load(t, "exports_epoch.wasm"), `meter: export 0: name "moat.epoch" is in the reserved "moat." namespace`},
+		{"exports moat.deadline", exportsDeadline, `meter: export 0: name "moat.deadline" is in the reserved "moat." namespace`},
+		{"exports moat.start", withStart, `meter: export 0: name "moat.start" is in the reserved "moat." namespace`},
+		{"exports moat.start without a start section", exportsStart, `meter: export 0: name "moat.start" is in the reserved "moat." namespace`},
+		{"instrumented twice", mustInstrument(t, loops), `meter: export ...: name "moat.epoch" is in the reserved "moat." namespace`},
 		// The first opcode of the body is at 0x17: header 8, type
 		// section 6, function section 4, code section id, size, count,
 		// body size and locals count 5.
@@ -764,16 +785,16 @@ func TestErrors(t *testing.T) {
 			"meter: section global at offset 0xa: read count: 1048576 entries in 0 bytes: unexpected end of input"},
 		{"huge data segment", wasmModule(newSection(secData, vec(cat([]byte{0x01}, uleb(1<<31))))),
 			"meter: section data at offset 0xb: data segment 0: 2147483648 entries in 0 bytes: unexpected end of input"},
-		{"huge active data segment", wasmModule(newSection(secData, vec(cat([]byte{0x00, 0x41, 0x0b, 0x0b}, uleb(1<<31))))),
-			"meter: section data at offset 0xb: data segment 0: 2147483648 entries in 0 bytes: unexpected end of input"},
+		{"huge active data segment", wasmModule(newSection(secMemory, vec([]byte{0x00, 0x01})), newSection(secData, vec(cat([]byte{0x00, 0x41, 0x0b, 0x0b}, uleb(1<<31))))),
+			"meter: section data at offset 0x10: data segment 0: 2147483648 entries in 0 bytes: unexpected end of input"},
 		{"unknown data flags", wasmModule(newSection(secData, vec([]byte{0x03}))),
 			"meter: section data at offset 0xb: data segment 0: unknown flags 3"},
-		{"huge element vector", wasmModule(newSection(secElement, vec(cat([]byte{0x00, 0x41, 0x00, 0x0b}, uleb(1<<30))))),
-			"meter: section element at offset 0xb: element segment 0: 1073741824 entries in 0 bytes: unexpected end of input"},
+		{"huge element vector", wasmModule(newSection(secTable, vec([]byte{0x70, 0x00, 0x00})), newSection(secElement, vec(cat([]byte{0x00, 0x41, 0x00, 0x0b}, uleb(1<<30))))),
+			"meter: section element at offset 0x11: element segment 0: 1073741824 entries in 0 bytes: unexpected end of input"},
 		{"huge element expressions", wasmModule(newSection(secElement, vec(cat([]byte{0x05, 0x70}, uleb(1<<30))))),
 			"meter: section element at offset 0xb: element segment 0: 1073741824 entries in 0 bytes: unexpected end of input"},
-		{"block in element expression", wasmModule(newSection(secElement, vec([]byte{0x04, 0x02, 0x40, 0x0b, 0x0b, 0x00}))),
-			"meter: section element at offset 0xb: element segment 0: block in a constant expression"},
+		{"block in element expression", wasmModule(newSection(secTable, vec([]byte{0x70, 0x00, 0x00})), newSection(secElement, vec([]byte{0x04, 0x02, 0x40, 0x0b, 0x0b, 0x00}))),
+			"meter: section element at offset 0x11: element segment 0: block in a constant expression"},
 		{"huge function name map", wasmModule(newSection(secCustom, cat(name("name"), []byte{0x01, 0x05}, uleb(1<<30)))),
 			"meter: section custom at offset 0xf: name subsection 1: 1073741824 entries in 0 bytes: unexpected end of input"},
 		{"huge local name map", wasmModule(newSection(secCustom, cat(name("name"), []byte{0x02, 0x07, 0x01, 0x00}, uleb(1<<30)))),
@@ -789,7 +810,7 @@ func TestErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := Instrument(tc.bin)
+			out, err := Instrument(tc.bin, Limits{})
 			if err == nil {
 				t.Fatalf("no error; output % x", out)
 			}
@@ -832,7 +853,7 @@ func TestTruncated(t *testing.T) {
 				ends[s.end] = true
 			}
 			for n := range len(bin) {
-				out, err := Instrument(bin[:n])
+				out, err := Instrument(bin[:n], Limits{})
 				if err == nil && !ends[n] {
 					t.Fatalf("cut at %d of %d: no error; output % x", n, len(bin), out)
 				}
@@ -1073,4 +1094,185 @@ func cat(parts ...[]byte) []byte {
 		out = append(out, p...)
 	}
 	return out
+}
+
+// TestIndices checks that no index reaches past the module's own index
+// spaces, where Instrument adds its globals and table: a binary that was
+// never validated (wat2wasm --no-check) could otherwise write the deadline.
+func TestIndices(t *testing.T) {
+	oneGlobal := newSection(secGlobal, vec([]byte{0x7e, 0x01, 0x42, 0x00, 0x0b}))
+	fnType := newSection(secType, vec([]byte{0x60, 0x00, 0x00}))
+	oneFunc := newSection(secFunction, vec([]byte{0x00}))
+	code := func(c ...byte) []byte { return newSection(secCode, vec(funcBody(c...))) }
+	tests := []struct {
+		name string
+		bin  []byte
+		want string
+	}{
+		{"global.set of the epoch", wasmModule(fnType, oneFunc, oneGlobal, code(0x42, 0x7f, 0x24, 0x01, 0x0b)),
+			"meter: function 0: global index 1 out of range (1 in the module) at offset ..."},
+		{"global.get with no globals", funcModule(0x23, 0x00, 0x1a, 0x0b),
+			"meter: function 0: global index 0 out of range (0 in the module) at offset 0x17"},
+		{"table.grow of the yield table", funcModule(0xd0, 0x70, 0x41, 0x00, 0xfc, 0x0f, 0x00, 0x1a, 0x0b),
+			"meter: function 0: table index 0 out of range (0 in the module) at offset 0x1b"},
+		{"call_indirect through the yield table", funcModule(0x41, 0x00, 0x11, 0x00, 0x00, 0x0b),
+			"meter: function 0: table index 0 out of range (0 in the module) at offset 0x19"},
+		{"call of a missing function", funcModule(0x10, 0x01, 0x0b),
+			"meter: function 0: function index 1 out of range (1 in the module) at offset 0x17"},
+		{"local beyond the function's", funcModule(0x20, 0x00, 0x1a, 0x0b),
+			"meter: function 0: local index 0 out of range (0 in the module) at offset 0x17"},
+		{"branch out of the function", funcModule(0x0c, 0x01, 0x0b),
+			"meter: function 0: branch depth 1 out of range (1 enclosing blocks) at offset 0x17"},
+		{"br_table default out of range", funcModule(0x41, 0x00, 0x0e, 0x00, 0x05, 0x0b),
+			"meter: function 0: branch depth 5 out of range (1 enclosing blocks) at offset 0x19"},
+		{"memory.fill without memory", funcModule(0x41, 0x00, 0x41, 0x00, 0x41, 0x00, 0xfc, 0x0b, 0x00, 0x0b),
+			"meter: function 0: memory index 0 out of range (0 in the module) at offset 0x1d"},
+		{"data.drop without data count", funcModule(0xfc, 0x09, 0x00, 0x0b),
+			"meter: function 0: data segment index 0 out of range (0 in the module) at offset 0x17"},
+		{"elem.drop without elements", funcModule(0xfc, 0x0d, 0x00, 0x0b),
+			"meter: function 0: element segment index 0 out of range (0 in the module) at offset 0x17"},
+		{"block type index", funcModule(0x02, 0x05, 0x0b, 0x0b),
+			"meter: function 0: type index 5 out of range (1 in the module) at offset 0x17"},
+		{"export of the deadline", wasmModule(fnType, oneFunc, oneGlobal,
+			newSection(secExport, vec(cat(name("d"), []byte{kindGlobal, 0x02}))), code(0x0b)),
+			`meter: section export at offset ...: export 0 "d": global index 2 out of range (1 in the module)`},
+		{"export of a missing function", wasmModule(fnType, oneFunc,
+			newSection(secExport, vec(cat(name("f"), []byte{kindFunc, 0x01}))), code(0x0b)),
+			`meter: section export at offset ...: export 0 "f": function index 1 out of range (1 in the module)`},
+		{"export of the yield table", wasmModule(fnType, oneFunc,
+			newSection(secExport, vec(cat(name("t"), []byte{kindTable, 0x00}))), code(0x0b)),
+			`meter: section export at offset ...: export 0 "t": table index 0 out of range (0 in the module)`},
+		{"export in the reserved namespace", wasmModule(fnType, oneFunc,
+			newSection(secExport, vec(cat(name("moat.x"), []byte{kindFunc, 0x00}))), code(0x0b)),
+			`meter: export 0: name "moat.x" is in the reserved "moat." namespace`},
+		{"import in the reserved namespace", wasmModule(fnType,
+			newSection(secImport, vec(cat(name("moat.epoch"), name("x"), []byte{kindFunc, 0x00})))),
+			`meter: section import at offset ...: import 0: name "moat.epoch" is in the reserved "moat." namespace`},
+		{"import of a reserved name", wasmModule(fnType,
+			newSection(secImport, vec(cat(name("moat"), name("moat.deadline"), []byte{kindGlobal, 0x7e, 0x01})))),
+			`meter: section import at offset ...: import 0: name "moat.deadline" is in the reserved "moat." namespace`},
+		{"global initialiser reads a later global", wasmModule(
+			newSection(secGlobal, vec([]byte{0x7e, 0x00, 0x23, 0x00, 0x0b}))),
+			"meter: section global at offset ...: global 0: global index 0 out of range (0 in the module)"},
+		{"element segment into the yield table", wasmModule(fnType, oneFunc,
+			newSection(secElement, vec([]byte{0x00, 0x41, 0x00, 0x0b, 0x01, 0x00})), code(0x0b)),
+			"meter: section element at offset ...: element segment 0: table index 0 out of range (0 in the module)"},
+		{"element of a missing function", wasmModule(fnType, oneFunc,
+			newSection(secTable, vec([]byte{0x70, 0x00, 0x01})),
+			newSection(secElement, vec([]byte{0x00, 0x41, 0x00, 0x0b, 0x01, 0x07})), code(0x0b)),
+			"meter: section element at offset ...: element segment 0: function index 7 out of range (1 in the module)"},
+		{"start of a missing function", wasmModule(fnType, oneFunc, newSection(secStart, []byte{0x03}), code(0x0b)),
+			"meter: section start at offset ...: function index 3 out of range (1 in the module)"},
+		{"more bodies than functions", wasmModule(fnType, oneFunc, newSection(secCode, vec(funcBody(0x0b), funcBody(0x0b)))),
+			"meter: section code at offset ...: 2 function bodies for 1 defined functions"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := Instrument(tc.bin, Limits{})
+			if err == nil {
+				t.Fatalf("no error; output % x", out)
+			}
+			if !matches(err.Error(), tc.want) {
+				t.Errorf("error\n got %q\nwant %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestLimits checks that each limit refuses a module just over it, with a
+// *LimitError, and admits one at it.
+func TestLimits(t *testing.T) {
+	fnType := newSection(secType, vec([]byte{0x60, 0x00, 0x00}))
+	twoFuncs := wasmModule(fnType, newSection(secFunction, vec([]byte{0x00}, []byte{0x00})),
+		newSection(secCode, vec(funcBody(0x0b), funcBody(0x0b))))
+	nested := funcModule(0x02, 0x40, 0x02, 0x40, 0x0b, 0x0b, 0x0b) // depth 3 with the body
+	loop := funcModule(0x03, 0x40, 0x0b, 0x0b)                     // 2 + 4
+	fill := wasmModule(fnType, newSection(secFunction, vec([]byte{0x00})), newSection(secMemory, vec([]byte{0x00, 0x01})),
+		newSection(secCode, vec(funcBody(0x41, 0x00, 0x41, 0x00, 0x41, 0x00, 0xfc, 0x0b, 0x00, 0x0b)))) // 2 + 6
+	locals := funcModuleBody([]byte{0x01, 0x03, 0x7f, 0x0b})
+	data := wasmModule(newSection(secData, vec([]byte{0x01, 0x03, 'a', 'b', 'c'}, []byte{0x01, 0x00})))
+	globals := wasmModule(newSection(secGlobal, vec([]byte{0x7f, 0x00, 0x41, 0x00, 0x0b}, []byte{0x7f, 0x00, 0x41, 0x00, 0x0b})))
+	exports := wasmModule(fnType, newSection(secFunction, vec([]byte{0x00})),
+		newSection(secExport, vec(cat(name("a"), []byte{kindFunc, 0x00}), cat(name("b"), []byte{kindFunc, 0x00}))),
+		newSection(secCode, vec(funcBody(0x0b))))
+	tables := wasmModule(newSection(secTable, vec([]byte{0x70, 0x00, 0x05}, []byte{0x70, 0x00, 0x06})))
+	twoTypes := wasmModule(newSection(secType, vec([]byte{0x60, 0x00, 0x00}, []byte{0x60, 0x00, 0x00})))
+	tests := []struct {
+		name string
+		bin  []byte
+		at   Limits // admits bin
+		over Limits // refuses it
+		want string
+	}{
+		{"module size", twoFuncs, Limits{ModuleSize: uint64(len(twoFuncs))}, Limits{ModuleSize: uint64(len(twoFuncs)) - 1}, "module is ... bytes, limit ..."},
+		{"functions", twoFuncs, Limits{Functions: 2}, Limits{Functions: 1}, "module has 2 functions, limit 1"},
+		{"body size", twoFuncs, Limits{BodySize: 2}, Limits{BodySize: 1}, "function 0 is 2 bytes, limit 1"},
+		{"depth", nested, Limits{Depth: 3}, Limits{Depth: 2}, "function 0 nests blocks 3 deep, limit 2"},
+		{"loop weight", loop, Limits{Blocks: 6}, Limits{Blocks: 5}, "function 0 has 6 weighted blocks (loops count 4, bulk instructions 6), limit 5"},
+		{"bulk weight", fill, Limits{Blocks: 8}, Limits{Blocks: 7}, "function 0 has 8 weighted blocks (loops count 4, bulk instructions 6), limit 7"},
+		{"block cost", twoFuncs, Limits{BlockCost: 8}, Limits{BlockCost: 7}, "functions have a compile cost (blocks squared) of 8, limit 7"},
+		{"locals", locals, Limits{Locals: 3}, Limits{Locals: 2}, "function 0 has 3 locals, limit 2"},
+		{"data size", data, Limits{DataSize: 3}, Limits{DataSize: 2}, "data segments hold 3 bytes, limit 2"},
+		{"data segments", data, Limits{DataSegments: 2}, Limits{DataSegments: 1}, "module has 2 data segments, limit 1"},
+		{"globals", globals, Limits{Globals: 2}, Limits{Globals: 1}, "module has 2 globals, limit 1"},
+		{"exports", exports, Limits{Exports: 2}, Limits{Exports: 1}, "module has 2 exports, limit 1"},
+		{"tables", tables, Limits{Tables: 2}, Limits{Tables: 1}, "module has 2 tables, limit 1"},
+		{"table elements", tables, Limits{TableElements: 11}, Limits{TableElements: 10}, "tables need at least 11 elements, limit 10"},
+		{"types", twoTypes, Limits{Types: 2}, Limits{Types: 1}, "module has 2 types, limit 1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Instrument(tc.bin, tc.at); err != nil {
+				t.Fatalf("at the limit: %v", err)
+			}
+			_, err := Instrument(tc.bin, tc.over)
+			var le *LimitError
+			if !errors.As(err, &le) {
+				t.Fatalf("over the limit: %v, want a *LimitError", err)
+			}
+			if !matches(err.Error(), tc.want) {
+				t.Errorf("error\n got %q\nwant %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestTableCap checks that Instrument lowers table maxima to the budget,
+// so that table.grow past it returns -1, and keeps lower declared maxima.
+func TestTableCap(t *testing.T) {
+	// (table $a 2 funcref) (table $b 1 3 funcref)
+	// (func (export "grow") (param i32 i32) (result i32)
+	//   (table.grow $a (ref.null func) (local.get 0)) ... both)
+	grow := func(table byte) []byte {
+		return []byte{0xd0, 0x70, 0x20, table, 0xfc, 0x0f, table}
+	}
+	bin := wasmModule(
+		newSection(secType, vec([]byte{0x60, 0x02, 0x7f, 0x7f, 0x02, 0x7f, 0x7f})),
+		newSection(secFunction, vec([]byte{0x00})),
+		newSection(secTable, vec([]byte{0x70, 0x00, 0x02}, []byte{0x70, 0x01, 0x01, 0x03})),
+		newSection(secExport, vec(cat(name("grow"), []byte{kindFunc, 0x00}))),
+		newSection(secCode, vec(funcBody(cat(grow(0), grow(1), []byte{0x0b})...))),
+	)
+	// Budget 13: minima 3, slack 10, 5 each: $a may reach 7, $b its own 3.
+	out, err := Instrument(bin, Limits{TableElements: 13})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRuntime(t, wazero.NewRuntimeConfigCompiler())
+	mod := instantiate(t, r, out)
+	f := mod.ExportedFunction("grow")
+	tests := []struct{ a, b, wantA, wantB uint64 }{
+		{6, 3, math.MaxUint32, math.MaxUint32}, // 2+6 > 7, 1+3 > 3
+		{5, 2, 2, 1},                           // to 7 and 3: the caps
+		{1, 1, math.MaxUint32, math.MaxUint32}, // full
+	}
+	for _, tc := range tests {
+		res, err := f.Call(context.Background(), tc.a, tc.b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uint32(res[0]) != uint32(tc.wantA) || uint32(res[1]) != uint32(tc.wantB) {
+			t.Errorf("grow(%d, %d) = %d, %d; want %d, %d", tc.a, tc.b, int32(res[0]), int32(res[1]), int32(tc.wantA), int32(tc.wantB))
+		}
+	}
 }
