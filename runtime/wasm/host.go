@@ -1,6 +1,7 @@
 package wasm
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -87,6 +88,7 @@ var logLevels = [...]slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn,
 // a guest's debug lines cost nothing when debug is off.
 func hostLog(ctx context.Context, _ api.Module, stack []uint64) {
 	in := caller(ctx)
+	in.checkDeadline()
 	b := in.view(HostLog, stack[1], stack[2])
 	lvl := int32(stack[0])
 	lvl = max(LogDebug, min(LogError, lvl))
@@ -110,6 +112,7 @@ func hostTimeMonotonic(ctx context.Context, _ api.Module, stack []uint64) {
 
 func hostRandom(ctx context.Context, _ api.Module, stack []uint64) {
 	in := caller(ctx)
+	in.checkDeadline()
 	if uint32(stack[1]) > MaxRandom {
 		stack[0] = status(StatusTooLarge)
 		return
@@ -273,6 +276,7 @@ func hostFileRead(ctx context.Context, _ api.Module, stack []uint64) {
 	if len(dst) > MaxFileRead {
 		dst = dst[:MaxFileRead]
 	}
+	in.checkDeadline()
 	f, err := os.Open(path)
 	if err != nil {
 		in.m.log.Warn("granted file unreadable", "path", path, "err", err)
@@ -281,6 +285,7 @@ func hostFileRead(ctx context.Context, _ api.Module, stack []uint64) {
 	}
 	defer f.Close()
 	n, err := f.ReadAt(dst, off)
+	in.checkDeadline() // a slow disk is the plugin's time too
 	if err != nil && !errors.Is(err, io.EOF) {
 		in.m.log.Warn("granted file unreadable", "path", path, "err", err)
 		stack[0] = api.EncodeI64(StatusIOError)
@@ -292,23 +297,42 @@ func hostFileRead(ctx context.Context, _ api.Module, stack []uint64) {
 // guestWriter turns a guest's stdout or stderr (WASI fd_write) into debug
 // log lines. One belongs to one instance, so it is never written
 // concurrently. Lines are cut at MaxLogLine.
+//
+// wazero's fd_write calls Write once per iovec, on the guest's call, so
+// Write is where the work of a write is bounded: it fails the call once
+// the deadline has passed (one write of hundreds of large iovecs would
+// otherwise run on for seconds), and it drops what the plugin's log rate
+// does not let through without looking at it.
 type guestWriter struct {
-	m      *Module
+	in     *instance
 	stream string
 	line   []byte
 }
 
 func (w *guestWriter) Write(p []byte) (int, error) {
-	if !w.m.log.Enabled(context.Background(), slog.LevelDebug) {
+	in := w.in
+	if in.st.phase != phaseIdle {
+		in.checkDeadline()
+	}
+	if !in.m.log.Enabled(context.Background(), slog.LevelDebug) {
 		return len(p), nil
 	}
-	for _, c := range p {
-		if c == '\n' {
-			w.flush()
-			continue
+	for i := 0; i < len(p); {
+		j := bytes.IndexByte(p[i:], '\n')
+		end := len(p)
+		if j >= 0 {
+			end = i + j
 		}
-		if len(w.line) < MaxLogLine {
-			w.line = append(w.line, c)
+		if room := MaxLogLine - len(w.line); room > 0 {
+			w.line = append(w.line, p[i:min(end, i+room)]...)
+		}
+		if j < 0 {
+			break
+		}
+		w.flush()
+		i = end + 1
+		if in.st.phase != phaseIdle {
+			in.checkDeadline()
 		}
 	}
 	return len(p), nil
@@ -316,7 +340,28 @@ func (w *guestWriter) Write(p []byte) (int, error) {
 
 func (w *guestWriter) flush() {
 	if len(w.line) > 0 {
-		w.m.log.Debug(string(w.line), "source", w.stream)
+		w.in.m.log.Debug(string(w.line), "source", w.stream)
 		w.line = w.line[:0]
 	}
+}
+
+// randReader is an instance's source for WASI random_get. wazero fills the
+// guest's whole buffer in one read, so the reader does it in chunks and
+// fails the call between them once the deadline has passed: 16 MiB of
+// randomness takes tens of milliseconds.
+type randReader struct{ in *instance }
+
+// randChunk is what randReader reads between deadline checks.
+const randChunk = 64 << 10
+
+func (r *randReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if r.in.st.phase != phaseIdle {
+			r.in.checkDeadline()
+		}
+		k, _ := rand.Read(p[n:min(len(p), n+randChunk)]) // never fails since Go 1.24
+		n += k
+	}
+	return n, nil
 }

@@ -45,6 +45,10 @@ type instance struct {
 	mem      api.Memory
 	epoch    api.MutableGlobal // written by the Engine's ticker only
 	deadline api.MutableGlobal // written by the calling goroutine only
+	// until is the deadline the host enforces, in epoch ticks: the value
+	// last written to deadline, kept on the host side so that a check
+	// after a call or inside a host function reads no guest state.
+	until uint64
 	// initializing is set while init runs, so that a deadline error
 	// names the init timeout.
 	initializing bool
@@ -59,6 +63,7 @@ type instance struct {
 	st             callState
 	prefix         clientPrefix // the last authz client's encoded part
 	stdout, stderr guestWriter
+	rand           randReader
 }
 
 // callState is what the guest sets during one call through the result
@@ -96,9 +101,11 @@ func (s *callState) reset(p phase) {
 func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	in := &instance{m: m}
 	in.ctx = context.WithValue(context.Background(), instanceKey{}, in)
-	in.stdout = guestWriter{m: m, stream: "stdout"}
-	in.stderr = guestWriter{m: m, stream: "stderr"}
-	mod, err := m.rt.InstantiateModule(ctx, m.compiled, m.modCfg.WithStdout(&in.stdout).WithStderr(&in.stderr))
+	in.stdout = guestWriter{in: in, stream: "stdout"}
+	in.stderr = guestWriter{in: in, stream: "stderr"}
+	in.rand = randReader{in: in}
+	cfg := m.modCfg.WithStdout(&in.stdout).WithStderr(&in.stderr).WithRandSource(&in.rand)
+	mod, err := m.rt.InstantiateModule(ctx, m.compiled, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
@@ -130,7 +137,8 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 func (in *instance) init(ctx context.Context) error {
 	m := in.m
 	d, ok := ctx.Deadline()
-	in.deadline.Set(m.e.deadline(m.initTicks, d, ok))
+	in.until = m.e.deadline(m.initTicks, d, ok)
+	in.deadline.Set(in.until)
 	in.initializing = true
 	defer func() { in.initializing = false }()
 	in.st.reset(phaseInit)
@@ -184,15 +192,26 @@ func (m *Module) closeInstance(in *instance) {
 // deadline is the plugin's timeout or ctx's deadline, whichever is sooner.
 func (in *instance) setDeadline(ctx context.Context) {
 	d, ok := ctx.Deadline()
-	in.deadline.Set(in.m.e.deadline(in.m.ticks, d, ok))
+	in.until = in.m.e.deadline(in.m.ticks, d, ok)
+	in.deadline.Set(in.until)
 }
 
 // call runs fn with one argument; the result is 0 for a function without
 // one. Errors are plugin errors, classified by fault.
+//
+// A call that returns after its deadline failed, whatever it returns: the
+// guest's checks sit at function entries and loop headers, so straight-line
+// code or a long host function can carry a call past its deadline, and a
+// result that late must not be used (the caller has given up on it, and
+// the decision it would make is the one a slower module could force). The
+// check is one atomic load.
 func (in *instance) call(fn api.Function, arg uint32) (uint32, error) {
 	in.stack[0] = uint64(arg)
 	if err := fn.CallWithStack(in.ctx, in.stack[:]); err != nil {
 		return 0, in.fault(err)
+	}
+	if in.m.e.expired(in) {
+		return 0, in.deadlineErr()
 	}
 	return uint32(in.stack[0]), nil
 }
@@ -238,6 +257,15 @@ func (e *deadlineError) Error() string {
 
 func (e *deadlineError) Is(target error) bool { return target == context.DeadlineExceeded }
 
+// deadlineErr is the error of a call that ran out of time, naming the
+// timeout that applied.
+func (in *instance) deadlineErr() *deadlineError {
+	if in.initializing {
+		return &deadlineError{timeout: in.m.initTimeout}
+	}
+	return &deadlineError{timeout: in.m.timeout}
+}
+
 // hostFault is a host function refusing its arguments: a pointer or length
 // outside memory. It panics with one; wazero recovers it and fails the
 // call, and fault finds it again.
@@ -254,14 +282,15 @@ func (e *hostFault) Error() string {
 // fault classifies a failed call into a one-line plugin error.
 func (in *instance) fault(err error) error {
 	if in.m.e.expired(in) {
-		if in.initializing {
-			return &deadlineError{timeout: in.m.initTimeout}
-		}
-		return &deadlineError{timeout: in.m.timeout}
+		return in.deadlineErr()
 	}
 	var hf *hostFault
 	if errors.As(err, &hf) {
 		return hf
+	}
+	var de *deadlineError // a host function that refused to start late work
+	if errors.As(err, &de) {
+		return de
 	}
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {

@@ -88,6 +88,9 @@ type Module struct {
 	// initTimeout and initTicks bound instance initialisation.
 	initTimeout time.Duration
 	initTicks   uint64
+	// memoryLimit is the plugin's memory budget per instance in bytes
+	// (memory_limit): linear memory and host-side buffers share it.
+	memoryLimit int64
 	files       map[string]string
 	payload     bool
 	config      []byte
@@ -253,6 +256,7 @@ func (m *Module) configure(cfg *ModuleConfig) error {
 	if cfg.MemoryLimit < pageSize || cfg.MemoryLimit%pageSize != 0 || cfg.MemoryLimit > 1<<32 {
 		problems = append(problems, fmt.Sprintf("memory_limit %d is not a multiple of 64 KiB between 64 KiB and 4 GiB", cfg.MemoryLimit))
 	}
+	m.memoryLimit = cfg.MemoryLimit
 	if cfg.Instances == 0 {
 		cfg.Instances = runtime.GOMAXPROCS(0)
 	}
