@@ -258,6 +258,9 @@ func (m *Module) Close() error {
 				s.in = nil
 			}
 		}
+		if n := m.logLimit.flush(); n > 0 {
+			m.logDropped(n)
+		}
 		m.closeErr = m.rt.Close(context.Background())
 		m.e.release()
 	})

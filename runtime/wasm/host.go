@@ -5,10 +5,15 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
+	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -83,9 +88,9 @@ func status(v int32) uint64 { return api.EncodeI32(v) }
 
 var logLevels = [...]slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError}
 
-// hostLog: log(level, ptr, len). Levels outside 0-3 are clamped; lines are
-// cut at MaxLogLine. The check of the level comes before any allocation, so
-// a guest's debug lines cost nothing when debug is off.
+// hostLog: log(level, ptr, len). Levels outside 0-3 are clamped. The check
+// of the level comes before any allocation, so a guest's debug lines cost
+// nothing when debug is off; the rest go through guestLog.
 func hostLog(ctx context.Context, _ api.Module, stack []uint64) {
 	in := caller(ctx)
 	in.checkDeadline()
@@ -96,10 +101,129 @@ func hostLog(ctx context.Context, _ api.Module, stack []uint64) {
 	if !in.m.log.Enabled(ctx, level) {
 		return
 	}
+	in.m.guestLog(ctx, level, b, "guest")
+}
+
+// Guest log limits, per plugin (sdk/ABI.md §7): a token bucket of lines
+// and one of bytes, each refilled at its rate up to its burst. A line that
+// finds either bucket empty is dropped and counted; the first line let
+// through after drops is preceded by one summary line, "plugin X: dropped
+// N log lines" (and so is Close, for drops at the end). One module wrote
+// 88-135 MB/s of log before these limits.
+const (
+	LogLinesPerSecond = 100
+	LogLineBurst      = 200
+	LogBytesPerSecond = 64 << 10
+	LogBytesBurst     = 256 << 10
+	LogSummaryEvery   = time.Second
+)
+
+// logLimiter is a plugin's guest-log budget, shared by its instances.
+type logLimiter struct {
+	mu      sync.Mutex
+	last    time.Time
+	lines   float64 // tokens
+	bytes   float64
+	dropped int       // lines dropped since the last summary
+	since   time.Time // first of those drops
+}
+
+func (l *logLimiter) init() {
+	l.last = time.Now()
+	l.lines, l.bytes = LogLineBurst, LogBytesBurst
+}
+
+// take spends one line of n bytes; it reports whether the line may be
+// logged and, if so, how many lines were dropped before it.
+func (l *logLimiter) take(n int) (ok bool, dropped int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	dt := now.Sub(l.last).Seconds()
+	l.last = now
+	l.lines = min(LogLineBurst, l.lines+dt*LogLinesPerSecond)
+	l.bytes = min(LogBytesBurst, l.bytes+dt*LogBytesPerSecond)
+	if l.lines < 1 || l.bytes < float64(n) {
+		if l.dropped == 0 {
+			l.since = now
+		}
+		l.dropped++
+		return false, 0
+	}
+	l.lines--
+	l.bytes -= float64(n)
+	if l.dropped == 0 || now.Sub(l.since) < LogSummaryEvery {
+		return true, 0
+	}
+	dropped, l.dropped = l.dropped, 0
+	return true, dropped
+}
+
+// flush returns and clears the count of lines dropped since the last
+// summary.
+func (l *logLimiter) flush() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := l.dropped
+	l.dropped = 0
+	return n
+}
+
+// guestLog writes one line from the guest, already cut to MaxLogLine
+// bytes, if the plugin's log budget allows it; source is "guest",
+// "stdout" or "stderr".
+func (m *Module) guestLog(ctx context.Context, level slog.Level, b []byte, source string) {
+	line := sanitizeLine(b)
+	ok, dropped := m.logLimit.take(len(line))
+	if !ok {
+		return
+	}
+	if dropped > 0 {
+		m.logDropped(dropped)
+	}
+	m.log.Log(ctx, level, line, "source", source)
+}
+
+// logDropped writes the summary of a run of dropped guest lines.
+func (m *Module) logDropped(n int) {
+	m.log.Warn(fmt.Sprintf("plugin %q: dropped %d log lines", m.name, n), "source", "host")
+}
+
+// sanitizeLine makes a guest's bytes one printable log line of at most
+// MaxLogLine bytes: control characters (NUL, newlines, escapes) and other
+// unprintable runes become '?', and invalid UTF-8 becomes U+FFFD, so that
+// no handler has to escape them (slog's text handler writes a NUL as four
+// bytes) and no guest can forge a line break. A line of printable ASCII,
+// the usual case, is checked in one pass and copied once.
+func sanitizeLine(b []byte) string {
 	if len(b) > MaxLogLine {
 		b = b[:MaxLogLine]
 	}
-	in.m.log.Log(ctx, level, string(b), "source", "guest")
+	clean := true
+	for _, c := range b {
+		if c < 0x20 || c >= 0x7f {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return string(b)
+	}
+	var sb strings.Builder
+	sb.Grow(len(b))
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		b = b[size:]
+		// An invalid byte decodes as U+FFFD, which is printable.
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && !unicode.IsPrint(r)) {
+			r = '?'
+		}
+		if sb.Len()+utf8.RuneLen(r) > MaxLogLine {
+			break
+		}
+		sb.WriteRune(r)
+	}
+	return sb.String()
 }
 
 func hostTimeNow(_ context.Context, _ api.Module, stack []uint64) {
@@ -340,7 +464,7 @@ func (w *guestWriter) Write(p []byte) (int, error) {
 
 func (w *guestWriter) flush() {
 	if len(w.line) > 0 {
-		w.in.m.log.Debug(string(w.line), "source", w.stream)
+		w.in.m.guestLog(context.Background(), slog.LevelDebug, w.line, w.stream)
 		w.line = w.line[:0]
 	}
 }

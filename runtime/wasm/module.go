@@ -103,8 +103,9 @@ type Module struct {
 	compiled wazero.CompiledModule
 	modCfg   wazero.ModuleConfig
 
-	pool   pool
-	closed atomic.Bool
+	pool     pool
+	closed   atomic.Bool
+	logLimit logLimiter
 
 	broken   chan *slot    // slots whose instance must be replaced
 	stopRepl chan struct{} // closed by Close
@@ -146,6 +147,7 @@ func (e *Engine) Load(ctx context.Context, cfg ModuleConfig) (m *Module, err err
 		}
 	}()
 	m = &Module{e: e, name: cfg.Name, log: e.log.With("module", cfg.Name)}
+	m.logLimit.init()
 	m.label = fmt.Sprintf("plugin %q", cfg.Name)
 	if cfg.Path != "" {
 		m.label += " (" + cfg.Path + ")"

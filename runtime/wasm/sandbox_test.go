@@ -1,8 +1,11 @@
 package wasm
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,5 +56,84 @@ func TestLateResult(t *testing.T) {
 			t.Logf("%v after %v", err, took)
 			wantRecovers(t, m)
 		})
+	}
+}
+
+// TestLogFlood: a plugin's guest log is rate-limited, what is dropped is
+// counted in one summary line, and control characters and NULs are
+// replaced, not escaped into lines four times their size.
+func TestLogFlood(t *testing.T) {
+	log, lb := debugLogger()
+	e := newEngine(t, log)
+	m := testModule(t, e, "logflood", ModuleConfig{Timeout: 10 * time.Second})
+	if res, err := m.Authorize(context.Background(), authz("flood")); err != nil || res.Verdict != policy.Allow {
+		t.Fatalf("flood: %+v, %v", res, err)
+	}
+	time.Sleep(LogSummaryEvery + 100*time.Millisecond) // refills lines; ends the episode
+	if res, err := m.Authorize(context.Background(), authz("o")); err != nil || res.Verdict != policy.Allow {
+		t.Fatalf("after the flood: %+v, %v", res, err)
+	}
+	out := lb.String()
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	flood, dropped, summaries := 0, 0, 0
+	for _, l := range lines {
+		if strings.Contains(l, "flood???") {
+			flood++
+		}
+		if _, rest, ok := strings.Cut(l, `plugin \"logflood\": dropped `); ok {
+			n, err := strconv.Atoi(strings.Fields(rest)[0])
+			if err != nil {
+				t.Fatalf("summary %q: %v", l, err)
+			}
+			dropped += n
+			summaries++
+		}
+	}
+	// One summary per LogSummaryEvery at most; the flood may span two.
+	if summaries < 1 || summaries > 2 {
+		t.Errorf("%d summary lines, want 1 or 2", summaries)
+	}
+	// The flood ran for a while, during which the bucket refilled a little.
+	if flood < 1 || flood > LogLineBurst+200 {
+		t.Errorf("%d of 20000 flood lines logged, want about %d", flood, LogLineBurst)
+	}
+	if dropped < 20000-LogLineBurst-200 || flood+dropped != 20000 {
+		t.Errorf("summary says %d dropped, %d logged; want them to add up to 20000", dropped, flood)
+	}
+	if !strings.Contains(out, "after the flood") {
+		t.Error("the line after the flood is missing")
+	}
+	var stdout string
+	for _, l := range lines {
+		if strings.Contains(l, "source=stdout") {
+			stdout = l
+		}
+	}
+	if !strings.Contains(stdout, strings.Repeat("?", 100)) || len(stdout) > MaxLogLine+200 {
+		t.Errorf("stdout line of %d bytes, want its NULs as '?' and at most %d bytes: %.200q", len(stdout), MaxLogLine, stdout)
+	}
+	for _, bad := range []string{`\x00`, `\u0000`, "\x00"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("log contains %q", bad)
+		}
+	}
+	wantRecovers(t, m)
+}
+
+func TestSanitizeLine(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"plain line", "plain line"},
+		{"a\x00b\nc\x1b[31m", "a?b?c?[31m"},
+		{"tab\there", "tab?here"},
+		{"ünï\u2028cödé", "ünï?cödé"},
+		{"bad \xff\xfe utf8", "bad \ufffd\ufffd utf8"},
+		{"del\x7f", "del?"},
+	} {
+		if got := sanitizeLine([]byte(tc.in)); got != tc.want {
+			t.Errorf("sanitizeLine(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	if got := sanitizeLine(bytes.Repeat([]byte{0xff}, 2*MaxLogLine)); len(got) > MaxLogLine {
+		t.Errorf("line of %d bytes, want at most %d", len(got), MaxLogLine)
 	}
 }
