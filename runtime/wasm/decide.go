@@ -101,6 +101,7 @@ func (m *Module) decide(ctx context.Context, kind byte, req request) (*slot, res
 		m.fail(s)
 		return nil, result{}, m.callErr(decisionOps[kind], err)
 	}
+	in.trimStack(&in.decide[kind], decisionEx[kind])
 	return s, res, nil
 }
 

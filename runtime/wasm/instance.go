@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"time"
 
@@ -55,6 +56,12 @@ type instance struct {
 	decide       [KindPayload + 1]api.Function
 	buffer       api.Function
 	configure    api.Function
+
+	// fnType and stackField locate the engine stack in wazero's function
+	// type, for trimStack; stackField is -1 when this wazero has no such
+	// field.
+	fnType     reflect.Type
+	stackField int
 
 	stack   [1]uint64 // params and results of every export have at most one value
 	buf     uint32    // guest buffer from moat_buffer
@@ -123,6 +130,7 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	}
 	in.buffer = mod.ExportedFunction(ExportBuffer)
 	in.configure = mod.ExportedFunction(ExportConfigure)
+	in.fnType, in.stackField = reflect.TypeOf(in.buffer), stackField(in.buffer)
 	if err := m.e.register(in); err != nil {
 		_ = mod.Close(ctx)
 		return nil, err
@@ -166,6 +174,7 @@ func (in *instance) init(ctx context.Context) error {
 	copy(b, m.config)
 	in.st.reset(phaseConfigure)
 	r, err := in.call(in.configure, uint32(len(m.config)))
+	in.configure = nil // called once: its stack goes with it
 	if err != nil {
 		return fmt.Errorf("%s: %w", ExportConfigure, err)
 	}
@@ -235,6 +244,7 @@ func (in *instance) room(n int) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s(%d): %w", ExportBuffer, size, err)
 		}
+		in.trimStack(&in.buffer, ExportBuffer)
 		if uint64(ptr)+uint64(size) > uint64(in.mem.Size()) {
 			return nil, fmt.Errorf("%s(%d) returned %#x: [%#x, %#x) is outside memory (%d bytes)",
 				ExportBuffer, size, ptr, ptr, uint64(ptr)+uint64(size), in.mem.Size())
@@ -246,6 +256,56 @@ func (in *instance) room(n int) ([]byte, error) {
 		return nil, fmt.Errorf("guest buffer [%#x, +%d) is outside memory", in.buf, n)
 	}
 	return b, nil
+}
+
+// StackRetain is the most engine stack one exported function of an
+// instance keeps between calls. wazero gives each api.Function its own
+// stack, 10 KiB at first, which grows by doubling up to about 84 MB (its
+// fixed ceiling; a call that needs more traps with a stack overflow) and
+// is never shrunk, and moat keeps its functions for an instance's life: a
+// module that recursed deeply once would hold that much for good (941 MiB
+// resident for one plugin with memory_limit = 64 KiB). After each call, a
+// function whose stack grew beyond StackRetain is replaced by a fresh one
+// and the large stack goes to the garbage collector. See sdk/ABI.md §7,
+// "Memory budget and deadlines".
+const StackRetain = 256 << 10
+
+// stackField finds the engine stack, a []byte field named "stack", in the
+// type wazero implements api.Function with (internal/engine/wazevo's
+// callEngine). wazero exposes neither a stack limit nor the stack's size;
+// reading the field's length through reflect is the cheapest way to learn
+// it, and TestStackProbe fails if a wazero upgrade removes it.
+func stackField(fn api.Function) int {
+	t := reflect.TypeOf(fn)
+	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return -1
+	}
+	f, ok := t.Elem().FieldByName("stack")
+	if !ok || len(f.Index) != 1 || f.Type != reflect.TypeFor[[]byte]() {
+		return -1
+	}
+	return f.Index[0]
+}
+
+// stackSize is the length of fn's engine stack; -1 when unknown.
+func (in *instance) stackSize(fn api.Function) int {
+	if in.stackField < 0 {
+		return -1
+	}
+	v := reflect.ValueOf(fn)
+	if v.Type() != in.fnType || v.IsNil() {
+		return -1
+	}
+	return v.Elem().Field(in.stackField).Len()
+}
+
+// trimStack replaces *fn, the function of export name, by a fresh one when
+// its engine stack grew beyond StackRetain during the call that just
+// returned.
+func (in *instance) trimStack(fn *api.Function, name string) {
+	if in.stackSize(*fn) > StackRetain {
+		*fn = in.mod.ExportedFunction(name)
+	}
 }
 
 // deadlineError is a call stopped at its deadline.

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tetratelabs/wazero/api"
 
 	"github.com/moat-mqtt/moat/runtime/policy"
 )
@@ -135,5 +138,77 @@ func TestSanitizeLine(t *testing.T) {
 	}
 	if got := sanitizeLine(bytes.Repeat([]byte{0xff}, 2*MaxLogLine)); len(got) > MaxLogLine {
 		t.Errorf("line of %d bytes, want at most %d", len(got), MaxLogLine)
+	}
+}
+
+// engineStack reads the length of wazero's engine stack of fn, as
+// stackSize does but on its own, so that the test does not trust the code
+// it tests.
+func engineStack(t *testing.T, fn api.Function) int {
+	t.Helper()
+	v := reflect.ValueOf(fn).Elem().FieldByName("stack")
+	if !v.IsValid() {
+		t.Fatalf("%T has no field stack: see stackField", fn)
+	}
+	return v.Len()
+}
+
+// TestStackRetained: a call that recursed deeply leaves no large engine
+// stack behind in the instance (main kept tens of megabytes per function).
+func TestStackRetained(t *testing.T) {
+	e := newEngine(t, nil)
+	m := testModule(t, e, "deep", ModuleConfig{Instances: 1, Timeout: 10 * time.Second, MemoryLimit: 64 << 10})
+	ctx := context.Background()
+	if res, err := m.Authorize(ctx, authz("deep")); err != nil || res.Verdict != policy.Allow {
+		t.Fatalf("deep: %+v, %v", res, err)
+	}
+	s, err := m.acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := engineStack(t, s.in.decide[KindAuthz])
+	m.pool.release(s)
+	if n > StackRetain {
+		t.Errorf("instance keeps a stack of %d bytes after the call, want at most %d", n, StackRetain)
+	}
+	wantRecovers(t, m)
+}
+
+// TestStackProbe: stackSize reads wazero's stack (a wazero upgrade that
+// moves it fails here, not silently), the deep module does grow it, and
+// trimStack replaces the function.
+func TestStackProbe(t *testing.T) {
+	e := newEngine(t, nil)
+	m := testModule(t, e, "deep", ModuleConfig{Instances: 1, Timeout: 10 * time.Second})
+	ctx := context.Background()
+	s, err := m.acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.pool.release(s)
+	in := s.in
+	if in.stackField < 0 {
+		t.Fatalf("stackField found no engine stack in %T", in.buffer)
+	}
+	if got, want := in.stackSize(in.decide[KindAuthz]), engineStack(t, in.decide[KindAuthz]); got != want || got <= 0 {
+		t.Fatalf("stackSize %d, want %d", got, want)
+	}
+	in.setDeadline(ctx)
+	in.st.reset(phaseAuthz)
+	defer func() { in.st.phase = phaseIdle }()
+	if _, err := in.run(KindAuthz, request{authz: authz("deep")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := in.stackSize(in.decide[KindAuthz]); n <= StackRetain {
+		t.Fatalf("deep recursion left a stack of %d bytes; the test needs more than %d", n, StackRetain)
+	} else {
+		t.Logf("stack after deep recursion: %d bytes", n)
+	}
+	in.trimStack(&in.decide[KindAuthz], ExportAuthorize)
+	if n := in.stackSize(in.decide[KindAuthz]); n > StackRetain {
+		t.Errorf("after trimStack: %d bytes", n)
+	}
+	if _, err := in.run(KindAuthz, request{authz: authz("ok")}); err != nil {
+		t.Errorf("the fresh function fails: %v", err)
 	}
 }
