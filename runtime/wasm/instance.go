@@ -245,6 +245,11 @@ func (in *instance) room(n int) ([]byte, error) {
 			return nil, fmt.Errorf("%s(%d): %w", ExportBuffer, size, err)
 		}
 		in.trimStack(&in.buffer, ExportBuffer)
+		if ptr == 0 {
+			// Address 0 is addressable, but no allocator hands it out:
+			// 0 is how a guest says it has no memory left.
+			return nil, fmt.Errorf("%s(%d) returned 0, no buffer: the module is out of memory or its allocator failed", ExportBuffer, size)
+		}
 		if uint64(ptr)+uint64(size) > uint64(in.mem.Size()) {
 			return nil, fmt.Errorf("%s(%d) returned %#x: [%#x, %#x) is outside memory (%d bytes)",
 				ExportBuffer, size, ptr, ptr, uint64(ptr)+uint64(size), in.mem.Size())

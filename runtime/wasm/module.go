@@ -173,6 +173,9 @@ func (e *Engine) Load(ctx context.Context, cfg ModuleConfig) (m *Module, err err
 	if err != nil {
 		return nil, m.loadErr(err)
 	}
+	if err := reservedExports(info); err != nil {
+		return nil, m.loadErr(err) // before the meter adds moat.* exports of its own
+	}
 	limitPages := uint64(cfg.MemoryLimit / pageSize)
 	if info.hasMemory && info.memoryMin > limitPages {
 		return nil, m.loadErr(fmt.Errorf("memory needs at least %d pages (%d bytes), over the memory_limit of %d bytes",
@@ -389,6 +392,75 @@ var (
 	decisionEx = [...]string{KindAuthn: ExportAuthenticate, KindAuthz: ExportAuthorize, KindPayload: ExportPayload}
 )
 
+// ReservedPrefix starts the names of the exports the host adds when it
+// instruments a module (meter.ExportEpoch...). A module's own export of
+// that prefix is refused: it would collide with the host's, or pass for one.
+const ReservedPrefix = "moat."
+
+// ExportStart is the WASI command entry point, which moat never calls.
+const ExportStart = "_start"
+
+// reservedExports refuses exports of the reserved prefix in the module as
+// its author wrote it; it runs before instrumentation, which adds the
+// host's own.
+func reservedExports(info moduleInfo) error {
+	var problems []string
+	for _, ex := range info.exports {
+		if strings.HasPrefix(ex.name, ReservedPrefix) {
+			problems = append(problems, fmt.Sprintf("exports %s[%s]: names beginning %q are reserved for the host", ex.kindName(), ex.name, ReservedPrefix))
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// checkExportNames checks the names of the module's exports as its author
+// wrote them (the instrumented module has the host's moat.* exports too,
+// and reservedExports has refused the author's): the command model.
+// Unknown moat_ exports are only logged: ABI v1 grows by optional exports,
+// so one may be meant for a newer broker, but it is more often a
+// misspelling.
+func (m *Module) checkExportNames(info moduleInfo) []string {
+	var problems []string
+	var start, initialize bool
+	for _, ex := range info.exports {
+		switch {
+		case ex.name == ExportStart:
+			start = true
+		case ex.name == ExportInitialize:
+			initialize = true
+		case strings.HasPrefix(ex.name, "moat_") && !abiExport(ex.name):
+			m.log.Warn("export is not part of moat ABI v1 and is ignored (misspelt?)", "export", ex.kindName()+"["+ex.name+"]")
+		}
+	}
+	if start && !initialize {
+		problems = append(problems, fmt.Sprintf("exports %s without %s: it is a command (a program), whose exports may run its constructors afresh at every call; "+
+			"build a reactor (a library) instead: Go: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared; TinyGo: -buildmode=c-shared; "+
+			"Rust: crate-type = [\"cdylib\"]; C/C++ with wasi-sdk: -mexec-model=reactor", ExportStart, ExportInitialize))
+	}
+	return problems
+}
+
+// abiExport tells whether name is an export of sdk/ABI.md §1.
+func abiExport(name string) bool {
+	switch name {
+	case ExportBuffer, ExportAuthenticate, ExportAuthorize, ExportPayload, ExportConfigure:
+		return true
+	}
+	v, ok := strings.CutPrefix(name, ExportABIPrefix)
+	if !ok || v == "" {
+		return false
+	}
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // check validates the exports and imports of a compiled module against
 // sdk/ABI.md §1 and §6, collecting every problem so that a plugin author
 // sees them all at once.
@@ -443,6 +515,7 @@ func (m *Module) check(c wazero.CompiledModule, info moduleInfo, host, wasi api.
 	}
 	want(ExportInitialize, sigVoid, false)
 	want(ExportConfigure, sigDecide, false)
+	problems = append(problems, m.checkExportNames(info)...)
 	if _, ok := exports[ExportConfigure]; !ok && !emptyObject(m.config) {
 		problems = append(problems, fmt.Sprintf("has a [plugin.config] but no export func[%s] %v to receive it", ExportConfigure, sigDecide))
 	}

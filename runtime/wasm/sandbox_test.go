@@ -212,3 +212,41 @@ func TestStackProbe(t *testing.T) {
 		t.Errorf("the fresh function fails: %v", err)
 	}
 }
+
+// TestExportNames: exports of the host's reserved prefix and command-model
+// modules are refused at load, naming what to do; a misspelt moat_ export
+// is logged; the engine goes on loading good modules.
+func TestExportNames(t *testing.T) {
+	log, lb := debugLogger()
+	e := newEngine(t, log)
+	for _, tc := range []struct {
+		file string
+		want []string
+	}{
+		{"reserved_export", []string{`exports global[moat.deadline]: names beginning "moat." are reserved`, `exports func[moat.start]`}},
+		{"command", []string{"exports _start without _initialize", "build a reactor", "-buildmode=c-shared"}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			m, err := e.Load(context.Background(), moduleConfig(t, tc.file, ModuleConfig{}))
+			if err == nil {
+				m.Close()
+			}
+			wantErr(t, err, append([]string{`wasm: plugin "` + tc.file + `" (testdata/` + tc.file + `.wasm)`}, tc.want...)...)
+		})
+	}
+	m := testModule(t, e, "misspelt", ModuleConfig{})
+	if !strings.Contains(lb.String(), "export=func[moat_authorise]") {
+		t.Errorf("no warning about moat_authorise in %q", lb.String())
+	}
+	wantRecovers(t, m)
+}
+
+// TestBufferZero: moat_buffer returning 0 is a plugin error that says so,
+// not a buffer at address 0.
+func TestBufferZero(t *testing.T) {
+	e := newEngine(t, nil)
+	m := testModule(t, e, "buffer_zero", ModuleConfig{})
+	_, err := m.Authorize(context.Background(), authz(strings.Repeat("t", 5000)))
+	wantErr(t, err, `moat_buffer(`, `returned 0, no buffer`)
+	wantRecovers(t, m)
+}
