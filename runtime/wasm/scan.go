@@ -13,7 +13,7 @@ import (
 type moduleInfo struct {
 	imports   []importInfo
 	exports   []exportInfo // as the author wrote them, before instrumentation
-	memoryMin uint64 // pages of the first defined memory; 0 when none
+	memoryMin uint64       // pages of the first defined memory; 0 when none
 	hasMemory bool
 }
 
