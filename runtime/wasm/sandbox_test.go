@@ -250,3 +250,33 @@ func TestBufferZero(t *testing.T) {
 	wantErr(t, err, `moat_buffer(`, `returned 0, no buffer`)
 	wantRecovers(t, m)
 }
+
+// FuzzScanModule: the load-time scanner (imports, exports, memory) never
+// panics on any input, and what it returns fits in the input.
+func FuzzScanModule(f *testing.F) {
+	entries, err := testdata.ReadDir("testdata")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := testdata.ReadFile("testdata/" + e.Name())
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, bin []byte) {
+		info, err := scanModule(bin)
+		if err != nil {
+			return
+		}
+		names := 0
+		for _, ex := range info.exports {
+			names += len(ex.name)
+		}
+		if names > len(bin) || len(info.exports) > len(bin) || len(info.imports) > len(bin) {
+			t.Fatalf("scanned more than the input holds: %d exports (%d bytes of names), %d imports from %d bytes",
+				len(info.exports), names, len(info.imports), len(bin))
+		}
+	})
+}
