@@ -2,7 +2,7 @@
 // with wazero, checks them against moat ABI v1 (sdk/ABI.md), keeps a pool of
 // warm instances per module and calls them with a deadline that stops even
 // a guest in an infinite loop. A loaded Module implements
-// policy.Authenticator and policy.Authorizer.
+// policy.Authenticator, policy.Authorizer and policy.Payloader.
 //
 // It is the only package that imports wazero, and it knows nothing of MQTT
 // packets: requests arrive as policy types.

@@ -336,9 +336,10 @@ func hostSetKeyID(ctx context.Context, _ api.Module, stack []uint64) {
 	}
 }
 
-// hostPayloadRead: payload_read(offset, ptr, len). Payload decisions come
-// with a later issue; until then st.payload is never set and this returns
-// -1, but the plumbing (grant, bounds, copy) is here.
+// hostPayloadRead: payload_read(offset, ptr, len). It answers -1 outside a
+// payload decision and to a plugin without allow_payload (st.payload is
+// set by decide only then); otherwise it copies from offset and returns
+// the count, 0 at the end.
 func hostPayloadRead(ctx context.Context, _ api.Module, stack []uint64) {
 	in := caller(ctx)
 	if !in.m.payload || in.st.phase != phasePayload || in.st.payload == nil {

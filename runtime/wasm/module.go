@@ -135,8 +135,8 @@ func (m *Module) Digest() string { return m.digest }
 // module is an error naming the plugin, its file and what is wrong; a
 // module that loads has passed every check of sdk/ABI.md.
 //
-// ctx bounds compilation; each instance's initialisation is bounded by
-// cfg.Timeout.
+// ctx bounds compilation; each instance's initialisation (start function,
+// _initialize, moat_buffer, moat_configure) is bounded by cfg.InitTimeout.
 func (e *Engine) Load(ctx context.Context, cfg ModuleConfig) (m *Module, err error) {
 	if err := e.acquire(); err != nil {
 		return nil, fmt.Errorf("wasm: plugin %q: %w", cfg.Name, err)
