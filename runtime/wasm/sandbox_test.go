@@ -62,6 +62,23 @@ func TestLateResult(t *testing.T) {
 	}
 }
 
+// TestLateInit: an initialiser that returns after the init deadline fails
+// the load with a deadline error naming the init timeout; the engine goes
+// on loading good modules.
+func TestLateInit(t *testing.T) {
+	e := newEngine(t, nil)
+	m, err := e.Load(context.Background(), moduleConfig(t, "late_init", ModuleConfig{Timeout: 20 * time.Millisecond, InitTimeout: 50 * time.Millisecond}))
+	if err == nil {
+		m.Close()
+		t.Fatal("a late initialiser loaded")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want a deadline error", err)
+	}
+	wantErr(t, err, "_initialize: deadline exceeded (timeout 50ms)")
+	wantRecovers(t, testModule(t, e, "late", ModuleConfig{}))
+}
+
 // TestLogFlood: a plugin's guest log is rate-limited, what is dropped is
 // counted in one summary line, and control characters and NULs are
 // replaced, not escaped into lines four times their size.
