@@ -90,7 +90,7 @@ func TestLogFlood(t *testing.T) {
 	if res, err := m.Authorize(context.Background(), authz("flood")); err != nil || res.Verdict != policy.Allow {
 		t.Fatalf("flood: %+v, %v", res, err)
 	}
-	took := time.Since(start) // the buckets refill meanwhile: a loaded machine lets more through
+	took := time.Since(start)                          // the buckets refill meanwhile: a loaded machine lets more through
 	time.Sleep(LogSummaryEvery + 100*time.Millisecond) // refills lines; ends the episode
 	if res, err := m.Authorize(context.Background(), authz("o")); err != nil || res.Verdict != policy.Allow {
 		t.Fatalf("after the flood: %+v, %v", res, err)
