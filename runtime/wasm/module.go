@@ -173,9 +173,6 @@ func (e *Engine) Load(ctx context.Context, cfg ModuleConfig) (m *Module, err err
 	if err != nil {
 		return nil, m.loadErr(err)
 	}
-	if err := reservedExports(info); err != nil {
-		return nil, m.loadErr(err) // before the meter adds moat.* exports of its own
-	}
 	limitPages := uint64(cfg.MemoryLimit / pageSize)
 	if info.hasMemory && info.memoryMin > limitPages {
 		return nil, m.loadErr(fmt.Errorf("memory needs at least %d pages (%d bytes), over the memory_limit of %d bytes",
@@ -400,33 +397,18 @@ const ReservedPrefix = "moat."
 // ExportStart is the WASI command entry point, which moat never calls.
 const ExportStart = "_start"
 
-// reservedExports refuses exports of the reserved prefix in the module as
-// its author wrote it; it runs before instrumentation, which adds the
-// host's own.
-func reservedExports(info moduleInfo) error {
-	var problems []string
-	for _, ex := range info.exports {
-		if strings.HasPrefix(ex.name, ReservedPrefix) {
-			problems = append(problems, fmt.Sprintf("exports %s[%s]: names beginning %q are reserved for the host", ex.kindName(), ex.name, ReservedPrefix))
-		}
-	}
-	if len(problems) > 0 {
-		return errors.New(strings.Join(problems, "; "))
-	}
-	return nil
-}
-
 // checkExportNames checks the names of the module's exports as its author
-// wrote them (the instrumented module has the host's moat.* exports too,
-// and reservedExports has refused the author's): the command model.
-// Unknown moat_ exports are only logged: ABI v1 grows by optional exports,
-// so one may be meant for a newer broker, but it is more often a
-// misspelling.
+// wrote them, not as compiled (the instrumented module has the host's
+// moat.* exports too): the reserved prefix and the command model. Unknown
+// moat_ exports are only logged: ABI v1 grows by optional exports, so one
+// may be meant for a newer broker, but it is more often a misspelling.
 func (m *Module) checkExportNames(info moduleInfo) []string {
 	var problems []string
 	var start, initialize bool
 	for _, ex := range info.exports {
 		switch {
+		case strings.HasPrefix(ex.name, ReservedPrefix):
+			problems = append(problems, fmt.Sprintf("exports %s[%s]: names beginning %q are reserved for the host", ex.kindName(), ex.name, ReservedPrefix))
 		case ex.name == ExportStart:
 			start = true
 		case ex.name == ExportInitialize:

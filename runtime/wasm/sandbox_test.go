@@ -243,7 +243,8 @@ func TestExportNames(t *testing.T) {
 		file string
 		want []string
 	}{
-		{"reserved_export", []string{`exports global[moat.deadline]: names beginning "moat." are reserved`, `exports func[moat.start]`}},
+		// The meter may refuse these first, with its own words.
+		{"reserved_names", []string{`moat.`, `reserved`}},
 		{"command", []string{"exports _start without _initialize", "build a reactor", "-buildmode=c-shared"}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
@@ -251,6 +252,7 @@ func TestExportNames(t *testing.T) {
 			if err == nil {
 				m.Close()
 			}
+			t.Log(err)
 			wantErr(t, err, append([]string{`wasm: plugin "` + tc.file + `" (testdata/` + tc.file + `.wasm)`}, tc.want...)...)
 		})
 	}
