@@ -51,8 +51,10 @@ type Engine struct {
 	// epoch counts ticks since start. Only the ticker writes it.
 	epoch atomic.Uint64
 	// argon2Rate is the time argon2id takes, in ns per argon2RateUnit
-	// KiB-passes (see hostArgon2id).
+	// KiB-passes, last confirmed at argon2Seen (ns since start); see
+	// argon2Fits.
 	argon2Rate atomic.Int64
+	argon2Seen atomic.Int64
 
 	// mu guards live, modules and closed.
 	mu      sync.Mutex

@@ -165,10 +165,10 @@ func (in *instance) pbkdf2(h func() hash.Hash, pw, salt []byte, iter, keyLen int
 // before it starts, twice: its memory (m KiB) must fit in what the plugin's
 // memory budget leaves beside the instance's linear memory (memoryRoomKiB),
 // or the call returns StatusTooLarge; and its expected time (m·t passes at
-// the Engine's measured rate, argon2Estimate) must fit in what is left of
-// the deadline, or the call fails as a deadline error at once rather than
-// after the hash has run. An estimate that proves short is caught when the
-// call returns (instance.call): the result is not used.
+// the Engine's measured rate) must fit in what is left of
+// the deadline (argon2Fits), or the call fails as a deadline error at
+// once rather than after the hash has run. An estimate that proves short
+// is caught when the call returns (instance.call): the result is not used.
 func hostArgon2id(ctx context.Context, _ api.Module, stack []uint64) {
 	in := caller(ctx)
 	pw := in.view(HostArgon2id, stack[0], stack[1])
@@ -182,7 +182,7 @@ func hostArgon2id(ctx context.Context, _ api.Module, stack []uint64) {
 		return
 	}
 	work := uint64(m) * uint64(t)
-	if in.m.e.argon2Estimate(work) > in.m.e.remaining(in) {
+	if !in.m.e.argon2Fits(work, in.m.e.remaining(in)) {
 		panic(in.deadlineErr())
 	}
 	start := time.Now()
@@ -192,10 +192,23 @@ func hostArgon2id(ctx context.Context, _ api.Module, stack []uint64) {
 	stack[0] = 0
 }
 
-// argon2Estimate is how long argon2id should take for work KiB-passes
-// (m·t), at the slowest rate seen lately.
-func (e *Engine) argon2Estimate(work uint64) time.Duration {
-	return time.Duration(work * uint64(e.argon2Rate.Load()) / argon2RateUnit)
+// argon2Fits tells whether argon2id of work KiB-passes (m·t) should end
+// within left, at the rate measured lately. A rate no call has confirmed
+// for argon2Forget is forgotten, so that one slow spell (a loaded machine,
+// a GC) cannot refuse every argon2id for good: refused calls measure
+// nothing. Estimates are rough (cache effects make large m slower per
+// KiB); one that proves short is caught when the call returns.
+func (e *Engine) argon2Fits(work uint64, left time.Duration) bool {
+	est := time.Duration(work * uint64(e.argon2Rate.Load()) / argon2RateUnit)
+	if est <= left {
+		return true
+	}
+	if time.Since(e.start)-time.Duration(e.argon2Seen.Load()) < argon2Forget {
+		return false
+	}
+	e.argon2Rate.Store(argon2InitialRate)
+	e.argon2Seen.Store(int64(time.Since(e.start)))
+	return work*argon2InitialRate/argon2RateUnit <= uint64(left)
 }
 
 // argon2Observe folds one measured argon2id run into the Engine's rate:
@@ -212,16 +225,19 @@ func (e *Engine) argon2Observe(work uint64, took time.Duration) {
 		r = old - (old-r)/8
 	}
 	e.argon2Rate.Store(int64(max(r, 1)))
+	e.argon2Seen.Store(int64(time.Since(e.start)))
 }
 
 // The argon2id rate is kept in nanoseconds per argon2RateUnit KiB-passes.
-// It starts at argon2InitialRate: 3 µs per KiB-pass, slower than the 1.1 to
-// 2.7 µs measured on the reference machine, so that the first call is
-// refused rather than run late.
+// It starts at argon2InitialRate, 1.5 µs per KiB-pass, what m = 1-4 MiB
+// takes on the reference machine (64 MiB takes 1.1 to 3 µs, 256 MiB 2.7 to
+// 12 µs, depending on load), and a measured rate older than argon2Forget
+// falls back to it.
 const (
 	argon2RateUnit    = 1024
-	argon2InitialRate = 3000 * argon2RateUnit
+	argon2InitialRate = 1500 * argon2RateUnit
 	argon2MinSample   = 1024 // 1 MiB-pass
+	argon2Forget      = 10 * time.Second
 )
 
 // memoryRoomKiB is what the instance's memory budget leaves for a host

@@ -302,3 +302,30 @@ func FuzzScanModule(f *testing.F) {
 		}
 	})
 }
+
+// TestArgon2Fits: the argon2id estimate refuses work that cannot end in
+// time, learns a slower rate at once, and forgets a rate no call has
+// confirmed lately, so that one slow spell does not refuse argon2id for
+// good.
+func TestArgon2Fits(t *testing.T) {
+	e := newEngine(t, nil)
+	const work = 19456 * 2 // moat passwd's default argon2id: m = 19 MiB, t = 2
+	if !e.argon2Fits(work, time.Second) {
+		t.Fatal("the initial rate refuses 38,912 KiB-passes in 1s")
+	}
+	if e.argon2Fits(work, time.Millisecond) {
+		t.Fatal("the initial rate fits 38,912 KiB-passes in 1ms")
+	}
+	e.argon2Observe(work, 10*time.Second) // a very slow spell
+	if e.argon2Fits(work, time.Second) {
+		t.Fatal("a rate of 10s per run still fits in 1s")
+	}
+	e.argon2Seen.Store(int64(time.Since(e.start) - argon2Forget - time.Second))
+	if !e.argon2Fits(work, time.Second) {
+		t.Fatal("a rate unconfirmed for longer than argon2Forget is still applied")
+	}
+	e.argon2Observe(work, 10*time.Millisecond) // faster: lowered by an eighth of the difference
+	if r := e.argon2Rate.Load(); r >= argon2InitialRate || r < argon2InitialRate*7/8 {
+		t.Errorf("rate %d after a faster run, want just under %d", r, argon2InitialRate)
+	}
+}
