@@ -60,8 +60,10 @@ type ModuleConfig struct {
 	// decision, and happens off the hot path; a looping initialiser is
 	// still stopped.
 	InitTimeout time.Duration
-	// MemoryLimit caps linear memory in bytes, a multiple of 64 KiB;
-	// default 128 MiB.
+	// MemoryLimit caps an instance's linear memory and host-side buffers
+	// (argon2id's) together, in bytes, a multiple of 64 KiB; default 128
+	// MiB. sdk/ABI.md §7, "Memory budget and deadlines", has the whole
+	// formula.
 	MemoryLimit int64
 	// Instances is the pool size; default runtime.GOMAXPROCS(0).
 	Instances int
