@@ -42,7 +42,9 @@ func wantRecovers(t *testing.T, m *Module) {
 func TestLateResult(t *testing.T) {
 	log, _ := debugLogger() // debug on: fd_write's lines are logged, the costly case
 	e := newEngine(t, log)
-	m := testModule(t, e, "late", ModuleConfig{Timeout: 50 * time.Millisecond})
+	// 10ms: each case takes well over 100ms natively when run to the end
+	// (256 MiB of random, 4.7 GiB of output, 0.3 s of argon2id).
+	m := testModule(t, e, "late", ModuleConfig{Timeout: 10 * time.Millisecond})
 	for _, tc := range []struct{ name, topic string }{
 		{"argon2id", "a"},
 		{"random_get", "r"},
@@ -55,7 +57,7 @@ func TestLateResult(t *testing.T) {
 			if !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("got %+v, %v after %v; want a deadline error", res, err, took)
 			}
-			wantErr(t, err, "deadline exceeded (timeout 50ms)")
+			wantErr(t, err, "deadline exceeded (timeout 10ms)")
 			t.Logf("%v after %v", err, took)
 			wantRecovers(t, m)
 		})
@@ -67,7 +69,7 @@ func TestLateResult(t *testing.T) {
 // on loading good modules.
 func TestLateInit(t *testing.T) {
 	e := newEngine(t, nil)
-	m, err := e.Load(context.Background(), moduleConfig(t, "late_init", ModuleConfig{Timeout: 20 * time.Millisecond, InitTimeout: 50 * time.Millisecond}))
+	m, err := e.Load(context.Background(), moduleConfig(t, "late_init", ModuleConfig{Timeout: 5 * time.Millisecond, InitTimeout: 10 * time.Millisecond}))
 	if err == nil {
 		m.Close()
 		t.Fatal("a late initialiser loaded")
@@ -75,7 +77,7 @@ func TestLateInit(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want a deadline error", err)
 	}
-	wantErr(t, err, "_initialize: deadline exceeded (timeout 50ms)")
+	wantErr(t, err, "_initialize: deadline exceeded (timeout 10ms)")
 	wantRecovers(t, testModule(t, e, "late", ModuleConfig{}))
 }
 
