@@ -172,16 +172,18 @@ func (l *logLimiter) flush() int {
 // guestLog writes one line from the guest, already cut to MaxLogLine
 // bytes, if the plugin's log budget allows it; source is "guest",
 // "stdout" or "stderr".
+//
+// The budget is charged the line's length as the guest wrote it (cut at
+// MaxLogLine), before it is cleaned, so that a dropped line costs no copy.
 func (m *Module) guestLog(ctx context.Context, level slog.Level, b []byte, source string) {
-	line := sanitizeLine(b)
-	ok, dropped := m.logLimit.take(len(line))
+	ok, dropped := m.logLimit.take(min(len(b), MaxLogLine))
 	if !ok {
 		return
 	}
 	if dropped > 0 {
 		m.logDropped(dropped)
 	}
-	m.log.Log(ctx, level, line, "source", source)
+	m.log.Log(ctx, level, sanitizeLine(b), "source", source)
 }
 
 // logDropped writes the summary of a run of dropped guest lines.
