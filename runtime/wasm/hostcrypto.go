@@ -242,16 +242,28 @@ const (
 
 // memoryRoomKiB is what the instance's memory budget leaves for a host
 // buffer, in KiB: the plugin's memory_limit less the linear memory the
-// instance has now (sdk/ABI.md §7, "Memory budget and deadlines"). Linear
-// memory cannot grow while a host function runs, so the two together stay
-// within the limit.
+// instance has now and the engine stacks it keeps (sdk/ABI.md §7, "Memory
+// budget and deadlines"). Neither can grow while a host function runs, so
+// all three together stay within the limit.
 func (in *instance) memoryRoomKiB() uint32 {
 	limit := uint64(in.m.memoryLimit)
-	used := uint64(in.mem.Size())
+	used := uint64(in.mem.Size()) + in.stacksKept()
 	if used >= limit {
 		return 0
 	}
 	return uint32(min((limit-used)/1024, 1<<32-1))
+}
+
+// stacksKept is the engine stack the instance's functions hold between
+// calls, at most StackRetain each.
+func (in *instance) stacksKept() uint64 {
+	var n uint64
+	for _, fn := range in.decide {
+		if fn != nil {
+			n += uint64(max(in.stackSize(fn), 0))
+		}
+	}
+	return n + uint64(max(in.stackSize(in.buffer), 0))
 }
 
 // bcrypt's hash string: "$2b$" (or $2a$, $2y$), two cost digits, "$", 22
