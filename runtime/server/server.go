@@ -201,12 +201,7 @@ func buildPolicy(ctx context.Context, engine *wasm.Engine, ms *modules, cfg *con
 			authz = append(authz, policy.Step[policy.Authorizer]{Name: pc.Name, Module: m, OnError: onError})
 		}
 		if slices.Contains(pc.Decisions, "payload") {
-			pm, ok := any(m).(policy.Payloader)
-			if !ok {
-				errs = append(errs, fmt.Errorf("%s: plugin[%d].decisions: this broker cannot run payload decisions yet", cfg.Path, i))
-				continue
-			}
-			payload = append(payload, policy.Step[policy.Payloader]{Name: pc.Name, Module: pm, OnError: onError})
+			payload = append(payload, policy.Step[policy.Payloader]{Name: pc.Name, Module: m, OnError: onError})
 		}
 	}
 	if len(errs) > 0 {

@@ -16,67 +16,27 @@ import (
 //
 // The warm path allocates nothing unless the guest sets a message.
 func (m *Module) Authorize(ctx context.Context, req *policy.AuthzRequest) (policy.AuthzResult, error) {
-	if !m.decides[KindAuthz] {
-		return policy.AuthzResult{}, m.callErr("authorize", errNotDecided)
-	}
-	s, err := m.acquire(ctx)
+	s, res, err := m.decide(ctx, KindAuthz, request{authz: req})
 	if err != nil {
-		return policy.AuthzResult{}, m.callErr("authorize", err)
+		return policy.AuthzResult{}, err
 	}
-	in := s.in
-	in.setDeadline(ctx)
-	in.st.reset(phaseAuthz)
-	r, err := in.decideAuthz(req)
-	var res result
-	if err == nil {
-		res, err = decodeResult(KindAuthz, r, false)
-	}
-	if err != nil {
-		m.fail(s)
-		return policy.AuthzResult{}, m.callErr("authorize", err)
-	}
+	st := &s.in.st
 	out := policy.AuthzResult{Verdict: policy.Verdict(res.verdict), Reason: res.reason}
-	if in.st.hasMessage {
-		out.Message = string(in.st.message)
+	if st.hasMessage {
+		out.Message = string(st.message)
 	}
-	in.st.phase = phaseIdle
-	m.pool.release(s)
+	m.done(s)
 	return out, nil
-}
-
-func (in *instance) decideAuthz(req *policy.AuthzRequest) (uint32, error) {
-	size := authzSize(req)
-	b, err := in.room(size)
-	if err != nil {
-		return 0, err
-	}
-	n := encodeAuthz(b, req, size, &in.prefix)
-	return in.call(in.decide[KindAuthz], n)
 }
 
 // Authenticate runs the module's moat_authenticate on req. It implements
 // policy.Authenticator, with the same error rules as Authorize.
 func (m *Module) Authenticate(ctx context.Context, req *policy.AuthnRequest) (policy.AuthnResult, error) {
-	if !m.decides[KindAuthn] {
-		return policy.AuthnResult{}, m.callErr("authenticate", errNotDecided)
-	}
-	s, err := m.acquire(ctx)
+	s, res, err := m.decide(ctx, KindAuthn, request{authn: req})
 	if err != nil {
-		return policy.AuthnResult{}, m.callErr("authenticate", err)
+		return policy.AuthnResult{}, err
 	}
-	in := s.in
-	in.setDeadline(ctx)
-	in.st.reset(phaseAuthn)
-	r, err := in.decideAuthn(req)
-	var res result
-	if err == nil {
-		res, err = decodeResult(KindAuthn, r, req.AuthMethod != "")
-	}
-	if err != nil {
-		m.fail(s)
-		return policy.AuthnResult{}, m.callErr("authenticate", err)
-	}
-	st := &in.st
+	st := &s.in.st
 	out := policy.AuthnResult{
 		Verdict:   policy.Verdict(res.verdict),
 		Reason:    res.reason,
@@ -96,18 +56,96 @@ func (m *Module) Authenticate(ctx context.Context, req *policy.AuthnRequest) (po
 		out.Message = string(st.message)
 	}
 	st.reset(phaseIdle) // the result owns attrs, authData and authState now
-	m.pool.release(s)
+	m.done(s)
 	return out, nil
 }
 
-func (in *instance) decideAuthn(req *policy.AuthnRequest) (uint32, error) {
-	size := authnSize(req)
-	b, err := in.room(size)
-	if err != nil {
-		return 0, err
+// request is the request of one decision: the field of its kind is set.
+// A struct rather than a closure keeps the call direct and allocation-free.
+type request struct {
+	authn   *policy.AuthnRequest
+	authz   *policy.AuthzRequest
+	payload *policy.PayloadRequest
+}
+
+// decisionOps names each decision in errors.
+var decisionOps = [...]string{KindAuthn: "authenticate", KindAuthz: "authorize", KindPayload: "payload"}
+
+// decisionPhases is the phase of each decision.
+var decisionPhases = [...]phase{KindAuthn: phaseAuthn, KindAuthz: phaseAuthz, KindPayload: phasePayload}
+
+// decide is the sequence every decision shares: claim an instance, start
+// the clock, encode the request into the guest buffer, call the guest,
+// decode its result. On success the caller reads what the guest set from
+// s.in.st, then hands the slot back with done; on error the instance has
+// gone to the replacer already and the error names the plugin and the
+// decision.
+func (m *Module) decide(ctx context.Context, kind byte, req request) (*slot, result, error) {
+	if !m.decides[kind] {
+		return nil, result{}, m.callErr(decisionOps[kind], errNotDecided)
 	}
-	n := encodeAuthn(b, req, size)
-	return in.call(in.decide[KindAuthn], n)
+	s, err := m.acquire(ctx)
+	if err != nil {
+		return nil, result{}, m.callErr(decisionOps[kind], err)
+	}
+	in := s.in
+	in.setDeadline(ctx)
+	in.st.reset(decisionPhases[kind])
+	r, err := in.run(kind, req)
+	in.st.payload = nil // the instance forgets the payload when the call ends
+	var res result
+	if err == nil {
+		res, err = decodeResult(kind, r, kind == KindAuthn && req.authn.AuthMethod != "")
+	}
+	if err != nil {
+		m.fail(s)
+		return nil, result{}, m.callErr(decisionOps[kind], err)
+	}
+	in.trimStack(&in.decide[kind], decisionEx[kind])
+	return s, res, nil
+}
+
+// run encodes req into the guest buffer and calls the decision's export.
+func (in *instance) run(kind byte, req request) (uint32, error) {
+	var n uint32
+	switch kind {
+	case KindAuthz:
+		size := authzSize(req.authz)
+		b, err := in.room(size)
+		if err != nil {
+			return 0, err
+		}
+		n = encodeAuthz(b, req.authz, size, &in.prefix)
+	case KindAuthn:
+		size := authnSize(req.authn)
+		b, err := in.room(size)
+		if err != nil {
+			return 0, err
+		}
+		n = encodeAuthn(b, req.authn, size)
+	default:
+		size := payloadSize(req.payload)
+		b, err := in.room(size)
+		if err != nil {
+			return 0, err
+		}
+		n = encodePayload(b, req.payload, size)
+		if in.m.payload {
+			// Non-nil even when empty: payload_read then answers 0 (the
+			// end), not -1 (not granted).
+			in.st.payload = req.payload.Payload
+			if in.st.payload == nil {
+				in.st.payload = []byte{}
+			}
+		}
+	}
+	return in.call(in.decide[kind], n)
+}
+
+// done ends a successful decision: the instance goes back to the pool.
+func (m *Module) done(s *slot) {
+	s.in.st.phase = phaseIdle
+	m.pool.release(s)
 }
 
 var errNotDecided = errors.New("not a decision of this plugin (see its decisions)")
@@ -220,6 +258,9 @@ func (m *Module) Close() error {
 				m.closeInstance(s.in)
 				s.in = nil
 			}
+		}
+		if n := m.logLimit.flush(); n > 0 {
+			m.logDropped(n)
 		}
 		m.closeErr = m.rt.Close(context.Background())
 		m.e.release()

@@ -2,7 +2,7 @@
 // with wazero, checks them against moat ABI v1 (sdk/ABI.md), keeps a pool of
 // warm instances per module and calls them with a deadline that stops even
 // a guest in an infinite loop. A loaded Module implements
-// policy.Authenticator and policy.Authorizer.
+// policy.Authenticator, policy.Authorizer and policy.Payloader.
 //
 // It is the only package that imports wazero, and it knows nothing of MQTT
 // packets: requests arrive as policy types.
@@ -50,6 +50,11 @@ type Engine struct {
 
 	// epoch counts ticks since start. Only the ticker writes it.
 	epoch atomic.Uint64
+	// argon2Rate is the time argon2id takes, in ns per argon2RateUnit
+	// KiB-passes, last confirmed at argon2Seen (ns since start); see
+	// argon2Fits.
+	argon2Rate atomic.Int64
+	argon2Seen atomic.Int64
 
 	// mu guards live, modules and closed.
 	mu      sync.Mutex
@@ -86,6 +91,7 @@ func NewEngine(ctx context.Context, opts EngineOptions) (*Engine, error) {
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
+	e.argon2Rate.Store(argon2InitialRate)
 	go e.run()
 	return e, nil
 }
@@ -181,12 +187,23 @@ func (e *Engine) deadline(timeoutTicks uint64, ctxDeadline time.Time, hasCtxDead
 	return d
 }
 
-// expired tells whether a call that failed ran out of time rather than
-// trapped: the epoch has reached the call's deadline. Only the calling
+// expired tells whether the epoch has reached the deadline of the call in
+// flight on in: a call that failed then ran out of time rather than
+// trapped, and one that returned did so too late. Only the calling
 // goroutine reads or writes an instance's deadline, so this read does not
 // race with the ticker.
 func (e *Engine) expired(in *instance) bool {
-	return in.deadline.Get() <= e.epoch.Load()
+	return in.until <= e.epoch.Load()
+}
+
+// remaining is the time left before the deadline of the call in flight on
+// in, to within one tick; 0 once it has passed.
+func (e *Engine) remaining(in *instance) time.Duration {
+	now := e.epoch.Load()
+	if in.until <= now {
+		return 0
+	}
+	return time.Duration(in.until-now) * tick
 }
 
 // Close stops the ticker and releases the compilation cache. Modules must

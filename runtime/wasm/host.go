@@ -1,13 +1,19 @@
 package wasm
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
+	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -82,11 +88,12 @@ func status(v int32) uint64 { return api.EncodeI32(v) }
 
 var logLevels = [...]slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError}
 
-// hostLog: log(level, ptr, len). Levels outside 0-3 are clamped; lines are
-// cut at MaxLogLine. The check of the level comes before any allocation, so
-// a guest's debug lines cost nothing when debug is off.
+// hostLog: log(level, ptr, len). Levels outside 0-3 are clamped. The check
+// of the level comes before any allocation, so a guest's debug lines cost
+// nothing when debug is off; the rest go through guestLog.
 func hostLog(ctx context.Context, _ api.Module, stack []uint64) {
 	in := caller(ctx)
+	in.checkDeadline()
 	b := in.view(HostLog, stack[1], stack[2])
 	lvl := int32(stack[0])
 	lvl = max(LogDebug, min(LogError, lvl))
@@ -94,10 +101,131 @@ func hostLog(ctx context.Context, _ api.Module, stack []uint64) {
 	if !in.m.log.Enabled(ctx, level) {
 		return
 	}
+	in.m.guestLog(ctx, level, b, "guest")
+}
+
+// Guest log limits, per plugin (sdk/ABI.md §7): a token bucket of lines
+// and one of bytes, each refilled at its rate up to its burst. A line that
+// finds either bucket empty is dropped and counted; the first line let
+// through after drops is preceded by one summary line, "plugin X: dropped
+// N log lines" (and so is Close, for drops at the end). One module wrote
+// 88-135 MB/s of log before these limits.
+const (
+	LogLinesPerSecond = 100
+	LogLineBurst      = 200
+	LogBytesPerSecond = 64 << 10
+	LogBytesBurst     = 256 << 10
+	LogSummaryEvery   = time.Second
+)
+
+// logLimiter is a plugin's guest-log budget, shared by its instances.
+type logLimiter struct {
+	mu      sync.Mutex
+	last    time.Time
+	lines   float64 // tokens
+	bytes   float64
+	dropped int       // lines dropped since the last summary
+	since   time.Time // first of those drops
+}
+
+func (l *logLimiter) init() {
+	l.last = time.Now()
+	l.lines, l.bytes = LogLineBurst, LogBytesBurst
+}
+
+// take spends one line of n bytes; it reports whether the line may be
+// logged and, if so, how many lines were dropped before it.
+func (l *logLimiter) take(n int) (ok bool, dropped int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	dt := now.Sub(l.last).Seconds()
+	l.last = now
+	l.lines = min(LogLineBurst, l.lines+dt*LogLinesPerSecond)
+	l.bytes = min(LogBytesBurst, l.bytes+dt*LogBytesPerSecond)
+	if l.lines < 1 || l.bytes < float64(n) {
+		if l.dropped == 0 {
+			l.since = now
+		}
+		l.dropped++
+		return false, 0
+	}
+	l.lines--
+	l.bytes -= float64(n)
+	if l.dropped == 0 || now.Sub(l.since) < LogSummaryEvery {
+		return true, 0
+	}
+	dropped, l.dropped = l.dropped, 0
+	return true, dropped
+}
+
+// flush returns and clears the count of lines dropped since the last
+// summary.
+func (l *logLimiter) flush() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := l.dropped
+	l.dropped = 0
+	return n
+}
+
+// guestLog writes one line from the guest, already cut to MaxLogLine
+// bytes, if the plugin's log budget allows it; source is "guest",
+// "stdout" or "stderr".
+//
+// The budget is charged the line's length as the guest wrote it (cut at
+// MaxLogLine), before it is cleaned, so that a dropped line costs no copy.
+func (m *Module) guestLog(ctx context.Context, level slog.Level, b []byte, source string) {
+	ok, dropped := m.logLimit.take(min(len(b), MaxLogLine))
+	if !ok {
+		return
+	}
+	if dropped > 0 {
+		m.logDropped(dropped)
+	}
+	m.log.Log(ctx, level, sanitizeLine(b), "source", source)
+}
+
+// logDropped writes the summary of a run of dropped guest lines.
+func (m *Module) logDropped(n int) {
+	m.log.Warn(fmt.Sprintf("plugin %q: dropped %d log lines", m.name, n), "source", "host")
+}
+
+// sanitizeLine makes a guest's bytes one printable log line of at most
+// MaxLogLine bytes: control characters (NUL, newlines, escapes) and other
+// unprintable runes become '?', and invalid UTF-8 becomes U+FFFD, so that
+// no handler has to escape them (slog's text handler writes a NUL as four
+// bytes) and no guest can forge a line break. A line of printable ASCII,
+// the usual case, is checked in one pass and copied once.
+func sanitizeLine(b []byte) string {
 	if len(b) > MaxLogLine {
 		b = b[:MaxLogLine]
 	}
-	in.m.log.Log(ctx, level, string(b), "source", "guest")
+	clean := true
+	for _, c := range b {
+		if c < 0x20 || c >= 0x7f {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return string(b)
+	}
+	var sb strings.Builder
+	sb.Grow(len(b))
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		b = b[size:]
+		// An invalid byte decodes as U+FFFD, which is printable.
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && !unicode.IsPrint(r)) {
+			r = '?'
+		}
+		if sb.Len()+utf8.RuneLen(r) > MaxLogLine {
+			break
+		}
+		sb.WriteRune(r)
+	}
+	return sb.String()
 }
 
 func hostTimeNow(_ context.Context, _ api.Module, stack []uint64) {
@@ -110,6 +238,7 @@ func hostTimeMonotonic(ctx context.Context, _ api.Module, stack []uint64) {
 
 func hostRandom(ctx context.Context, _ api.Module, stack []uint64) {
 	in := caller(ctx)
+	in.checkDeadline()
 	if uint32(stack[1]) > MaxRandom {
 		stack[0] = status(StatusTooLarge)
 		return
@@ -209,9 +338,10 @@ func hostSetKeyID(ctx context.Context, _ api.Module, stack []uint64) {
 	}
 }
 
-// hostPayloadRead: payload_read(offset, ptr, len). Payload decisions come
-// with a later issue; until then st.payload is never set and this returns
-// -1, but the plumbing (grant, bounds, copy) is here.
+// hostPayloadRead: payload_read(offset, ptr, len). It answers -1 outside a
+// payload decision and to a plugin without allow_payload (st.payload is
+// set by decide only then); otherwise it copies from offset and returns
+// the count, 0 at the end.
 func hostPayloadRead(ctx context.Context, _ api.Module, stack []uint64) {
 	in := caller(ctx)
 	if !in.m.payload || in.st.phase != phasePayload || in.st.payload == nil {
@@ -273,6 +403,7 @@ func hostFileRead(ctx context.Context, _ api.Module, stack []uint64) {
 	if len(dst) > MaxFileRead {
 		dst = dst[:MaxFileRead]
 	}
+	in.checkDeadline()
 	f, err := os.Open(path)
 	if err != nil {
 		in.m.log.Warn("granted file unreadable", "path", path, "err", err)
@@ -281,6 +412,7 @@ func hostFileRead(ctx context.Context, _ api.Module, stack []uint64) {
 	}
 	defer f.Close()
 	n, err := f.ReadAt(dst, off)
+	in.checkDeadline() // a slow disk is the plugin's time too
 	if err != nil && !errors.Is(err, io.EOF) {
 		in.m.log.Warn("granted file unreadable", "path", path, "err", err)
 		stack[0] = api.EncodeI64(StatusIOError)
@@ -292,23 +424,42 @@ func hostFileRead(ctx context.Context, _ api.Module, stack []uint64) {
 // guestWriter turns a guest's stdout or stderr (WASI fd_write) into debug
 // log lines. One belongs to one instance, so it is never written
 // concurrently. Lines are cut at MaxLogLine.
+//
+// wazero's fd_write calls Write once per iovec, on the guest's call, so
+// Write is where the work of a write is bounded: it fails the call once
+// the deadline has passed (one write of hundreds of large iovecs would
+// otherwise run on for seconds), and it drops what the plugin's log rate
+// does not let through without looking at it.
 type guestWriter struct {
-	m      *Module
+	in     *instance
 	stream string
 	line   []byte
 }
 
 func (w *guestWriter) Write(p []byte) (int, error) {
-	if !w.m.log.Enabled(context.Background(), slog.LevelDebug) {
+	in := w.in
+	if in.st.phase != phaseIdle {
+		in.checkDeadline()
+	}
+	if !in.m.log.Enabled(context.Background(), slog.LevelDebug) {
 		return len(p), nil
 	}
-	for _, c := range p {
-		if c == '\n' {
-			w.flush()
-			continue
+	for i := 0; i < len(p); {
+		j := bytes.IndexByte(p[i:], '\n')
+		end := len(p)
+		if j >= 0 {
+			end = i + j
 		}
-		if len(w.line) < MaxLogLine {
-			w.line = append(w.line, c)
+		if room := MaxLogLine - len(w.line); room > 0 {
+			w.line = append(w.line, p[i:min(end, i+room)]...)
+		}
+		if j < 0 {
+			break
+		}
+		w.flush()
+		i = end + 1
+		if in.st.phase != phaseIdle {
+			in.checkDeadline()
 		}
 	}
 	return len(p), nil
@@ -316,7 +467,28 @@ func (w *guestWriter) Write(p []byte) (int, error) {
 
 func (w *guestWriter) flush() {
 	if len(w.line) > 0 {
-		w.m.log.Debug(string(w.line), "source", w.stream)
+		w.in.m.guestLog(context.Background(), slog.LevelDebug, w.line, w.stream)
 		w.line = w.line[:0]
 	}
+}
+
+// randReader is an instance's source for WASI random_get. wazero fills the
+// guest's whole buffer in one read, so the reader does it in chunks and
+// fails the call between them once the deadline has passed: 16 MiB of
+// randomness takes tens of milliseconds.
+type randReader struct{ in *instance }
+
+// randChunk is what randReader reads between deadline checks.
+const randChunk = 64 << 10
+
+func (r *randReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if r.in.st.phase != phaseIdle {
+			r.in.checkDeadline()
+		}
+		k, _ := rand.Read(p[n:min(len(p), n+randChunk)]) // never fails since Go 1.24
+		n += k
+	}
+	return n, nil
 }

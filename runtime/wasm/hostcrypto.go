@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"hash"
+	"time"
 
 	"github.com/tetratelabs/wazero/api"
 	"golang.org/x/crypto/argon2"
@@ -32,13 +33,16 @@ import (
 // pbkdf2 and bcrypt_compare check the call's deadline themselves every
 // millisecond or so of work (hashCheck) and fail the call as a deadline
 // error, as a guest loop would; argon2id cannot be stopped once it runs
-// (golang.org/x/crypto/argon2 has no hook), so it checks the deadline
-// before it starts and its work is capped at m·t ≤ MaxArgon2Work: 0.3 s
-// (m = 64 MiB, t = 4) to 0.7 s (m = 256 MiB, t = 1, mostly touching fresh
-// memory) on the shared 2-core Xeon the figures come from. Argon2's
-// memory is host memory, so m may not exceed the plugin's memory_limit:
-// one call cannot make the broker allocate more than the operator let the
-// plugin have, and at most instances calls run at once.
+// (golang.org/x/crypto/argon2 has no hook), so its work is capped at m·t ≤
+// MaxArgon2Work (0.3 s for m = 64 MiB, t = 4, to 0.7 s for m = 256 MiB,
+// t = 1, mostly touching fresh memory, on the shared 2-core Xeon the
+// figures come from), and it does not start unless its estimated time fits
+// in what is left of the deadline (see hostArgon2id). Argon2's memory is
+// host memory, so m must fit in the plugin's memory_limit beside the
+// instance's linear memory: one call cannot make the broker allocate more
+// than the operator let the plugin have, and at most instances calls run
+// at once. Whatever a host function returns after the deadline is not used
+// (instance.call).
 // Parameters beyond the caps return StatusTooLarge; a module that must
 // honour them computes them itself, under its own deadline and memory
 // limit.
@@ -156,6 +160,15 @@ func (in *instance) pbkdf2(h func() hash.Hash, pw, salt []byte, iter, keyLen int
 
 // hostArgon2id: argon2id(pw_ptr, pw_len, salt_ptr, salt_len, time,
 // memory_kib, threads, out_ptr, out_len) -> i32.
+//
+// argon2.IDKey cannot be stopped once it runs, so its work is bounded
+// before it starts, twice: its memory (m KiB) must fit in what the plugin's
+// memory budget leaves beside the instance's linear memory (memoryRoomKiB),
+// or the call returns StatusTooLarge; and its expected time (m·t passes at
+// the Engine's measured rate) must fit in what is left of
+// the deadline (argon2Fits), or the call fails as a deadline error at
+// once rather than after the hash has run. An estimate that proves short
+// is caught when the call returns (instance.call): the result is not used.
 func hostArgon2id(ctx context.Context, _ api.Module, stack []uint64) {
 	in := caller(ctx)
 	pw := in.view(HostArgon2id, stack[0], stack[1])
@@ -163,23 +176,94 @@ func hostArgon2id(ctx context.Context, _ api.Module, stack []uint64) {
 	out := in.view(HostArgon2id, stack[7], stack[8])
 	t, m, p := uint32(stack[4]), uint32(stack[5]), uint32(stack[6])
 	if t < 1 || t > MaxArgon2Time || p < 1 || p > MaxArgon2Threads ||
-		m < 8*p || m > MaxArgon2Memory || m > in.memoryLimitKiB() || uint64(m)*uint64(t) > MaxArgon2Work ||
+		m < 8*p || m > MaxArgon2Memory || m > in.memoryRoomKiB() || uint64(m)*uint64(t) > MaxArgon2Work ||
 		len(pw) > MaxHashPassword || len(salt) < 1 || len(salt) > MaxHashSalt || len(out) < 4 || len(out) > MaxHashOutput {
 		stack[0] = status(StatusTooLarge)
 		return
 	}
-	// Once started it runs to the end: do not start past the deadline.
-	in.checkDeadline()
-	copy(out, argon2.IDKey(pw, salt, t, m, uint8(p), uint32(len(out))))
+	work := uint64(m) * uint64(t)
+	if !in.m.e.argon2Fits(work, in.m.e.remaining(in)) {
+		panic(in.deadlineErr())
+	}
+	start := time.Now()
+	key := argon2.IDKey(pw, salt, t, m, uint8(p), uint32(len(out)))
+	in.m.e.argon2Observe(work, time.Since(start))
+	copy(out, key)
 	stack[0] = 0
 }
 
-// memoryLimitKiB is the most linear memory the instance may grow to, in
-// KiB: the plugin's memory_limit, or the module's declared maximum when
-// that is smaller (wazero reports the smaller of the two).
-func (in *instance) memoryLimitKiB() uint32 {
-	pages, _ := in.mem.Definition().Max()
-	return uint32(min(uint64(pages)*(pageSize/1024), 1<<32-1))
+// argon2Fits tells whether argon2id of work KiB-passes (m·t) should end
+// within left, at the rate measured lately. A rate no call has confirmed
+// for argon2Forget is forgotten, so that one slow spell (a loaded machine,
+// a GC) cannot refuse every argon2id for good: refused calls measure
+// nothing. Estimates are rough (cache effects make large m slower per
+// KiB); one that proves short is caught when the call returns.
+func (e *Engine) argon2Fits(work uint64, left time.Duration) bool {
+	est := time.Duration(work * uint64(e.argon2Rate.Load()) / argon2RateUnit)
+	if est <= left {
+		return true
+	}
+	if time.Since(e.start)-time.Duration(e.argon2Seen.Load()) < argon2Forget {
+		return false
+	}
+	e.argon2Rate.Store(argon2InitialRate)
+	e.argon2Seen.Store(int64(time.Since(e.start)))
+	return work*argon2InitialRate/argon2RateUnit <= uint64(left)
+}
+
+// argon2Observe folds one measured argon2id run into the Engine's rate:
+// a slower run raises it at once (the machine is loaded, or the race
+// detector is on), a faster one lowers it by an eighth of the difference,
+// so that the estimate stays on the slow side.
+func (e *Engine) argon2Observe(work uint64, took time.Duration) {
+	if work < argon2MinSample {
+		return // too short to measure the rate
+	}
+	r := uint64(took) * argon2RateUnit / work
+	old := uint64(e.argon2Rate.Load())
+	if r < old {
+		r = old - (old-r)/8
+	}
+	e.argon2Rate.Store(int64(max(r, 1)))
+	e.argon2Seen.Store(int64(time.Since(e.start)))
+}
+
+// The argon2id rate is kept in nanoseconds per argon2RateUnit KiB-passes.
+// It starts at argon2InitialRate, 1.5 µs per KiB-pass, what m = 1-4 MiB
+// takes on the reference machine (64 MiB takes 1.1 to 3 µs, 256 MiB 2.7 to
+// 12 µs, depending on load), and a measured rate older than argon2Forget
+// falls back to it.
+const (
+	argon2RateUnit    = 1024
+	argon2InitialRate = 1500 * argon2RateUnit
+	argon2MinSample   = 1024 // 1 MiB-pass
+	argon2Forget      = 10 * time.Second
+)
+
+// memoryRoomKiB is what the instance's memory budget leaves for a host
+// buffer, in KiB: the plugin's memory_limit less the linear memory the
+// instance has now and the engine stacks it keeps (sdk/ABI.md §7, "Memory
+// budget and deadlines"). Neither can grow while a host function runs, so
+// all three together stay within the limit.
+func (in *instance) memoryRoomKiB() uint32 {
+	limit := uint64(in.m.memoryLimit)
+	used := uint64(in.mem.Size()) + in.stacksKept()
+	if used >= limit {
+		return 0
+	}
+	return uint32(min((limit-used)/1024, 1<<32-1))
+}
+
+// stacksKept is the engine stack the instance's functions hold between
+// calls, at most StackRetain each.
+func (in *instance) stacksKept() uint64 {
+	var n uint64
+	for _, fn := range in.decide {
+		if fn != nil {
+			n += uint64(max(in.stackSize(fn), 0))
+		}
+	}
+	return n + uint64(max(in.stackSize(in.buffer), 0))
 }
 
 // bcrypt's hash string: "$2b$" (or $2a$, $2y$), two cost digits, "$", 22

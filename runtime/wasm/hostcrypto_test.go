@@ -191,7 +191,9 @@ func TestHostPBKDF2(t *testing.T) {
 }
 
 func TestHostArgon2id(t *testing.T) {
-	r := newHashRig(t, ModuleConfig{MemoryLimit: 4 << 20})
+	// Linear memory (1 page, then what the rig grows) and argon2's m share
+	// the memory limit: 4 MiB for argon2 leaves room for 1 MiB of memory.
+	r := newHashRig(t, ModuleConfig{MemoryLimit: 5 << 20})
 	pw, salt := []byte("password"), []byte("somesalt")
 	for _, tc := range []struct{ t, m, p uint32 }{{2, 256, 1}, {1, 64, 2}, {3, 4096, 4}, {1, 8, 1}} {
 		t.Run(fmt.Sprintf("t=%d,m=%d,p=%d", tc.t, tc.m, tc.p), func(t *testing.T) {
@@ -222,7 +224,8 @@ func TestHostArgon2id(t *testing.T) {
 		{"threads 0", 1, 64, 0, 8, 32},
 		{"threads above the cap", 1, 256, MaxArgon2Threads + 1, 8, 32},
 		{"memory below 8 per thread", 1, 15, 2, 8, 32},
-		{"memory above the memory limit", 1, 4096 + 64, 1, 8, 32},
+		{"memory above the memory limit", 1, 5120 + 64, 1, 8, 32},
+		{"memory above what linear memory leaves", 1, 5120 - 16, 1, 8, 32},
 		{"memory above the cap", 1, MaxArgon2Memory + 1, 1, 8, 32},
 		{"tag of 3 bytes", 1, 64, 1, 8, 3},
 		{"tag above the cap", 1, 64, 1, 8, MaxHashOutput + 1},

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
@@ -45,12 +47,22 @@ type instance struct {
 	mem      api.Memory
 	epoch    api.MutableGlobal // written by the Engine's ticker only
 	deadline api.MutableGlobal // written by the calling goroutine only
+	// until is the deadline the host enforces, in epoch ticks: the value
+	// last written to deadline, kept on the host side so that a check
+	// after a call or inside a host function reads no guest state.
+	until uint64
 	// initializing is set while init runs, so that a deadline error
 	// names the init timeout.
 	initializing bool
 	decide       [KindPayload + 1]api.Function
 	buffer       api.Function
 	configure    api.Function
+
+	// fnType and stackField (an offset) locate the engine stack in
+	// wazero's function type, for trimStack; stackField is -1 when this
+	// wazero has no such field.
+	fnType     reflect.Type
+	stackField int
 
 	stack   [1]uint64 // params and results of every export have at most one value
 	buf     uint32    // guest buffer from moat_buffer
@@ -59,6 +71,7 @@ type instance struct {
 	st             callState
 	prefix         clientPrefix // the last authz client's encoded part
 	stdout, stderr guestWriter
+	rand           randReader
 }
 
 // callState is what the guest sets during one call through the result
@@ -96,9 +109,11 @@ func (s *callState) reset(p phase) {
 func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	in := &instance{m: m}
 	in.ctx = context.WithValue(context.Background(), instanceKey{}, in)
-	in.stdout = guestWriter{m: m, stream: "stdout"}
-	in.stderr = guestWriter{m: m, stream: "stderr"}
-	mod, err := m.rt.InstantiateModule(ctx, m.compiled, m.modCfg.WithStdout(&in.stdout).WithStderr(&in.stderr))
+	in.stdout = guestWriter{in: in, stream: "stdout"}
+	in.stderr = guestWriter{in: in, stream: "stderr"}
+	in.rand = randReader{in: in}
+	cfg := m.modCfg.WithStdout(&in.stdout).WithStderr(&in.stderr).WithRandSource(&in.rand)
+	mod, err := m.rt.InstantiateModule(ctx, m.compiled, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
@@ -116,6 +131,7 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	}
 	in.buffer = mod.ExportedFunction(ExportBuffer)
 	in.configure = mod.ExportedFunction(ExportConfigure)
+	in.fnType, in.stackField = reflect.TypeOf(in.buffer), stackField(in.buffer)
 	if err := m.e.register(in); err != nil {
 		_ = mod.Close(ctx)
 		return nil, err
@@ -130,7 +146,8 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 func (in *instance) init(ctx context.Context) error {
 	m := in.m
 	d, ok := ctx.Deadline()
-	in.deadline.Set(m.e.deadline(m.initTicks, d, ok))
+	in.until = m.e.deadline(m.initTicks, d, ok)
+	in.deadline.Set(in.until)
 	in.initializing = true
 	defer func() { in.initializing = false }()
 	in.st.reset(phaseInit)
@@ -158,6 +175,7 @@ func (in *instance) init(ctx context.Context) error {
 	copy(b, m.config)
 	in.st.reset(phaseConfigure)
 	r, err := in.call(in.configure, uint32(len(m.config)))
+	in.configure = nil // called once: its stack goes with it
 	if err != nil {
 		return fmt.Errorf("%s: %w", ExportConfigure, err)
 	}
@@ -184,15 +202,26 @@ func (m *Module) closeInstance(in *instance) {
 // deadline is the plugin's timeout or ctx's deadline, whichever is sooner.
 func (in *instance) setDeadline(ctx context.Context) {
 	d, ok := ctx.Deadline()
-	in.deadline.Set(in.m.e.deadline(in.m.ticks, d, ok))
+	in.until = in.m.e.deadline(in.m.ticks, d, ok)
+	in.deadline.Set(in.until)
 }
 
 // call runs fn with one argument; the result is 0 for a function without
 // one. Errors are plugin errors, classified by fault.
+//
+// A call that returns after its deadline failed, whatever it returns: the
+// guest's checks sit at function entries and loop headers, so straight-line
+// code or a long host function can carry a call past its deadline, and a
+// result that late must not be used (the caller has given up on it, and
+// the decision it would make is the one a slower module could force). The
+// check is one atomic load.
 func (in *instance) call(fn api.Function, arg uint32) (uint32, error) {
 	in.stack[0] = uint64(arg)
 	if err := fn.CallWithStack(in.ctx, in.stack[:]); err != nil {
 		return 0, in.fault(err)
+	}
+	if in.m.e.expired(in) {
+		return 0, in.deadlineErr()
 	}
 	return uint32(in.stack[0]), nil
 }
@@ -216,6 +245,12 @@ func (in *instance) room(n int) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s(%d): %w", ExportBuffer, size, err)
 		}
+		in.trimStack(&in.buffer, ExportBuffer)
+		if ptr == 0 {
+			// Address 0 is addressable, but no allocator hands it out:
+			// 0 is how a guest says it has no memory left.
+			return nil, fmt.Errorf("%s(%d) returned 0, no buffer: the module is out of memory or its allocator failed", ExportBuffer, size)
+		}
 		if uint64(ptr)+uint64(size) > uint64(in.mem.Size()) {
 			return nil, fmt.Errorf("%s(%d) returned %#x: [%#x, %#x) is outside memory (%d bytes)",
 				ExportBuffer, size, ptr, ptr, uint64(ptr)+uint64(size), in.mem.Size())
@@ -229,6 +264,62 @@ func (in *instance) room(n int) ([]byte, error) {
 	return b, nil
 }
 
+// StackRetain is the most engine stack one exported function of an
+// instance keeps between calls. wazero gives each api.Function its own
+// stack, 10 KiB at first, which grows by doubling up to about 84 MB (its
+// fixed ceiling; a call that needs more traps with a stack overflow) and
+// is never shrunk, and moat keeps its functions for an instance's life: a
+// module that recursed deeply once would hold that much for good (941 MiB
+// resident for one plugin with memory_limit = 64 KiB). After each call, a
+// function whose stack grew beyond StackRetain is replaced by a fresh one
+// and the large stack goes to the garbage collector. See sdk/ABI.md §7,
+// "Memory budget and deadlines".
+const StackRetain = 256 << 10
+
+// stackField finds the engine stack, a []byte field named "stack", in the
+// type wazero implements api.Function with (internal/engine/wazevo's
+// callEngine), and returns its offset; -1 when there is none. wazero
+// exposes neither a stack limit nor the stack's size, so moat reads the
+// field's length: TestStackProbe fails if a wazero upgrade moves it.
+func stackField(fn api.Function) int {
+	t := reflect.TypeOf(fn)
+	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return -1
+	}
+	f, ok := t.Elem().FieldByName("stack")
+	if !ok || len(f.Index) != 1 || f.Type != reflect.TypeFor[[]byte]() {
+		return -1
+	}
+	return int(f.Offset)
+}
+
+// stackSize is the length of fn's engine stack; -1 when unknown. It runs
+// after every call, so it reads the field through its offset (a
+// nanosecond or two) rather than through reflect.Value (several, 10% of a
+// decision); the type check makes the read safe: fn holds a pointer to the
+// struct whose []byte field lies at that offset.
+func (in *instance) stackSize(fn api.Function) int {
+	if in.stackField < 0 || reflect.TypeOf(fn) != in.fnType {
+		return -1
+	}
+	// An interface holding a pointer is (type word, pointer): the second
+	// word is the *callEngine itself.
+	p := (*[2]unsafe.Pointer)(unsafe.Pointer(&fn))[1]
+	if p == nil {
+		return -1
+	}
+	return len(*(*[]byte)(unsafe.Add(p, in.stackField)))
+}
+
+// trimStack replaces *fn, the function of export name, by a fresh one when
+// its engine stack grew beyond StackRetain during the call that just
+// returned.
+func (in *instance) trimStack(fn *api.Function, name string) {
+	if in.stackSize(*fn) > StackRetain {
+		*fn = in.mod.ExportedFunction(name)
+	}
+}
+
 // deadlineError is a call stopped at its deadline.
 type deadlineError struct{ timeout time.Duration }
 
@@ -237,6 +328,15 @@ func (e *deadlineError) Error() string {
 }
 
 func (e *deadlineError) Is(target error) bool { return target == context.DeadlineExceeded }
+
+// deadlineErr is the error of a call that ran out of time, naming the
+// timeout that applied.
+func (in *instance) deadlineErr() *deadlineError {
+	if in.initializing {
+		return &deadlineError{timeout: in.m.initTimeout}
+	}
+	return &deadlineError{timeout: in.m.timeout}
+}
 
 // hostFault is a host function refusing its arguments: a pointer or length
 // outside memory. It panics with one; wazero recovers it and fails the
@@ -254,14 +354,15 @@ func (e *hostFault) Error() string {
 // fault classifies a failed call into a one-line plugin error.
 func (in *instance) fault(err error) error {
 	if in.m.e.expired(in) {
-		if in.initializing {
-			return &deadlineError{timeout: in.m.initTimeout}
-		}
-		return &deadlineError{timeout: in.m.timeout}
+		return in.deadlineErr()
 	}
 	var hf *hostFault
 	if errors.As(err, &hf) {
 		return hf
+	}
+	var de *deadlineError // a host function that refused to start late work
+	if errors.As(err, &de) {
+		return de
 	}
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {

@@ -60,8 +60,10 @@ type ModuleConfig struct {
 	// decision, and happens off the hot path; a looping initialiser is
 	// still stopped.
 	InitTimeout time.Duration
-	// MemoryLimit caps linear memory in bytes, a multiple of 64 KiB;
-	// default 128 MiB.
+	// MemoryLimit caps an instance's linear memory and host-side buffers
+	// (argon2id's) together, in bytes, a multiple of 64 KiB; default 128
+	// MiB. sdk/ABI.md §7, "Memory budget and deadlines", has the whole
+	// formula.
 	MemoryLimit int64
 	// Instances is the pool size; default runtime.GOMAXPROCS(0).
 	Instances int
@@ -88,6 +90,9 @@ type Module struct {
 	// initTimeout and initTicks bound instance initialisation.
 	initTimeout time.Duration
 	initTicks   uint64
+	// memoryLimit is the plugin's memory budget per instance in bytes
+	// (memory_limit): linear memory and host-side buffers share it.
+	memoryLimit int64
 	files       map[string]string
 	payload     bool
 	config      []byte
@@ -100,8 +105,9 @@ type Module struct {
 	compiled wazero.CompiledModule
 	modCfg   wazero.ModuleConfig
 
-	pool   pool
-	closed atomic.Bool
+	pool     pool
+	closed   atomic.Bool
+	logLimit logLimiter
 
 	broken   chan *slot    // slots whose instance must be replaced
 	stopRepl chan struct{} // closed by Close
@@ -131,8 +137,8 @@ func (m *Module) Digest() string { return m.digest }
 // module is an error naming the plugin, its file and what is wrong; a
 // module that loads has passed every check of sdk/ABI.md.
 //
-// ctx bounds compilation; each instance's initialisation is bounded by
-// cfg.Timeout.
+// ctx bounds compilation; each instance's initialisation (start function,
+// _initialize, moat_buffer, moat_configure) is bounded by cfg.InitTimeout.
 func (e *Engine) Load(ctx context.Context, cfg ModuleConfig) (m *Module, err error) {
 	if err := e.acquire(); err != nil {
 		return nil, fmt.Errorf("wasm: plugin %q: %w", cfg.Name, err)
@@ -143,6 +149,7 @@ func (e *Engine) Load(ctx context.Context, cfg ModuleConfig) (m *Module, err err
 		}
 	}()
 	m = &Module{e: e, name: cfg.Name, log: e.log.With("module", cfg.Name)}
+	m.logLimit.init()
 	m.label = fmt.Sprintf("plugin %q", cfg.Name)
 	if cfg.Path != "" {
 		m.label += " (" + cfg.Path + ")"
@@ -253,6 +260,7 @@ func (m *Module) configure(cfg *ModuleConfig) error {
 	if cfg.MemoryLimit < pageSize || cfg.MemoryLimit%pageSize != 0 || cfg.MemoryLimit > 1<<32 {
 		problems = append(problems, fmt.Sprintf("memory_limit %d is not a multiple of 64 KiB between 64 KiB and 4 GiB", cfg.MemoryLimit))
 	}
+	m.memoryLimit = cfg.MemoryLimit
 	if cfg.Instances == 0 {
 		cfg.Instances = runtime.GOMAXPROCS(0)
 	}
@@ -383,6 +391,60 @@ var (
 	decisionEx = [...]string{KindAuthn: ExportAuthenticate, KindAuthz: ExportAuthorize, KindPayload: ExportPayload}
 )
 
+// ReservedPrefix starts the names of the exports the host adds when it
+// instruments a module (meter.ExportEpoch...). A module's own export of
+// that prefix is refused: it would collide with the host's, or pass for one.
+const ReservedPrefix = "moat."
+
+// ExportStart is the WASI command entry point, which moat never calls.
+const ExportStart = "_start"
+
+// checkExportNames checks the names of the module's exports as its author
+// wrote them, not as compiled (the instrumented module has the host's
+// moat.* exports too): the reserved prefix and the command model. Unknown
+// moat_ exports are only logged: ABI v1 grows by optional exports, so one
+// may be meant for a newer broker, but it is more often a misspelling.
+func (m *Module) checkExportNames(info moduleInfo) []string {
+	var problems []string
+	var start, initialize bool
+	for _, ex := range info.exports {
+		switch {
+		case strings.HasPrefix(ex.name, ReservedPrefix):
+			problems = append(problems, fmt.Sprintf("exports %s[%s]: names beginning %q are reserved for the host", ex.kindName(), ex.name, ReservedPrefix))
+		case ex.name == ExportStart:
+			start = true
+		case ex.name == ExportInitialize:
+			initialize = true
+		case strings.HasPrefix(ex.name, "moat_") && !abiExport(ex.name):
+			m.log.Warn("export is not part of moat ABI v1 and is ignored (misspelt?)", "export", ex.kindName()+"["+ex.name+"]")
+		}
+	}
+	if start && !initialize {
+		problems = append(problems, fmt.Sprintf("exports %s without %s: it is a command (a program), whose exports may run its constructors afresh at every call; "+
+			"build a reactor (a library) instead: Go: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared; TinyGo: -buildmode=c-shared; "+
+			"Rust: crate-type = [\"cdylib\"]; C/C++ with wasi-sdk: -mexec-model=reactor", ExportStart, ExportInitialize))
+	}
+	return problems
+}
+
+// abiExport tells whether name is an export of sdk/ABI.md §1.
+func abiExport(name string) bool {
+	switch name {
+	case ExportBuffer, ExportAuthenticate, ExportAuthorize, ExportPayload, ExportConfigure:
+		return true
+	}
+	v, ok := strings.CutPrefix(name, ExportABIPrefix)
+	if !ok || v == "" {
+		return false
+	}
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // check validates the exports and imports of a compiled module against
 // sdk/ABI.md §1 and §6, collecting every problem so that a plugin author
 // sees them all at once.
@@ -437,6 +499,7 @@ func (m *Module) check(c wazero.CompiledModule, info moduleInfo, host, wasi api.
 	}
 	want(ExportInitialize, sigVoid, false)
 	want(ExportConfigure, sigDecide, false)
+	problems = append(problems, m.checkExportNames(info)...)
 	if _, ok := exports[ExportConfigure]; !ok && !emptyObject(m.config) {
 		problems = append(problems, fmt.Sprintf("has a [plugin.config] but no export func[%s] %v to receive it", ExportConfigure, sigDecide))
 	}

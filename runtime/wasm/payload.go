@@ -13,35 +13,11 @@ import (
 // the instance forgets them when it returns. The module learns key ids,
 // never keys: set_key_id names one.
 func (m *Module) Payload(ctx context.Context, req *policy.PayloadRequest) (policy.PayloadResult, error) {
-	if !m.decides[KindPayload] {
-		return policy.PayloadResult{}, m.callErr("payload", errNotDecided)
-	}
-	s, err := m.acquire(ctx)
+	s, res, err := m.decide(ctx, KindPayload, request{payload: req})
 	if err != nil {
-		return policy.PayloadResult{}, m.callErr("payload", err)
+		return policy.PayloadResult{}, err
 	}
-	in := s.in
-	in.setDeadline(ctx)
-	in.st.reset(phasePayload)
-	if m.payload {
-		// Non-nil even when empty: payload_read then answers 0 (the end),
-		// not -1 (not granted).
-		in.st.payload = req.Payload
-		if in.st.payload == nil {
-			in.st.payload = []byte{}
-		}
-	}
-	r, err := in.decidePayload(req)
-	in.st.payload = nil
-	var res result
-	if err == nil {
-		res, err = decodeResult(KindPayload, r, false)
-	}
-	if err != nil {
-		m.fail(s)
-		return policy.PayloadResult{}, m.callErr("payload", err)
-	}
-	st := &in.st
+	st := &s.in.st
 	out := policy.PayloadResult{Verdict: policy.Verdict(res.verdict), Reason: res.reason, Mode: policy.Mode(res.mode)}
 	if st.hasKeyID && res.verdict == VerdictAllow {
 		out.KeyID = string(st.keyID)
@@ -49,19 +25,8 @@ func (m *Module) Payload(ctx context.Context, req *policy.PayloadRequest) (polic
 	if st.hasMessage {
 		out.Message = string(st.message)
 	}
-	st.phase = phaseIdle
-	m.pool.release(s)
+	m.done(s)
 	return out, nil
-}
-
-func (in *instance) decidePayload(req *policy.PayloadRequest) (uint32, error) {
-	size := payloadSize(req)
-	b, err := in.room(size)
-	if err != nil {
-		return 0, err
-	}
-	n := encodePayload(b, req, size)
-	return in.call(in.decide[KindPayload], n)
 }
 
 // payloadSize is the length of the encoded payload request.

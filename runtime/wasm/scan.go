@@ -12,9 +12,18 @@ import (
 // names no export.
 type moduleInfo struct {
 	imports   []importInfo
-	memoryMin uint64 // pages of the first defined memory; 0 when none
+	exports   []exportInfo // as the author wrote them, before instrumentation
+	memoryMin uint64       // pages of the first defined memory; 0 when none
 	hasMemory bool
 }
+
+// exportInfo is one export: its name and kind (externFunc...).
+type exportInfo struct {
+	name string
+	kind byte
+}
+
+func (e exportInfo) kindName() string { return importInfo{kind: e.kind}.kindName() }
 
 type importInfo struct {
 	module, name string
@@ -40,7 +49,7 @@ func (i importInfo) kindName() string {
 
 var errTruncated = errors.New("truncated")
 
-// scanModule reads the import and memory sections of a wasm binary. It
+// scanModule reads the import, export and memory sections of a wasm binary. It
 // checks only what it reads; wazero validates the rest when compiling.
 func scanModule(bin []byte) (moduleInfo, error) {
 	var info moduleInfo
@@ -69,6 +78,10 @@ func scanModule(bin []byte) (moduleInfo, error) {
 		case 2:
 			if info.imports, err = scanImports(&sec); err != nil {
 				return info, fmt.Errorf("import section: %w", err)
+			}
+		case 7:
+			if info.exports, err = scanExports(&sec); err != nil {
+				return info, fmt.Errorf("export section: %w", err)
 			}
 		case 5:
 			n, err := sec.u32()
@@ -131,6 +144,31 @@ func scanImports(r *reader) ([]importInfo, error) {
 			return nil, err
 		}
 		out = append(out, im)
+	}
+	return out, nil
+}
+
+func scanExports(r *reader) ([]exportInfo, error) {
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	if uint64(n) > uint64(len(r.b)) {
+		return nil, errTruncated
+	}
+	out := make([]exportInfo, 0, n)
+	for range n {
+		var ex exportInfo
+		if ex.name, err = r.name(); err != nil {
+			return nil, err
+		}
+		if ex.kind, err = r.byte(); err != nil {
+			return nil, err
+		}
+		if _, err = r.u32(); err != nil {
+			return nil, err
+		}
+		out = append(out, ex)
 	}
 	return out, nil
 }
