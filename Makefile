@@ -53,14 +53,15 @@ go_dirs = $(sort $(patsubst %/,%,$(dir $(filter-out %_test.go,$(wildcard $(1)/*/
 PLUGIN_WASM  := $(patsubst plugins/%,bin/plugins/%.wasm,$(call go_dirs,plugins))
 EXAMPLE_WASM := $(patsubst examples/plugins/%,bin/examples/%.wasm,$(call go_dirs,examples/plugins))
 WAT_WASM     := $(patsubst ./%.wat,%.wasm,$(shell find . -path ./bin -prune -o -path '*/testdata/*.wat' -print))
-REFERENCE_WASM := bin/examples/reference-c.wasm
+REFERENCE_WASM := bin/examples/reference-c.wasm bin/examples/reference-as.wasm
+SDK_TEST_WASM  := bin/sdk/trap-c.wasm bin/sdk/trap-as.wasm
 ifneq ($(shell command -v $(WAT2WASM)),)
 WAT_TARGETS  := $(WAT_WASM)
 endif
 
 .PHONY: build run test bench soak fuzz lint clean FORCE
 
-build: bin/moat $(PLUGIN_WASM) $(EXAMPLE_WASM) $(REFERENCE_WASM) $(WAT_TARGETS)
+build: bin/moat $(PLUGIN_WASM) $(EXAMPLE_WASM) $(REFERENCE_WASM) $(SDK_TEST_WASM) $(WAT_TARGETS)
 
 # Go targets always run: the go command knows what is out of date, and its
 # build cache makes an up-to-date build cost well under a second.
@@ -87,10 +88,20 @@ bin/examples/reference-cpp.wasm: examples/reference/cpp/reference.cpp sdk/c/moat
 # The AssemblyScript reference policy; asc comes from the npm registry at
 # the version package-lock.json pins (`npm ci` makes node_modules when it
 # is missing or older than the lock file).
-bin/examples/reference-as.wasm: $(wildcard examples/reference/as/*.ts sdk/assemblyscript/assembly/*.ts) examples/reference/as/asconfig.json node_modules/.package-lock.json
+bin/examples/reference-as.wasm: $(wildcard examples/reference/as/*.ts sdk/assemblyscript/assembly/*.ts) sdk/assemblyscript/asconfig.json node_modules/.package-lock.json
 	@mkdir -p $(@D)
-	$(ASC) examples/reference/as/reference.ts --config examples/reference/as/asconfig.json -o $@
+	$(ASC) examples/reference/as/reference.ts --config sdk/assemblyscript/asconfig.json -o $@
 
+# Modules that fail on demand, for the C and AssemblyScript SDK tests.
+bin/sdk/trap-c.wasm: sdk/c/testdata/trap.c sdk/c/moat.h
+	@mkdir -p $(@D)
+	$(CLANG) $(WASM_CFLAGS) -o $@ $<
+
+bin/sdk/trap-as.wasm: sdk/assemblyscript/testdata/trap.ts $(wildcard sdk/assemblyscript/assembly/*.ts) sdk/assemblyscript/asconfig.json node_modules/.package-lock.json
+	@mkdir -p $(@D)
+	$(ASC) $< --config sdk/assemblyscript/asconfig.json -o $@
+
+# npm's packages, as package-lock.json pins them.
 node_modules/.package-lock.json: package.json package-lock.json
 	$(NPM) ci --no-audit --no-fund
 

@@ -2,8 +2,6 @@ package c_test
 
 import (
 	"context"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -22,17 +20,9 @@ func TestReferenceCConfig(t *testing.T) {
 	reftest.RefusedConfigs(t, reftest.Build(t, "bin/examples/reference-c.wasm"))
 }
 
-// buildTrap compiles testdata/trap.c with the command sdk/c/README.md
-// documents.
+// buildTrap builds testdata/trap.c with the Makefile.
 func buildTrap(t *testing.T) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "trap.wasm")
-	cmd := exec.Command("clang", "--target=wasm32-wasi", "-mexec-model=reactor", "-O2",
-		"-Wall", "-Wextra", "-Werror", "-I.", "-Wl,--strip-debug", "-o", out, "testdata/trap.c")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("clang: %v\n%s", err, b)
-	}
-	return out
+	return reftest.Build(t, "bin/sdk/trap-c.wasm")
 }
 
 // TestTrap checks that a C module's failures are plugin errors that say
