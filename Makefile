@@ -44,7 +44,7 @@ NPM            ?= npm
 # C and C++ modules are WASI reactors (exports, _initialize, no _start);
 # see sdk/c/README.md.
 WASM_CFLAGS    ?= --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra -Werror -Isdk/c -Wl,--strip-debug
-WASM_CXXFLAGS  ?= $(WASM_CFLAGS) -fno-exceptions -fno-rtti
+WASM_CXXFLAGS  ?= $(WASM_CFLAGS) -fno-exceptions -fno-rtti -nostdlib++
 ASC            := node_modules/.bin/asc
 
 # Directories under $(1) with Go files of their own (tests aside).
@@ -53,7 +53,7 @@ go_dirs = $(sort $(patsubst %/,%,$(dir $(filter-out %_test.go,$(wildcard $(1)/*/
 PLUGIN_WASM  := $(patsubst plugins/%,bin/plugins/%.wasm,$(call go_dirs,plugins))
 EXAMPLE_WASM := $(patsubst examples/plugins/%,bin/examples/%.wasm,$(call go_dirs,examples/plugins))
 WAT_WASM     := $(patsubst ./%.wat,%.wasm,$(shell find . -path ./bin -prune -o -path '*/testdata/*.wat' -print))
-REFERENCE_WASM := bin/examples/reference-c.wasm bin/examples/reference-as.wasm
+REFERENCE_WASM := bin/examples/reference-c.wasm bin/examples/reference-cpp.wasm bin/examples/reference-as.wasm
 SDK_TEST_WASM  := bin/sdk/trap-c.wasm bin/sdk/trap-as.wasm
 ifneq ($(shell command -v $(WAT2WASM)),)
 WAT_TARGETS  := $(WAT_WASM)

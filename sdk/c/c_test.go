@@ -20,6 +20,16 @@ func TestReferenceCConfig(t *testing.T) {
 	reftest.RefusedConfigs(t, reftest.Build(t, "bin/examples/reference-c.wasm"))
 }
 
+// TestReferenceCPP runs the reference policy written in C++ on the same
+// header (examples/reference/cpp).
+func TestReferenceCPP(t *testing.T) {
+	reftest.Run(t, reftest.Build(t, "bin/examples/reference-cpp.wasm"))
+}
+
+func TestReferenceCPPConfig(t *testing.T) {
+	reftest.RefusedConfigs(t, reftest.Build(t, "bin/examples/reference-cpp.wasm"))
+}
+
 // buildTrap builds testdata/trap.c with the Makefile.
 func buildTrap(t *testing.T) string {
 	return reftest.Build(t, "bin/sdk/trap-c.wasm")
