@@ -43,7 +43,7 @@ func TestTrap(t *testing.T) {
 		topic string
 		log   string // in the log
 	}{
-		{"abort", "abort: the topic asked for an abort at sdk/assemblyscript/testdata/trap.ts:17:"},
+		{"abort", "abort: the topic asked for an abort at sdk/assemblyscript/testdata/trap.ts:30:"},
 		{"panic", "panic: the topic asked for a panic"},
 		{"index", "abort: Index out of range at ~lib/array.ts:"},
 	}
@@ -109,4 +109,14 @@ func TestBufferLimit(t *testing.T) {
 	if res, err := authz("small"); err != nil || res.Verdict != policy.Allow {
 		t.Errorf("after the failure: %v %v, want allow", res.Verdict, err)
 	}
+}
+
+// FuzzJSON checks the SDK's JSONParser against encoding/json.
+func FuzzJSON(f *testing.F) {
+	reftest.FuzzJSON(f, reftest.Build(f, "bin/sdk/trap-as.wasm"), true)
+}
+
+// FuzzMatch checks the SDK's match against the shared semantics.
+func FuzzMatch(f *testing.F) {
+	reftest.FuzzMatch(f, reftest.Build(f, "bin/sdk/trap-as.wasm"), true)
 }

@@ -121,3 +121,13 @@ func TestBufferLimit(t *testing.T) {
 		t.Errorf("after the failure: %v %v, want allow", res.Verdict, err)
 	}
 }
+
+// FuzzJSON checks moat.h's JSON reader against encoding/json.
+func FuzzJSON(f *testing.F) {
+	reftest.FuzzJSON(f, reftest.Build(f, "bin/sdk/trap-c.wasm"), false)
+}
+
+// FuzzMatch checks moat_match against the shared semantics.
+func FuzzMatch(f *testing.F) {
+	reftest.FuzzMatch(f, reftest.Build(f, "bin/sdk/trap-c.wasm"), false)
+}

@@ -1160,20 +1160,21 @@ bool moat_json_string(moat_json *j, moat_bytes *out)
 			if (!moatp_json_u4(j, &c1)) {
 				return false;
 			}
-			if (c1 >= 0xD800 && c1 < 0xDC00) {
-				if (j->end - j->p < 6 || j->p[0] != '\\' || j->p[1] != 'u') {
-					return moat_json_fail(j, "lone surrogate in \\u escape");
-				}
+			/* A surrogate pair is one code point; a lone surrogate
+			 * becomes U+FFFD, as in Go's encoding/json, which checked
+			 * the config the host hands over. */
+			if (c1 >= 0xD800 && c1 < 0xDC00 && j->end - j->p >= 6 && j->p[0] == '\\' && j->p[1] == 'u') {
+				char *save = j->p;
 				j->p += 2;
-				if (!moatp_json_u4(j, &c2)) {
-					return false;
+				if (moatp_json_u4(j, &c2) && c2 >= 0xDC00 && c2 < 0xE000) {
+					c1 = 0x10000 + ((c1 - 0xD800) << 10) + (c2 - 0xDC00);
+				} else {
+					j->p = save; /* read the second escape on its own */
+					j->err = NULL;
 				}
-				if (c2 < 0xDC00 || c2 >= 0xE000) {
-					return moat_json_fail(j, "lone surrogate in \\u escape");
-				}
-				c1 = 0x10000 + ((c1 - 0xD800) << 10) + (c2 - 0xDC00);
-			} else if (c1 >= 0xDC00 && c1 < 0xE000) {
-				return moat_json_fail(j, "lone surrogate in \\u escape");
+			}
+			if (c1 >= 0xD800 && c1 < 0xE000) {
+				c1 = 0xFFFD;
 			}
 			w += moatp_utf8(w, c1);
 			break;

@@ -98,10 +98,11 @@ export class JSONParser {
         if (k === null) return null;
         if (this.peek() != 0x3a) return this.fail("expected ':'");
         this.p++;
-        if (v.obj.has(k)) return this.fail("duplicate key \"" + k + "\"");
         const m = this.value(depth + 1);
         if (m === null) return null;
-        v.keys.push(k);
+        // A repeated key keeps its first place and its last value, as
+        // encoding/json, which checked the config, reads it.
+        if (!v.obj.has(k)) v.keys.push(k);
         v.obj.set(k, m);
         const d = this.peek();
         this.p++;

@@ -6,14 +6,27 @@
 //   "reason"  a deny with a reason below 0x80, which the SDK turns into the
 //             default reason rather than a malformed result
 //   other     allow
+// unless the listener names a check, for the fuzz tests:
+//   "json"    allow when the topic is one JSON document (JSONParser)
+//   "match"   allow when match(shareGroup, topic, subscribe?, username, clientId)
 // Its authn decision answers continue, which the SDK refuses for a request
 // without an auth_method.
-import { AuthnRequest, AuthnResult, AuthzRequest, AuthzResult, panic, runAuthn, runAuthz } from "../assembly";
+import {
+  Action, AuthnRequest, AuthnResult, AuthzRequest, AuthzResult, JSONParser, match, panic, runAuthn, runAuthz,
+} from "../assembly";
 
 export { moat_abi_v1, moat_buffer } from "../assembly";
 
 function authorize(r: AuthzRequest): AuthzResult {
   const topic = r.topic;
+  const listener = r.listener;
+  if (listener == "json") {
+    return new JSONParser().parse(topic) !== null ? AuthzResult.allow() : AuthzResult.deny();
+  }
+  if (listener == "match") {
+    return match(r.shareGroup, topic, r.action == Action.Subscribe, r.username, r.clientId)
+      ? AuthzResult.allow() : AuthzResult.deny();
+  }
   assert(topic != "abort", "the topic asked for an abort");
   if (topic == "panic") panic("the topic asked for a panic");
   if (topic == "index") {

@@ -7,7 +7,11 @@
  *   "reason"  a deny with a reason below 0x80, which the SDK turns into
  *             the default reason rather than a malformed result
  *   other     allow
- * and its authn decision answers continue, which the SDK refuses for a
+ * unless the listener names a check, for the fuzz tests:
+ *   "json"    allow when the topic is one JSON document (moat_json_skip)
+ *   "match"   allow when moat_match(share_group, topic, subscribe?,
+ *             username, client_id)
+ * Its authn decision answers continue, which the SDK refuses for a
  * request without an auth_method.
  */
 #define MOAT_IMPLEMENTATION
@@ -17,7 +21,19 @@
 
 static moat_authz_result authorize(const moat_request *r)
 {
-	moat_bytes topic = moat_topic(r);
+	moat_bytes topic = moat_topic(r), listener = moat_listener(r);
+	if (moat_bytes_is(listener, "json")) {
+		moat_json j;
+		/* The reader decodes strings in place: in the request buffer,
+		 * which the host rewrites for the next call anyway. */
+		moat_json_init(&j, (char *)topic.ptr, topic.len);
+		return moat_json_skip(&j) && moat_json_end(&j) ? moat_authz_allow() : moat_authz_deny();
+	}
+	if (moat_bytes_is(listener, "match")) {
+		moat_bytes filter = moat_field_or_empty(r, MOAT_FIELD_SHARE_GROUP);
+		return moat_match(filter, topic, r->action == MOAT_ACTION_SUBSCRIBE, moat_username(r), moat_client_id(r))
+			? moat_authz_allow() : moat_authz_deny();
+	}
 	if (moat_bytes_is(topic, "abort")) {
 		abort();
 	}
