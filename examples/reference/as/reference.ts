@@ -8,13 +8,16 @@
 // authz:   every action is allowed on devices/{username}/# and on
 //          tenants/{tenant attribute}/#; everything else is denied. A
 //          subscription is allowed only when one of them covers its filter.
-// payload: publishes to secure/# are kept at rest encrypted under key id
-//          "default"; other publishes are plaintext.
+// payload: messages on secure/# are kept at rest encrypted under key id
+//          "default"; others are plaintext (whatever the action).
+//
+// examples/reference/POLICY.md has the details; examples/reference/cases.toml
+// is the conformance suite every language's build passes.
 //
 // Build (see sdk/assemblyscript/README.md): make bin/examples/reference-as.wasm
 
 import {
-  Action, AuthnRequest, AuthnResult, AuthzRequest, AuthzResult, JSONParser, JSONValue, Mode,
+  Action, AuthnRequest, AuthnResult, AuthzRequest, AuthzResult, JSONParser, Mode,
   PayloadRequest, PayloadResult, Status, addAttribute, isLevelName, match, runAuthn, runAuthz,
   runConfigure, runPayload, setKeyId, setMessage, typeName,
 } from "../../../sdk/assemblyscript/assembly";
@@ -32,8 +35,8 @@ function configError(path: string, what: string): string {
   return "reference: config: " + path + ": " + what;
 }
 
-// configure reads the users; any unknown key, missing name or password,
-// or duplicate user refuses the config.
+// configure reads the users; an unknown key, or a missing name, password
+// or tenant, refuses the config. Of two users of one name, the first wins.
 function configure(json: string): string | null {
   const p = new JSONParser();
   const root = p.parse(json);
@@ -61,8 +64,9 @@ function configure(json: string): string | null {
       const tenant = u.get("tenant");
       if (name === null || name.str.length == 0) return configError(at + ".name", "missing or empty");
       if (password === null) return configError(at + ".password", "missing");
-      if (next.has(name.str)) return configError(at + ".name", "a second user of this name");
-      next.set(name.str, new User(Uint8Array.wrap(String.UTF8.encode(password.str)), tenant !== null ? tenant.str : ""));
+      if (tenant === null) return configError(at + ".tenant", "missing");
+      if (next.has(name.str)) continue; // the first user of a name wins
+      next.set(name.str, new User(Uint8Array.wrap(String.UTF8.encode(password.str)), tenant.str));
     }
   }
   users = next;
@@ -77,7 +81,7 @@ function authenticate(r: AuthnRequest): AuthnResult {
     setMessage("bad user name or password");
     return AuthnResult.deny();
   }
-  if (u.tenant.length > 0 && addAttribute("tenant", u.tenant) != Status.OK) {
+  if (addAttribute("tenant", u.tenant) != Status.OK) {
     setMessage("reference: the tenant attribute is too large");
     return AuthnResult.deny();
   }
@@ -96,7 +100,6 @@ function authorize(r: AuthzRequest): AuthzResult {
 }
 
 function payload(r: PayloadRequest): PayloadResult {
-  if (r.action != Action.Publish) return PayloadResult.ignore();
   if (match("secure/#", r.topic, false)) {
     setKeyId("default");
     return PayloadResult.allow(Mode.AtRest);

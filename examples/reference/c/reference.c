@@ -9,8 +9,11 @@
  * authz:   every action is allowed on devices/{username}/# and on
  *          tenants/{tenant attribute}/#; everything else is denied. A
  *          subscription is allowed only when one of them covers its filter.
- * payload: publishes to secure/# are kept at rest encrypted under key id
- *          "default"; other publishes are plaintext.
+ * payload: messages on secure/# are kept at rest encrypted under key id
+ *          "default"; others are plaintext (whatever the action).
+ *
+ * examples/reference/POLICY.md has the details; examples/reference/cases.toml
+ * is the conformance suite every language's build passes.
  *
  * Build (see sdk/c/README.md):
  *     clang --target=wasm32-wasi -mexec-model=reactor -O2 -Isdk/c \
@@ -25,7 +28,7 @@
 struct user {
 	moat_bytes name;
 	moat_bytes password;
-	moat_bytes tenant; /* empty: no tenant attribute */
+	moat_bytes tenant;
 };
 
 /* The users of this instance: configure runs once per instance. */
@@ -92,8 +95,8 @@ static int unknown_key(int64_t index, moat_bytes key)
 	return 1;
 }
 
-/* configure reads the users; any unknown key, missing name or password,
- * or duplicate user refuses the config. */
+/* configure reads the users; an unknown key, or a missing name, password
+ * or tenant, refuses the config. Of two users of one name, the first wins. */
 static int configure(char *text, size_t len)
 {
 	moat_json j;
@@ -122,7 +125,7 @@ static int configure(char *text, size_t len)
 		}
 		while (moat_json_element(&j)) {
 			struct user u = {{NULL, 0}, {NULL, 0}, {NULL, 0}};
-			bool has_name = false, has_password = false;
+			bool has_name = false, has_password = false, has_tenant = false;
 			if (!moat_json_object(&j)) {
 				return json_error(&j, "users", nusers, "");
 			}
@@ -137,6 +140,7 @@ static int configure(char *text, size_t len)
 					has_password = true;
 				} else if (moat_bytes_is(key, "tenant")) {
 					field = "tenant";
+					has_tenant = true;
 				} else {
 					return unknown_key(nusers, key);
 				}
@@ -156,8 +160,11 @@ static int configure(char *text, size_t len)
 			if (!has_password) {
 				return refuse("users", nusers, "password", "missing", -1);
 			}
+			if (!has_tenant) {
+				return refuse("users", nusers, "tenant", "missing", -1);
+			}
 			if (find_user(u.name) != NULL) {
-				return refuse("users", nusers, "name", "a second user of this name", -1);
+				continue; /* the first user of a name wins */
 			}
 			if (nusers == cap) {
 				struct user *grown;
@@ -195,7 +202,7 @@ static moat_authn_result authenticate(const moat_request *r)
 		moat_set_message("bad user name or password");
 		return moat_authn_deny();
 	}
-	if (u->tenant.len > 0 && moat_add_attribute(moat_str("tenant"), u->tenant) != MOAT_OK) {
+	if (moat_add_attribute(moat_str("tenant"), u->tenant) != MOAT_OK) {
 		moat_set_message("reference: the tenant attribute is too large");
 		return moat_authn_deny();
 	}
@@ -233,9 +240,6 @@ MOAT_AUTHZ(authorize)
 
 static moat_payload_result payload(const moat_request *r)
 {
-	if (r->action != MOAT_ACTION_PUBLISH) {
-		return moat_payload_ignore();
-	}
 	if (moat_match(moat_str("secure/#"), moat_topic(r), false, moat_username(r), moat_client_id(r))) {
 		moat_set_key_id(moat_str("default"));
 		return moat_payload_allow(MOAT_MODE_AT_REST);

@@ -9,8 +9,11 @@
 // authz:   every action is allowed on devices/{username}/# and on
 //          tenants/{tenant attribute}/#; everything else is denied. A
 //          subscription is allowed only when one of them covers its filter.
-// payload: publishes to secure/# are kept at rest encrypted under key id
-//          "default"; other publishes are plaintext.
+// payload: messages on secure/# are kept at rest encrypted under key id
+//          "default"; others are plaintext (whatever the action).
+//
+// examples/reference/POLICY.md has the details; examples/reference/cases.toml
+// is the conformance suite every language's build passes.
 //
 // It uses no C++ standard library (wasi-libc has none; Debian's
 // libc++-dev-wasm32 adds one) and no exceptions. Build (see sdk/c/README.md):
@@ -27,7 +30,7 @@ namespace {
 struct User {
 	moat_bytes name;
 	moat_bytes password;
-	moat_bytes tenant; // empty: no tenant attribute
+	moat_bytes tenant;
 };
 
 // Users is the table of one instance: configure runs once per instance.
@@ -91,8 +94,8 @@ private:
 	moat_text t_;
 };
 
-// configure reads the users; any unknown key, missing name or password,
-// or duplicate user refuses the config.
+// configure reads the users; an unknown key, or a missing name, password
+// or tenant, refuses the config. Of two users of one name, the first wins.
 int configure(char *text, size_t len)
 {
 	users.clear();
@@ -112,7 +115,7 @@ int configure(char *text, size_t len)
 		while (moat_json_element(&j)) {
 			const uint32_t i = users.size();
 			User u{};
-			bool has_name = false, has_password = false;
+			bool has_name = false, has_password = false, has_tenant = false;
 			if (!moat_json_object(&j)) {
 				return Message().user(i).add(": ").at(j).refuse();
 			}
@@ -126,6 +129,7 @@ int configure(char *text, size_t len)
 					has_password = true;
 				} else if (moat_bytes_is(key, "tenant")) {
 					field = &u.tenant;
+					has_tenant = true;
 				} else {
 					return Message().user(i).add(": unknown key \"").add(key).add("\"").refuse();
 				}
@@ -142,10 +146,12 @@ int configure(char *text, size_t len)
 			if (!has_password) {
 				return Message().user(i).add(".password: missing").refuse();
 			}
-			if (users.find(u.name) != nullptr) {
-				return Message().user(i).add(".name: a second user of this name").refuse();
+			if (!has_tenant) {
+				return Message().user(i).add(".tenant: missing").refuse();
 			}
-			users.add(u);
+			if (users.find(u.name) == nullptr) { // the first user of a name wins
+				users.add(u);
+			}
 		}
 		if (j.err != nullptr) {
 			return Message().add("users: ").at(j).refuse();
@@ -168,7 +174,7 @@ moat_authn_result authenticate(const moat_request *r)
 		moat_set_message("bad user name or password");
 		return moat_authn_deny();
 	}
-	if (u->tenant.len > 0 && moat_add_attribute(moat_str("tenant"), u->tenant) != MOAT_OK) {
+	if (moat_add_attribute(moat_str("tenant"), u->tenant) != MOAT_OK) {
 		moat_set_message("reference: the tenant attribute is too large");
 		return moat_authn_deny();
 	}
@@ -209,9 +215,6 @@ moat_authz_result authorize(const moat_request *r)
 
 moat_payload_result payload(const moat_request *r)
 {
-	if (r->action != MOAT_ACTION_PUBLISH) {
-		return moat_payload_ignore();
-	}
 	if (moat_match(moat_str("secure/#"), moat_topic(r), false, moat_username(r), moat_client_id(r))) {
 		moat_set_key_id(moat_str("default"));
 		return moat_payload_allow(MOAT_MODE_AT_REST);

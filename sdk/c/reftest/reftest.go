@@ -26,7 +26,8 @@ import (
 const Config = `{"users":[
 	{"name":"alice","password":"alice-pw","tenant":"acme"},
 	{"name":"bob","password":"bob-pw","tenant":"globex"},
-	{"name":"carol","password":"c\u00e4rol \"pw\""}
+	{"name":"carol","password":"c\u00e4rol \"pw\" \ud83d\ude00","tenant":""},
+	{"name":"alice","password":"second-alice","tenant":"globex"}
 ]}`
 
 // Build makes target (a path under bin/ such as
@@ -161,7 +162,8 @@ const badLogin = "bad user name or password"
 var authnCases = []authnCase{
 	{"right password", "alice", []byte("alice-pw"), policy.Allow, "", acme},
 	{"other user", "bob", []byte("bob-pw"), policy.Allow, "", globex},
-	{"escaped password, no tenant", "carol", []byte("c\u00e4rol \"pw\""), policy.Allow, "", nil},
+	{"escaped password, empty tenant", "carol", []byte("c\u00e4rol \"pw\" \U0001F600"), policy.Allow, "", []policy.Attribute{{Key: "tenant", Value: ""}}},
+	{"the first user of a name wins", "alice", []byte("second-alice"), policy.Deny, badLogin, nil},
 	{"wrong password", "alice", []byte("bob-pw"), policy.Deny, badLogin, nil},
 	{"password prefix", "alice", []byte("alice-p"), policy.Deny, badLogin, nil},
 	{"password longer", "alice", []byte("alice-pw2"), policy.Deny, badLogin, nil},
@@ -191,6 +193,11 @@ var authzCases = []authzCase{
 	{"other tenant", "alice", "c1", acme, policy.ActionPublish, "tenants/globex/orders", policy.Deny},
 	{"subscribe every tenant", "alice", "c1", acme, policy.ActionSubscribe, "tenants/+/orders", policy.Deny},
 	{"tenant from attribute only", "alice", "c1", nil, policy.ActionPublish, "tenants/acme/orders", policy.Deny},
+	{"tenant not from the user name", "acme", "c1", globex, policy.ActionPublish, "tenants/acme/orders", policy.Deny},
+	{"empty tenant", "carol", "c1", []policy.Attribute{{Key: "tenant", Value: ""}}, policy.ActionPublish, "tenants//x", policy.Deny},
+	{"first tenant attribute", "alice", "c1", []policy.Attribute{{Key: "tenant", Value: "acme"}, {Key: "tenant", Value: "globex"}}, policy.ActionPublish, "tenants/globex/x", policy.Deny},
+	{"$SYS", "alice", "c1", acme, policy.ActionSubscribe, "$SYS/#", policy.Deny},
+	{"empty last level", "alice", "c1", acme, policy.ActionPublish, "devices/alice/", policy.Allow},
 	{"tenant of another user", "bob", "c2", globex, policy.ActionPublish, "tenants/globex/orders", policy.Allow},
 	{"tenant with a slash", "eve", "c3", []policy.Attribute{{Key: "tenant", Value: "a/b"}}, policy.ActionPublish, "tenants/a/b/x", policy.Deny},
 	{"tenant wildcard", "eve", "c3", []policy.Attribute{{Key: "tenant", Value: "+"}}, policy.ActionPublish, "tenants/+/x", policy.Deny},
@@ -208,6 +215,8 @@ var payloadCases = []payloadCase{
 	{"plain topic", policy.ActionPublish, "devices/alice/temp", policy.Allow, policy.ModePlaintext, ""},
 	{"secure prefix is no level", policy.ActionPublish, "securex/y", policy.Allow, policy.ModePlaintext, ""},
 	{"secure below the root", policy.ActionPublish, "a/secure/b", policy.Allow, policy.ModePlaintext, ""},
+	{"deliver secure", policy.ActionDeliver, "secure/vault", policy.Allow, policy.ModeAtRest, "default"},
+	{"deliver plain", policy.ActionDeliver, "plain", policy.Allow, policy.ModePlaintext, ""},
 }
 
 // Run checks the module at path against the reference policy's table.
@@ -296,12 +305,12 @@ func RefusedConfigs(t *testing.T, path string) {
 	}{
 		{"not JSON", `{"users":[`, []string{"config is not valid JSON"}},
 		{"unknown key", `{"user":[]}`, []string{`unknown key "user"`}},
-		{"unknown user key", `{"users":[{"name":"a","password":"b","role":"x"}]}`, []string{`users[0]`, `unknown key "role"`}},
-		{"no password", `{"users":[{"name":"a","password":"b"},{"name":"c"}]}`, []string{"users[1].password"}},
-		{"no name", `{"users":[{"password":"b"}]}`, []string{"users[0].name"}},
-		{"password not a string", `{"users":[{"name":"a","password":7}]}`, []string{"users[0].password", "expected a string"}},
+		{"unknown user key", `{"users":[{"name":"a","password":"b","tenant":"t","role":"x"}]}`, []string{`users[0]`, `unknown key "role"`}},
+		{"no password", `{"users":[{"name":"a","password":"b","tenant":"t"},{"name":"c","tenant":"t"}]}`, []string{"users[1].password"}},
+		{"no name", `{"users":[{"password":"b","tenant":"t"}]}`, []string{"users[0].name"}},
+		{"password not a string", `{"users":[{"name":"a","password":7,"tenant":"t"}]}`, []string{"users[0].password", "expected a string"}},
 		{"users not an array", `{"users":{}}`, []string{"users", "expected an array"}},
-		{"duplicate user", `{"users":[{"name":"a","password":"b"},{"name":"a","password":"c"}]}`, []string{"users[1].name"}},
+		{"no tenant", `{"users":[{"name":"a","password":"b"}]}`, []string{"users[0].tenant"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
