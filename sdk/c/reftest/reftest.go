@@ -83,11 +83,10 @@ func (l *Log) String() string {
 	return l.buf.String()
 }
 
-// Load loads the module at path deciding authn, authz and payload, with
-// cfg as its config (Config when cfg is nil). The engine and module are
-// closed when the test ends. Load errors are returned, so that a test can
-// check a refused config.
-func Load(t testing.TB, path string, cfg *wasm.ModuleConfig) (*wasm.Module, *Log, error) {
+// NewEngine starts an engine whose log lines go to the returned Log; it
+// is closed when the test ends. Modules loaded on one engine share its
+// compilation cache.
+func NewEngine(t testing.TB) (*wasm.Engine, *Log) {
 	t.Helper()
 	log := &Log{}
 	ctx := context.Background()
@@ -100,6 +99,24 @@ func Load(t testing.TB, path string, cfg *wasm.ModuleConfig) (*wasm.Module, *Log
 			t.Error(err)
 		}
 	})
+	return e, log
+}
+
+// Load loads the module at path on an engine of its own (NewEngine), with
+// LoadOn's defaults.
+func Load(t testing.TB, path string, cfg *wasm.ModuleConfig) (*wasm.Module, *Log, error) {
+	t.Helper()
+	e, log := NewEngine(t)
+	m, err := LoadOn(t, e, path, cfg)
+	return m, log, err
+}
+
+// LoadOn loads the module at path on e, deciding authn, authz and payload
+// with cfg as its config (Config when cfg is nil) unless cfg says
+// otherwise. The module is closed when the test ends. Load errors are
+// returned, so that a test can check a refused config.
+func LoadOn(t testing.TB, e *wasm.Engine, path string, cfg *wasm.ModuleConfig) (*wasm.Module, error) {
+	t.Helper()
 	mc := wasm.ModuleConfig{}
 	if cfg != nil {
 		mc = *cfg
@@ -115,12 +132,12 @@ func Load(t testing.TB, path string, cfg *wasm.ModuleConfig) (*wasm.Module, *Log
 	if mc.Instances == 0 {
 		mc.Instances = 1
 	}
-	m, err := e.Load(ctx, mc)
+	m, err := e.Load(context.Background(), mc)
 	if err != nil {
-		return nil, log, err
+		return nil, err
 	}
 	t.Cleanup(func() { m.Close() })
-	return m, log, nil
+	return m, nil
 }
 
 type authnCase struct {
@@ -312,9 +329,10 @@ func RefusedConfigs(t *testing.T, path string) {
 		{"users not an array", `{"users":{}}`, []string{"users", "expected an array"}},
 		{"no tenant", `{"users":[{"name":"a","password":"b"}]}`, []string{"users[0].tenant"}},
 	}
+	e, log := NewEngine(t)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := Load(t, path, &wasm.ModuleConfig{ConfigJSON: []byte(tc.config)})
+			_, err := LoadOn(t, e, path, &wasm.ModuleConfig{ConfigJSON: []byte(tc.config)})
 			if err == nil {
 				t.Fatalf("config %s accepted", tc.config)
 			}
@@ -326,7 +344,7 @@ func RefusedConfigs(t *testing.T, path string) {
 		})
 	}
 	// An empty config is no users: every login is left to others.
-	m, log, err := Load(t, path, &wasm.ModuleConfig{ConfigJSON: []byte(`{}`)})
+	m, err := LoadOn(t, e, path, &wasm.ModuleConfig{ConfigJSON: []byte(`{}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
