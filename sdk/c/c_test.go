@@ -131,3 +131,12 @@ func FuzzJSON(f *testing.F) {
 func FuzzMatch(f *testing.F) {
 	reftest.FuzzMatch(f, reftest.Build(f, "bin/sdk/trap-c.wasm"), false)
 }
+
+// BenchmarkReference measures the C and C++ reference policies' decisions
+// against a hand-written WAT module in the same run.
+func BenchmarkReference(b *testing.B) {
+	reftest.Benchmark(b, map[string]string{
+		"c":   reftest.Build(b, "bin/examples/reference-c.wasm"),
+		"cpp": reftest.Build(b, "bin/examples/reference-cpp.wasm"),
+	})
+}

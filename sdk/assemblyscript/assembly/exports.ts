@@ -55,6 +55,24 @@ function fail(what: string): i32 {
   return 0;
 }
 
+// With --runtime minimal (the SDK's asconfig.json) the collector runs
+// only when called: here, after a decision, when nothing on the stack
+// refers to the heap (collecting inside a handler would free what its
+// locals hold); every 64 decisions, and after any that made memory grow,
+// so that garbage never holds more than the heap's high-water mark. The
+// incremental runtime collects on its own, at about twice the cost per
+// decision (BenchmarkReference).
+let sinceCollect = 0;
+let pagesAtCollect: i32 = 0;
+
+function afterDecision(): void {
+  if (ASC_RUNTIME == 1 && (++sinceCollect >= 64 || memory.size() != pagesAtCollect)) {
+    sinceCollect = 0;
+    __collect();
+    pagesAtCollect = memory.size();
+  }
+}
+
 const authnRequest = new AuthnRequest();
 const authzRequest = new AuthzRequest();
 const payloadRequest = new PayloadRequest();
@@ -73,11 +91,12 @@ export function runAuthn(len: i32, fn: (r: AuthnRequest) => AuthnResult): i32 {
   if (len < 0 || <u32>len > bufferSize || !r.open(buffer, <u32>len, Kind.Authn)) {
     return fail("moat_authenticate: the request breaks ABI v1 §3");
   }
-  const res = fn(r);
-  if (res.verdict == Verdict.Continue && !r.has(Field.AuthMethod)) {
+  const bits = fn(r).bits;
+  afterDecision();
+  if ((bits & 0xff) == <u32>Verdict.Continue && !r.has(Field.AuthMethod)) {
     return fail("moat_authenticate: continue for a request without an auth_method");
   }
-  return <i32>res.bits;
+  return <i32>bits;
 }
 
 export function runAuthz(len: i32, fn: (r: AuthzRequest) => AuthzResult): i32 {
@@ -85,7 +104,9 @@ export function runAuthz(len: i32, fn: (r: AuthzRequest) => AuthzResult): i32 {
   if (len < 0 || <u32>len > bufferSize || !r.open(buffer, <u32>len, Kind.Authz)) {
     return fail("moat_authorize: the request breaks ABI v1 §3");
   }
-  return <i32>fn(r).bits;
+  const bits = fn(r).bits;
+  afterDecision();
+  return <i32>bits;
 }
 
 export function runPayload(len: i32, fn: (r: PayloadRequest) => PayloadResult): i32 {
@@ -93,7 +114,9 @@ export function runPayload(len: i32, fn: (r: PayloadRequest) => PayloadResult): 
   if (len < 0 || <u32>len > bufferSize || !r.open(buffer, <u32>len, Kind.Payload)) {
     return fail("moat_payload: the request breaks ABI v1 §3");
   }
-  return <i32>fn(r).bits;
+  const bits = fn(r).bits;
+  afterDecision();
+  return <i32>bits;
 }
 
 /**
@@ -104,7 +127,10 @@ export function runPayload(len: i32, fn: (r: PayloadRequest) => PayloadResult): 
 export function runConfigure(len: i32, fn: (json: string) => string | null): i32 {
   if (len < 0 || <u32>len > bufferSize) return fail("moat_configure: the config is larger than the buffer");
   const refusal = fn(String.UTF8.decodeUnsafe(buffer, <usize>len));
-  if (refusal === null) return 0;
+  if (refusal === null) {
+    if (ASC_RUNTIME == 1) __collect(); // the config's tree is garbage now
+    return 0;
+  }
   const b = String.UTF8.encode(refusal);
   hostSetMessage(changetype<usize>(b), min(b.byteLength, 1024));
   return 1;

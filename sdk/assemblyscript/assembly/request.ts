@@ -174,11 +174,31 @@ export class AuthzRequest extends Request {
   get shareGroup(): string { return this.string(Field.ShareGroup); }
   /** attributes are what authentication attached to the client. */
   get attributes(): Pair[] { return this.pairs(Field.Attributes); }
-  /** attribute is the value of the first attribute called key, or null. */
+  /** attribute is the value of the first attribute called key, or null. It decodes only that value. */
   attribute(key: string): string | null {
-    const a = this.attributes;
-    for (let i = 0; i < a.length; i++) {
-      if (a[i].key == key) return a[i].value;
+    if (!this.has(Field.Attributes)) return null;
+    const k = String.UTF8.encode(key);
+    const kl = <usize>k.byteLength;
+    let p = this.fieldPtr(Field.Attributes);
+    const end = p + this.fieldLen(Field.Attributes);
+    if (end - p < 4) return null;
+    let count = load<u32>(p);
+    p += 4;
+    while (count > 0) {
+      if (end - p < 4) break;
+      const nl = <usize>load<u32>(p);
+      if (end - p - 4 < nl) break;
+      const name = p + 4;
+      p = name + nl;
+      if (end - p < 4) break;
+      const vl = <usize>load<u32>(p);
+      if (end - p - 4 < vl) break;
+      const value = p + 4;
+      p = value + vl;
+      if (nl == kl && memory.compare(name, changetype<usize>(k), kl) == 0) {
+        return String.UTF8.decodeUnsafe(value, vl);
+      }
+      count--;
     }
     return null;
   }
