@@ -142,3 +142,9 @@ func TestGarbageCollected(t *testing.T) {
 		}
 	}
 }
+
+// TestBroker runs the AssemblyScript reference policy in a real broker,
+// with real MQTT clients.
+func TestBroker(t *testing.T) {
+	reftest.Broker(t, reftest.Build(t, "bin/examples/reference-as.wasm"))
+}

@@ -140,3 +140,9 @@ func BenchmarkReference(b *testing.B) {
 		"cpp": reftest.Build(b, "bin/examples/reference-cpp.wasm"),
 	})
 }
+
+// TestBroker runs the C reference policy in a real broker, with real
+// MQTT clients.
+func TestBroker(t *testing.T) {
+	reftest.Broker(t, reftest.Build(t, "bin/examples/reference-c.wasm"))
+}
