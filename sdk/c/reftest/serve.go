@@ -19,14 +19,18 @@ import (
 // The broker is stopped when the test ends.
 func Serve(t *testing.T, module string) string {
 	t.Helper()
-	// The binary of this source tree, built here rather than in bin/: the
-	// Makefile rebuilds bin/moat every time, and another test process may
-	// be running it.
-	moat := filepath.Join(t.TempDir(), "moat")
-	build := exec.Command("go", "build", "-o", moat, "./cmd/moat")
-	build.Dir = repoRoot(t)
-	if b, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("reftest: go build ./cmd/moat: %v\n%s", err, b)
+	// The broker is bin/moat, which `make build` (and so `make test`)
+	// builds first; this test is about the module, so a bin/moat older
+	// than the sources serves as well. Without one, it is built here (not
+	// in bin/, where another test process may be running it).
+	moat := filepath.Join(repoRoot(t), "bin", "moat")
+	if _, err := os.Stat(moat); err != nil {
+		moat = filepath.Join(t.TempDir(), "moat")
+		build := exec.Command("go", "build", "-o", moat, "./cmd/moat")
+		build.Dir = repoRoot(t)
+		if b, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("reftest: go build ./cmd/moat: %v\n%s", err, b)
+		}
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
