@@ -126,6 +126,41 @@ func depth(doc string) int {
 	}
 }
 
+// matchCases are Match's expected answers; they seed FuzzMatch too.
+var matchCases = []struct {
+	filter, topic string
+	isFilter      bool
+	user, client  string
+	want          bool
+}{
+	{"a/b", "a/b", false, "", "", true},
+	{"a/b", "a/c", false, "", "", false},
+	{"a/b", "a/b/c", false, "", "", false},
+	{"a/b/c", "a/b", false, "", "", false},
+	{"a/+", "a/b", false, "", "", true},
+	{"a/+", "a/", false, "", "", true},
+	{"a/+", "a", false, "", "", false},
+	{"a/#", "a", false, "", "", true},
+	{"a/#", "a/b/c", false, "", "", true},
+	{"a/#", "ab", false, "", "", false},
+	{"#", "a/b", false, "", "", true},
+	{"#", "$SYS/x", false, "", "", false},
+	{"+/x", "$SYS/x", false, "", "", false},
+	{"$SYS/#", "$SYS/x", false, "", "", true},
+	{"+/a", "/a", false, "", "", true},
+	{"a/#", "a/+/b", true, "", "", true},
+	{"a/+", "a/+", true, "", "", true},
+	{"a/+", "a/#", true, "", "", false},
+	{"a/b", "a/+", true, "", "", false},
+	{"u/%u/#", "u/alice/x", false, "alice", "c", true},
+	{"u/%u/#", "u/bob/x", false, "alice", "c", false},
+	{"u/%u", "u/a/b", false, "a/b", "c", false},
+	{"u/%u", "u/+", true, "+", "c", false},
+	{"u/%u", "u/", false, "", "c", false},
+	{"c/%c", "c/dev-1", false, "u", "dev-1", true},
+	{"c/%c", "c/#", true, "u", "#", false},
+}
+
 // FuzzMatch checks the module's topic matching against Match. With
 // utf8Only, inputs that are not UTF-8 are skipped: an AssemblyScript
 // string decodes them to U+FFFD, which makes distinct bytes equal.
@@ -155,6 +190,9 @@ func FuzzMatch(f *testing.F, path string, utf8Only bool) {
 	}
 	for _, s := range seeds {
 		f.Add(s.filter, s.topic, s.sub, s.user, s.client)
+	}
+	for _, c := range matchCases {
+		f.Add(c.filter, c.topic, c.isFilter, c.user, c.client)
 	}
 	m, log, err := Load(f, path, &wasm.ModuleConfig{Decisions: []string{"authn", "authz"}, ConfigJSON: []byte{}})
 	if err != nil {
