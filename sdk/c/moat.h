@@ -848,44 +848,54 @@ static inline int32_t moatp_run_configure(int32_t len, int (*fn)(char *json, siz
 extern "C" {
 #endif
 
-uint8_t *moatp_buffer;
-uint32_t moatp_buffer_size;
-
 /* The declaration: its presence says this module speaks ABI v1. */
 MOAT_EXPORT("moat_abi_v1") void moatp_export_abi_v1(void) {}
 
 /*
- * moat_buffer returns a buffer of at least size bytes. The host asks only
- * when it needs more room than it was given, so the old buffer's content
- * is never needed: it is freed before the new one is taken, which lets
- * malloc reuse its memory. Sizes are rounded up to 4 KiB. When memory
- * runs out (the plugin's memory_limit), it logs the size it wanted and
- * traps, a plugin error: returning 0 or a smaller buffer would let the
- * host write a request over this module's data.
+ * moat_buffer returns a buffer of at least size bytes. The first is 4 KiB
+ * of static memory; a larger one is new pages from memory.grow (twice the
+ * last size, or what is asked when that is more), so that a module that
+ * does not use malloc links none. The host asks only when it needs more
+ * room than it was given, so the old buffer's content is never needed; it
+ * is not reused, and with the doubling what is left behind is at most the
+ * size of the buffer in use. malloc (wasi-libc's dlmalloc) takes memory
+ * with memory.grow too and copes with pages taken by others. When memory
+ * cannot grow (the plugin's memory_limit), it logs "moat_buffer: out of
+ * memory for N bytes" and traps, a plugin error: returning 0 or a smaller
+ * buffer would let the host write a request over this module's data.
  */
+static uint8_t moatp_initial_buffer[MOAT_INITIAL_BUFFER] __attribute__((aligned(16)));
+uint8_t *moatp_buffer = moatp_initial_buffer;
+uint32_t moatp_buffer_size = MOAT_INITIAL_BUFFER;
+
 MOAT_EXPORT("moat_buffer") int32_t moatp_export_buffer(int32_t size)
 {
-	uint32_t want;
+	size_t pages, doubled, before;
 	if (size < 0) {
 		moat_panic("moat_buffer: negative size");
 	}
 	if ((uint32_t)size <= moatp_buffer_size) {
 		return (int32_t)(uintptr_t)moatp_buffer;
 	}
-	want = ((uint32_t)size + 4095u) & ~4095u;
-	free(moatp_buffer);
-	moatp_buffer = (uint8_t *)malloc(want);
-	if (moatp_buffer == NULL) {
+	pages = ((size_t)size + 0xFFFF) >> 16;
+	doubled = ((size_t)moatp_buffer_size * 2 + 0xFFFF) >> 16;
+	before = __builtin_wasm_memory_grow(0, doubled > pages ? doubled : pages);
+	if (before == (size_t)-1 && doubled > pages) {
+		before = __builtin_wasm_memory_grow(0, pages);
+	} else if (before != (size_t)-1) {
+		pages = doubled > pages ? doubled : pages;
+	}
+	if (before == (size_t)-1) {
 		moat_text t;
 		t.len = 0;
-		moatp_buffer_size = 0;
 		moat_text_str(&t, "moat_buffer: out of memory for ");
 		moat_text_uint(&t, (uint32_t)size);
 		moat_text_str(&t, " bytes (see the plugin's memory_limit)");
 		moat_log_text(MOAT_LOG_ERROR, &t);
 		__builtin_trap();
 	}
-	moatp_buffer_size = want;
+	moatp_buffer = (uint8_t *)(before << 16);
+	moatp_buffer_size = (uint32_t)(pages << 16);
 	return (int32_t)(uintptr_t)moatp_buffer;
 }
 

@@ -290,6 +290,20 @@ func Run(t *testing.T, path string) {
 			}
 		}
 	})
+	// The buffer grows for large requests, by pages the module's allocator
+	// did not give it: the users it allocated must stay intact.
+	t.Run("buffer growth keeps the users", func(t *testing.T) {
+		for _, n := range []int{70_000, 300_000, 1_000_000} {
+			req := &policy.AuthzRequest{Client: &policy.Client{ClientID: "c1", Username: "alice", Attributes: acme}, Action: policy.ActionPublish, Topic: "tenants/acme/" + strings.Repeat("y", n)}
+			if res, err := m.Authorize(ctx, req); err != nil || res.Verdict != policy.Allow {
+				t.Fatalf("%d-byte topic: %v %v, want allow\n%s", n, res.Verdict, err, log)
+			}
+			res, err := m.Authenticate(ctx, &policy.AuthnRequest{Client: &policy.Client{Username: "bob"}, Password: []byte("bob-pw")})
+			if err != nil || res.Verdict != policy.Allow || !slices.Equal(res.Attributes, globex) {
+				t.Fatalf("after a %d-byte topic: bob %v %v %v, want allow with tenant globex", n, res.Verdict, res.Attributes, err)
+			}
+		}
+	})
 	t.Run("payload", func(t *testing.T) {
 		for _, tc := range payloadCases {
 			t.Run(tc.name, func(t *testing.T) {
