@@ -4,7 +4,6 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/moat-mqtt/moat/runtime/policy"
 	"github.com/moat-mqtt/moat/runtime/wasm"
@@ -16,9 +15,6 @@ import (
 // module runtime/wasm/testdata/basic.wasm, a guest that does almost
 // nothing: the difference is what the language and its SDK cost.
 func Benchmark(b *testing.B, modules map[string]string) {
-	// A loaded machine can stop a call for longer than the default
-	// timeout; a benchmark measures, it does not enforce.
-	const slack = 5 * time.Second
 	ctx := context.Background()
 	e, _ := NewEngine(b)
 	alice := &policy.Client{ClientID: "alice-1", Username: "alice", ProtocolVersion: 5, Attributes: acme}
@@ -51,7 +47,7 @@ func Benchmark(b *testing.B, modules map[string]string) {
 		}
 	}
 	base, err := LoadOn(b, e, filepath.Join(repoRoot(b), "runtime", "wasm", "testdata", "basic.wasm"),
-		&wasm.ModuleConfig{Decisions: []string{"authn", "authz"}, ConfigJSON: []byte("{}"), Timeout: slack})
+		&wasm.ModuleConfig{Decisions: []string{"authn", "authz"}, ConfigJSON: []byte("{}")})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -67,7 +63,7 @@ func Benchmark(b *testing.B, modules map[string]string) {
 		}
 	})
 	for name, path := range modules {
-		m, err := LoadOn(b, e, path, &wasm.ModuleConfig{Timeout: slack})
+		m, err := LoadOn(b, e, path, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

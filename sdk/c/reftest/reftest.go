@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/moat-mqtt/moat/runtime/policy"
 	"github.com/moat-mqtt/moat/runtime/wasm"
@@ -112,8 +113,8 @@ func Load(t testing.TB, path string, cfg *wasm.ModuleConfig) (*wasm.Module, *Log
 }
 
 // LoadOn loads the module at path on e, deciding authn, authz and payload
-// with cfg as its config (Config when cfg is nil) unless cfg says
-// otherwise. The module is closed when the test ends. Load errors are
+// with Config as its config, a pool of one and a 5s timeout, unless cfg
+// says otherwise. The module is closed when the test ends. Load errors are
 // returned, so that a test can check a refused config.
 func LoadOn(t testing.TB, e *wasm.Engine, path string, cfg *wasm.ModuleConfig) (*wasm.Module, error) {
 	t.Helper()
@@ -131,6 +132,11 @@ func LoadOn(t testing.TB, e *wasm.Engine, path string, cfg *wasm.ModuleConfig) (
 	}
 	if mc.Instances == 0 {
 		mc.Instances = 1
+	}
+	if mc.Timeout == 0 {
+		// These tests check decisions, not deadlines: a loaded machine
+		// (or the race detector) must not turn a slow call into an error.
+		mc.Timeout = 5 * time.Second
 	}
 	m, err := e.Load(context.Background(), mc)
 	if err != nil {

@@ -45,10 +45,15 @@ name = "tcp"
 type = "tcp"
 address = %q
 
+# Generous deadlines: a loaded test machine is not a plugin error.
+[auth]
+timeout = "10s"
+
 [[plugin]]
 name = "reference"
 module = %q
 decisions = ["authn", "authz"]
+timeout = "5s"
 
 [plugin.config]
 users = [
