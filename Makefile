@@ -18,6 +18,8 @@
 #   plugins/<name>/*.go           -> bin/plugins/<name>.wasm
 #   examples/plugins/<name>/*.go  -> bin/examples/<name>.wasm
 #   **/testdata/<name>.wat        -> **/testdata/<name>.wasm, beside it
+# The reference policy of each guest SDK (examples/reference/<lang>/) builds
+# into bin/examples/reference-<lang>.wasm with the rules near the end.
 # A Go module directory is a main package built with GOOS=wasip1
 # GOARCH=wasm -buildmode=c-shared; a directory whose Go code all lives in
 # subpackages (plugins/acl/aclfile) builds no module. The .wasm of a .wat is
@@ -36,6 +38,14 @@ FUZZTIME       ?= 30s
 SOAKTIME       ?= 10m
 WAT2WASM       ?= wat2wasm
 WAT2WASM_FLAGS ?= --enable-all
+CLANG          ?= clang
+CLANGXX        ?= clang++
+NPM            ?= npm
+# C and C++ modules are WASI reactors (exports, _initialize, no _start);
+# see sdk/c/README.md.
+WASM_CFLAGS    ?= --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra -Werror -Isdk/c -Wl,--strip-debug
+WASM_CXXFLAGS  ?= $(WASM_CFLAGS) -fno-exceptions -fno-rtti -nostdlib++
+ASC            := node_modules/.bin/asc
 
 # Directories under $(1) with Go files of their own (tests aside).
 go_dirs = $(sort $(patsubst %/,%,$(dir $(filter-out %_test.go,$(wildcard $(1)/*/*.go)))))
@@ -43,7 +53,6 @@ go_dirs = $(sort $(patsubst %/,%,$(dir $(filter-out %_test.go,$(wildcard $(1)/*/
 PLUGIN_WASM  := $(patsubst plugins/%,bin/plugins/%.wasm,$(call go_dirs,plugins))
 EXAMPLE_WASM := $(patsubst examples/plugins/%,bin/examples/%.wasm,$(call go_dirs,examples/plugins))
 # The reference policy (examples/reference/POLICY.md), one build per SDK.
-REFERENCE_WASM := bin/examples/reference-go.wasm
 WAT_WASM     := $(patsubst ./%.wat,%.wasm,$(shell find . -path ./bin -prune -o -path '*/testdata/*.wat' -print))
 # Rust modules (sdk/rust/README.md): Debian's rustc, which ships the
 # wasm32-unknown-unknown standard library (rustup's often lacks it).
@@ -53,13 +62,17 @@ RUSTFLAGS_WASM ?= --edition 2021 --target wasm32-unknown-unknown --crate-type cd
                   -C panic=abort -C opt-level=s -C link-arg=-zstack-size=65536 -C strip=symbols
 RUST_SDK       := sdk/rust/moat.rs
 RUST_WASM      := bin/examples/reference-rust.wasm
+
+# The reference policy (examples/reference/POLICY.md), one build per SDK.
+REFERENCE_WASM := bin/examples/reference-go.wasm bin/examples/reference-c.wasm bin/examples/reference-cpp.wasm bin/examples/reference-as.wasm
+SDK_TEST_WASM  := bin/sdk/trap-c.wasm bin/sdk/trap-as.wasm
 ifneq ($(shell command -v $(WAT2WASM)),)
 WAT_TARGETS  := $(WAT_WASM)
 endif
 
 .PHONY: build run test bench soak fuzz lint clean FORCE
 
-build: bin/moat $(PLUGIN_WASM) $(EXAMPLE_WASM) $(REFERENCE_WASM) $(RUST_WASM) $(WAT_TARGETS)
+build: bin/moat $(PLUGIN_WASM) $(EXAMPLE_WASM) $(REFERENCE_WASM) $(RUST_WASM) $(SDK_TEST_WASM) $(WAT_TARGETS)
 
 # Go targets always run: the go command knows what is out of date, and its
 # build cache makes an up-to-date build cost well under a second.
@@ -83,6 +96,37 @@ cmd/moat/templates/rust/moat.rs: $(RUST_SDK)
 bin/examples/reference-rust.wasm: examples/reference/rust/reference.rs $(RUST_SDK)
 	@mkdir -p $(@D)
 	$(RUSTC) $(RUSTFLAGS_WASM) $< -o $@
+
+# The C and C++ reference policies, on the one header of the C SDK. These
+# explicit rules take precedence over the Go rule for bin/examples/%.wasm,
+# and run only when a source is newer.
+bin/examples/reference-c.wasm: examples/reference/c/reference.c sdk/c/moat.h
+	@mkdir -p $(@D)
+	$(CLANG) $(WASM_CFLAGS) -o $@ $<
+
+bin/examples/reference-cpp.wasm: examples/reference/cpp/reference.cpp sdk/c/moat.h
+	@mkdir -p $(@D)
+	$(CLANGXX) $(WASM_CXXFLAGS) -o $@ $<
+
+# The AssemblyScript reference policy; asc comes from the npm registry at
+# the version package-lock.json pins (`npm ci` makes node_modules when it
+# is missing or older than the lock file).
+bin/examples/reference-as.wasm: $(wildcard examples/reference/as/*.ts sdk/assemblyscript/assembly/*.ts) sdk/assemblyscript/asconfig.json node_modules/.package-lock.json
+	@mkdir -p $(@D)
+	$(ASC) examples/reference/as/reference.ts --config sdk/assemblyscript/asconfig.json -o $@
+
+# Modules that fail on demand, for the C and AssemblyScript SDK tests.
+bin/sdk/trap-c.wasm: sdk/c/testdata/trap.c sdk/c/moat.h
+	@mkdir -p $(@D)
+	$(CLANG) $(WASM_CFLAGS) -o $@ $<
+
+bin/sdk/trap-as.wasm: sdk/assemblyscript/testdata/trap.ts $(wildcard sdk/assemblyscript/assembly/*.ts) sdk/assemblyscript/asconfig.json node_modules/.package-lock.json
+	@mkdir -p $(@D)
+	$(ASC) $< --config sdk/assemblyscript/asconfig.json -o $@
+
+# npm's packages, as package-lock.json pins them.
+node_modules/.package-lock.json: package.json package-lock.json
+	$(NPM) ci --no-audit --no-fund
 
 $(WAT_WASM): %.wasm: %.wat
 	$(WAT2WASM) $(WAT2WASM_FLAGS) $< -o $@
@@ -133,4 +177,4 @@ lint:
 	fi
 
 clean:
-	rm -rf bin bench.txt examples/moat.db
+	rm -rf bin bench.txt examples/moat.db node_modules
