@@ -128,14 +128,19 @@ func New(opts Options) (*Broker, error) {
 	})
 	b := &Broker{log: log, cfg: cfg, srv: srv}
 
-	// Order matters where hooks transform packets: capabilities refuse
-	// filters before policy sees them.
+	// Order matters where hooks transform packets: protocol fixes come
+	// first (protocol.go), and capabilities refuse filters before policy
+	// sees them.
+	if err := b.addHook(newProtocolHook(srv, log), nil); err != nil {
+		return nil, err
+	}
 	if err := b.addHook(newCapsHook(srv, caps, cfg.MQTT.MaximumKeepalive.Duration), nil); err != nil {
 		return nil, err
 	}
 	b.policy = newPolicyHook(srv, opts.Decider, log)
 	b.policy.authnTimeout = cfg.Auth.Timeout.Duration
 	b.policy.keepCredentials.Store(cfg.Reload.Reauthenticate)
+	b.policy.v3Disconnect = cfg.MQTT.V3DeniedPublish == config.V3DeniedDisconnect
 	if err := b.addHook(b.policy, nil); err != nil {
 		return nil, err
 	}

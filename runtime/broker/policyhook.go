@@ -78,6 +78,12 @@ type policyHook struct {
 	// re-authentication on reload. Atomic because a reload may turn it on
 	// or off while clients connect (Broker.SetReauthenticate, recheck.go).
 	keepCredentials atomic.Bool
+
+	// v3Disconnect disconnects an MQTT 3.1.1 client whose QoS 1/2 PUBLISH
+	// the policy refuses, instead of acknowledging and dropping it
+	// ([mqtt] v3_denied_publish); v3Dropped counts the drops.
+	v3Disconnect bool
+	v3Dropped    atomic.Int64
 }
 
 var _ mqtt.Hook = (*policyHook)(nil)
@@ -119,6 +125,9 @@ type clientState struct {
 	// (mqtt.Client.Read). pubSet says it is current.
 	pub    policy.AuthzRequest
 	pubSet bool
+	// dropPub marks pub as refused but to be acknowledged (policyhook_v3.go);
+	// like pub, only the client's read goroutine touches it.
+	dropPub bool
 
 	// subscribing is true between OnSubscribe and OnSubscribed, while mochi
 	// calls OnACLCheck(read) with subscription filters rather than topics.
@@ -179,6 +188,7 @@ func (h *policyHook) Provides(b byte) bool {
 		mqtt.OnACLCheck,
 		mqtt.OnSubscribe,
 		mqtt.OnSubscribed,
+		mqtt.OnPublish, // policyhook_v3.go
 		mqtt.OnStopped:
 		return true
 	case mqtt.OnPacketEncode:

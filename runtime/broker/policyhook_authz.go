@@ -65,7 +65,7 @@ func (h *policyHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool 
 		st = h.restoredState(cl)
 	}
 	if write {
-		return h.checkPublish(cl, st, topic)
+		return h.v3Refused(cl, st, h.checkPublish(cl, st, topic)) // policyhook_v3.go
 	}
 	if st.subscribing.Load() {
 		if allowed, decided := st.subscribeCheck(topic, h.deniedFilter); decided {

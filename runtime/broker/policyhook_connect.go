@@ -41,7 +41,7 @@ type refusal struct {
 func (h *policyHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	client := newPolicyClient(cl, pk)
 	req := &policy.AuthnRequest{Client: client}
-	if pk.Connect.PasswordFlag {
+	if pk.Connect.PasswordFlag || pk.Connect.Password != nil { // empty: see protocolHook
 		req.Password = pk.Connect.Password
 	}
 	if cl.Properties.ProtocolVersion >= 5 {

@@ -103,11 +103,18 @@ type MQTT struct {
 	// MaximumInflight is how many QoS 1/2 messages the broker keeps in
 	// flight per client; 1..65535, default 8192.
 	MaximumInflight uint16 `toml:"maximum_inflight"`
-	// MaximumSessionExpiry caps the session expiry a client asks for; also
-	// how long a 3.1.1 persistent session is kept. Default 24h; whole
-	// seconds up to 2^32-1.
+	// MaximumSessionExpiry caps the session expiry an MQTT 5 client asks
+	// for, and is how long an MQTT 3.1.1 persistent session (clean session
+	// off) is kept after its client disconnects. Whole seconds up to
+	// 2^32-1. 0s (the default) is no cap: sessions are kept until their
+	// client ends them, as Mosquitto keeps them (persistent_client_expiration
+	// unset).
 	MaximumSessionExpiry Duration `toml:"maximum_session_expiry"`
-	// MaximumMessageExpiry caps a message's expiry; default 24h.
+	// MaximumMessageExpiry caps a message's expiry, retained messages
+	// included: a message older than it is dropped even when its publisher
+	// set no expiry. 0s (the default) is no cap: a message expires only when
+	// its publisher says so (MQTT 5 message expiry), and a retained message
+	// without one is kept until it is replaced or cleared, as in Mosquitto.
 	MaximumMessageExpiry Duration `toml:"maximum_message_expiry"`
 	// MaximumKeepalive caps the keepalive a client asks for; 0 (default) is
 	// no limit; at most 65535s.
@@ -125,7 +132,20 @@ type MQTT struct {
 	// MaximumTopicAlias is the topic alias maximum; default 65535, 0
 	// disables aliases.
 	MaximumTopicAlias uint16 `toml:"maximum_topic_alias"`
+	// V3DeniedPublish is what an MQTT 3.1.1 client gets for a QoS 1 or 2
+	// PUBLISH the policy refuses, since 3.1.1 acknowledgements carry no
+	// reason code: V3DeniedAck (default) acknowledges and drops it, as
+	// Mosquitto does and [MQTT-3.3.5-2] allows, so that a device does not
+	// resend it on every reconnect; V3DeniedDisconnect closes the
+	// connection. MQTT 5 clients always get a PUBACK/PUBREC reason code.
+	V3DeniedPublish string `toml:"v3_denied_publish"`
 }
+
+// Values of [mqtt] v3_denied_publish.
+const (
+	V3DeniedAck        = "ack"
+	V3DeniedDisconnect = "disconnect"
+)
 
 // Persistence types.
 const (
@@ -198,8 +218,9 @@ const CacheOff = "off"
 type Reload struct {
 	// Reauthenticate runs every connected client through the new authn
 	// chain after a reload and disconnects those it now refuses, so that
-	// removing a user takes effect at once. Default false: a reload then
-	// re-checks subscriptions only.
+	// removing a user takes effect at once, as Mosquitto 2.0 does on
+	// SIGHUP. Default true. Turned off, a reload re-checks subscriptions
+	// only, and the broker keeps no credentials in memory.
 	Reauthenticate bool `toml:"reauthenticate"`
 }
 
