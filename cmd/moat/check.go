@@ -24,7 +24,9 @@ Every problem is printed on stderr, one per line, as
 	moat.toml:14: listener[1].cert_file: open certs/srv.pem: no such file or directory
 (file, line where known, key path with 0-based indexes, message), and check
 exits with status 1. A valid configuration prints "<file>: ok" on stdout and
-exits with status 0.
+exits with status 0. Warnings go to stderr without changing the status: a
+password file granted to an authn plugin whose costliest line takes longer
+to check on this machine than the plugin's timeout (measured once) is one.
 `, stderr)
 	path := configFlag(fs)
 	if code, done := parseFlags(fs, args); done {
@@ -43,6 +45,7 @@ exits with status 0.
 		printProblems(stderr, err)
 		return exitFail
 	}
+	printPasswordCostWarnings(stderr, cfg)
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
 	return exitOK
 }
