@@ -65,7 +65,7 @@ it.
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	s, err := server.New(ctx, cfg, log)
+	s, err := server.New(ctx, cfg, log, server.WithVersion(version))
 	if err != nil {
 		// Module problems, listed like `moat check` lists them.
 		printProblems(stderr, err)

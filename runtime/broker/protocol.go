@@ -2,6 +2,7 @@ package broker
 
 import (
 	"log/slog"
+	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -32,6 +33,8 @@ type protocolHook struct {
 	mqtt.HookBase
 	srv *mqtt.Server
 	log *slog.Logger
+	// connects counts the CONNECT packets read, for $SYS (sys.go).
+	connects atomic.Int64
 }
 
 func newProtocolHook(srv *mqtt.Server, log *slog.Logger) *protocolHook {
@@ -51,6 +54,7 @@ func (h *protocolHook) Provides(b byte) bool {
 func (h *protocolHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	switch pk.FixedHeader.Type {
 	case packets.Connect:
+		h.connects.Add(1)
 		if pk.Connect.PasswordFlag && len(pk.Connect.Password) == 0 {
 			// mochi's ConnectValidate refuses a set flag with no bytes. A
 			// cleared flag with a non-nil empty password passes it, and

@@ -48,16 +48,28 @@ type Server struct {
 	// closing tracks the replaced policy versions still being closed;
 	// Close waits for them before it closes the engine.
 	closing sync.WaitGroup
+
+	// version is moat's, for $SYS/broker/version (WithVersion).
+	version string
 }
+
+// Option tunes New.
+type Option func(*Server)
+
+// WithVersion sets the version the broker reports in $SYS/broker/version.
+func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
 
 // New compiles and checks every module of cfg, builds the policy and the
 // broker, but opens no socket: Start does. On error everything New made is
 // released again.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: log, modules: newModules()}
+	for _, o := range opts {
+		o(s)
+	}
 	if err := s.provision(ctx); err != nil {
 		return nil, errors.Join(err, s.cleanup(context.Background()))
 	}
@@ -81,7 +93,7 @@ func (s *Server) provision(ctx context.Context) error {
 		return err
 	}
 	s.ring.Store(ring)
-	s.broker, err = broker.New(broker.Options{Config: s.cfg, Decider: s.decider, Logger: s.log, Ring: &s.ring})
+	s.broker, err = broker.New(broker.Options{Config: s.cfg, Decider: s.decider, Logger: s.log, Ring: &s.ring, Version: s.version})
 	return err
 }
 
