@@ -63,7 +63,7 @@ type Broker struct {
 
 	// hooks lists every hook registered with srv, in order; addHook is the
 	// only way one is added, so the list is complete.
-	hooks   []mqtt.Hook
+	hooks    []mqtt.Hook
 	policy   *policyHook
 	payload  *payloadHook // payload.go
 	protocol *protocolHook
