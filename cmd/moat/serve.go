@@ -90,6 +90,7 @@ it.
 			log.Error("not watching files for changes", "err", err)
 		}
 	}
+	logPlugins(log, cfg, s.Modules())
 	log.Info("serving", "config", *path, "version", version)
 
 	for ctx.Err() == nil {
@@ -129,4 +130,18 @@ func closeServer(s *server.Server, grace time.Duration, log *slog.Logger) bool {
 		return false
 	}
 	return true
+}
+
+// logPlugins logs each plugin loaded at start with the digest of what runs,
+// so that the log says which code decided from the first connection on.
+func logPlugins(log *slog.Logger, cfg *config.Config, mods []server.ModuleReport) {
+	for _, m := range mods {
+		attrs := []any{"plugin", m.Name, "sha256", m.Digest}
+		for _, pc := range cfg.Plugins {
+			if pc.Name == m.Name {
+				attrs = append(attrs, "module", pc.Module, "decisions", pc.Decisions)
+			}
+		}
+		log.Info("plugin loaded", attrs...)
+	}
 }

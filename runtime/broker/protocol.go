@@ -2,6 +2,7 @@ package broker
 
 import (
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -46,7 +47,55 @@ func (h *protocolHook) ID() string { return "moat-protocol" }
 
 // Provides implements mqtt.Hook.
 func (h *protocolHook) Provides(b byte) bool {
-	return b == mqtt.OnPacketRead || b == mqtt.OnPacketEncode
+	switch b {
+	case mqtt.OnPacketRead, mqtt.OnPacketEncode, mqtt.OnSessionEstablished, mqtt.OnDisconnect:
+		return true
+	}
+	return false
+}
+
+// OnSessionEstablished implements mqtt.Hook: the CONNACK has been sent.
+// One line per connection at info, with what an operator asks first: who,
+// from where, on which listener, how.
+func (h *protocolHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	if cl.Net.Inline {
+		return
+	}
+	h.log.Info("client connected", "client_id", cl.ID, "username", string(cl.Properties.Username),
+		"listener", cl.Net.Listener, "remote", cl.Net.Remote, "protocol", protocolName(cl.Properties.ProtocolVersion),
+		"clean_start", pk.Connect.Clean, "keepalive", cl.State.Keepalive)
+}
+
+// OnDisconnect implements mqtt.Hook: one line per connection that ends, at
+// info, with the reason.
+func (h *protocolHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	if cl.Net.Inline {
+		return
+	}
+	reason := "client sent DISCONNECT"
+	switch {
+	case cl.IsTakenOver():
+		reason = "session taken over by a new connection with the same client id"
+	case err != nil:
+		reason = err.Error()
+	case cl.StopCause() != nil:
+		reason = cl.StopCause().Error()
+	}
+	h.log.Info("client disconnected", "client_id", cl.ID, "username", string(cl.Properties.Username),
+		"listener", cl.Net.Listener, "remote", cl.Net.Remote, "reason", reason, "session_ends", expire)
+}
+
+// protocolName names an MQTT protocol level as users know it.
+func protocolName(v byte) string {
+	switch v {
+	case 3:
+		return "3.1"
+	case 4:
+		return "3.1.1"
+	case 5:
+		return "5"
+	}
+	return "level " + strconv.Itoa(int(v))
 }
 
 // OnPacketRead implements mqtt.Hook. mochi calls it for every packet read,

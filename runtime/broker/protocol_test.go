@@ -335,3 +335,37 @@ func TestEmptyPasswordMosquittoPub(t *testing.T) {
 		t.Fatalf("mosquitto_pub said %q, want bad user name or password", s)
 	}
 }
+
+// TestConnectDisconnectLogged: one info line per connection with client id,
+// username, listener, remote address, protocol, clean start and keepalive,
+// and one per disconnection with the reason.
+func TestConnectDisconnectLogged(t *testing.T) {
+	t.Parallel()
+	b := startPolicyBroker(t)
+	c := mustV3(t, b.addr, "logged-v3", "bob", "bob-pw")
+	c.c.Disconnect(0)
+	v5 := mustV5(t, b.addr, "logged-v5", "carol", "carol-pw")
+	_ = v5.c.Disconnect(&paho.Disconnect{ReasonCode: 0})
+	deadline := time.Now().Add(waitFor)
+	for {
+		logs := b.logs.String()
+		ok := true
+		for _, want := range []string{
+			`"level":"INFO","msg":"client connected","client_id":"logged-v3","username":"bob","listener":"test","remote":"127.0.0.1:`,
+			`"protocol":"3.1.1","clean_start":true,"keepalive":30`,
+			`"msg":"client connected","client_id":"logged-v5","username":"carol"`,
+			`"protocol":"5"`,
+			`"level":"INFO","msg":"client disconnected","client_id":"logged-v3"`,
+			`"level":"INFO","msg":"client disconnected","client_id":"logged-v5"`,
+		} {
+			ok = ok && strings.Contains(logs, want)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connect/disconnect lines missing:\n%s", logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
