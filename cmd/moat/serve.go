@@ -91,6 +91,11 @@ it.
 		}
 	}
 	logPlugins(log, cfg, s.Modules())
+	// Measured once: a password line slower than its plugin's timeout
+	// refuses its user with no other sign (checkcost.go).
+	for _, w := range passwordCostWarnings(cfg) {
+		log.Warn("password file", "warning", w)
+	}
 	log.Info("serving", "config", *path, "version", version)
 
 	for ctx.Err() == nil {
