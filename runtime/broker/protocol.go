@@ -132,8 +132,18 @@ func (h *protocolHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets
 }
 
 // OnPacketEncode implements mqtt.Hook: it keeps CONNACKs to MQTT 3.1 and
-// 3.1.1 clients within their return codes.
+// 3.1.1 clients within their return codes, and sends such clients no
+// DISCONNECT: MQTT 3.1.1 has no server DISCONNECT (§3.14: it is sent by
+// the client), so a server that ends a 3.1.1 connection closes it, as
+// Mosquitto does. mochi sends one in some paths (a refused publish with
+// v3_denied_publish = "disconnect", shutdown, receive maximum exceeded).
 func (h *protocolHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Disconnect && cl.Properties.ProtocolVersion < 5 {
+		// Closing the connection here makes mochi's write fail, so nothing
+		// is sent; the stop cause keeps the reason for the log.
+		cl.Stop(packets.Code{Code: pk.ReasonCode, Reason: pk.Properties.ReasonString})
+		return pk
+	}
 	if pk.FixedHeader.Type != packets.Connack {
 		return pk
 	}

@@ -369,3 +369,65 @@ func TestConnectDisconnectLogged(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestDisconnectPathsPerVersion audits the paths on which the broker ends
+// a connection after CONNACK: an MQTT 5 client gets DISCONNECT with its
+// reason code; an MQTT 3.1.1 client, which has no server DISCONNECT, sees
+// the connection closed with nothing sent.
+func TestDisconnectPathsPerVersion(t *testing.T) {
+	t.Parallel()
+	b := startPolicyBroker(t, func(s *brokerSetup) {
+		s.config = "[mqtt]\nv3_denied_publish = \"disconnect\"\n"
+	})
+	// 3.1.1: a refused QoS 1 publish (disconnect mode) and a second CONNECT.
+	topic := "forbidden/x"
+	body := append([]byte{0, byte(len(topic))}, topic...)
+	body = append(body, 0, 1, 'p') // packet id 1, payload
+	v3pub := append([]byte{0x32, byte(len(body))}, body...)
+	for _, tc := range []struct {
+		name string
+		then []byte
+	}{
+		{"refused publish", v3pub},
+		{"second CONNECT", v3Connect("MQTT", 4, 0, "again", "bob", []byte("bob-pw"), true)},
+	} {
+		t.Run("3.1.1/"+tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", b.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(waitFor))
+			if _, err := c.Write(v3Connect("MQTT", 4, 0, "", "bob", []byte("bob-pw"), true)); err != nil {
+				t.Fatal(err)
+			}
+			var ack [4]byte
+			if _, err := io.ReadFull(c, ack[:]); err != nil || ack[3] != 0 {
+				t.Fatalf("CONNACK % x: %v", ack, err)
+			}
+			if _, err := c.Write(tc.then); err != nil {
+				t.Fatal(err)
+			}
+			rest, err := io.ReadAll(c)
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatal("connection not closed")
+			}
+			if len(rest) > 0 {
+				t.Fatalf("3.1.1 client was sent % x before the close, want nothing", rest)
+			}
+		})
+	}
+	t.Run("5/second CONNECT", func(t *testing.T) {
+		r := dialRaw(t, b.addr)
+		r.send(rawConnect("", "bob", "bob-pw"))
+		if ca := r.recv(); ca == nil || ca.Content.(*ppackets.Connack).ReasonCode != 0 {
+			t.Fatalf("CONNACK %v", ca)
+		}
+		r.send(rawConnect("", "bob", "bob-pw"))
+		d := r.recv()
+		if d == nil || d.Type != ppackets.DISCONNECT || d.Content.(*ppackets.Disconnect).ReasonCode != 0x82 {
+			t.Fatalf("got %v, want DISCONNECT 0x82 (protocol error)", d)
+		}
+	})
+}
