@@ -188,9 +188,10 @@ func (h *policyHook) Provides(b byte) bool {
 		mqtt.OnACLCheck,
 		mqtt.OnSubscribe,
 		mqtt.OnSubscribed,
-		mqtt.OnPublish, // policyhook_v3.go
 		mqtt.OnStopped:
 		return true
+	case mqtt.OnPublish: // policyhook_v3.go: only acknowledged drops need it
+		return !h.v3Disconnect
 	case mqtt.OnPacketEncode:
 		return h.connackAuth.Load() > 0
 	}

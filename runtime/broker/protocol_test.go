@@ -431,3 +431,26 @@ func TestDisconnectPathsPerVersion(t *testing.T) {
 		}
 	})
 }
+
+// TestConnackLimitsPerVersion: the CONNACK paths of the configured limits,
+// maximum clients (mochi's own refusal) and maximum keepalive (capsHook).
+func TestConnackLimitsPerVersion(t *testing.T) {
+	t.Parallel()
+	b := startPolicyBroker(t, func(s *brokerSetup) {
+		s.config = "[mqtt]\nmaximum_clients = 1\nmaximum_keepalive = \"10s\"\n"
+	})
+	// Keepalive 30 s asked, 10 s allowed: 3.1.1 cannot be told, so it is
+	// refused with 2 (identifier rejected), as Mosquitto does.
+	if got := v3Connack(t, b.addr, v3Connect("MQTT", 4, 0, "ka", "bob", []byte("bob-pw"), true)); got != 2 {
+		t.Errorf("3.1.1 keepalive over the maximum: CONNACK %d, want 2", got)
+	}
+	holder := mustV5(t, b.addr, "holder", "bob", "bob-pw") // the one client allowed
+	_ = holder
+	if got := v3Connack(t, b.addr, v3Connect("MQTT", 4, 0, "full", "bob", []byte("bob-pw"), true)); got != 3 {
+		t.Errorf("3.1.1 over maximum_clients: CONNACK %d, want 3 (server unavailable)", got)
+	}
+	_, ca, _ := dialV5(t, b.addr, v5Login("full5", "bob", "bob-pw"), nil)
+	if ca == nil || ca.ReasonCode != 0x89 {
+		t.Errorf("5 over maximum_clients: CONNACK %+v, want 0x89 (server busy)", ca)
+	}
+}
