@@ -186,7 +186,8 @@ type Auth struct {
 	// "deny" (default) or "allow".
 	NoMatch string `toml:"no_match"`
 	// Timeout bounds one authentication (all modules of the authn chain
-	// together, per MQTT 5 AUTH round); default 1s, at most 60s.
+	// together, per MQTT 5 AUTH round); default 1s, more than 0s and at
+	// most 60s.
 	// Authorization is bounded per module by each plugin's timeout: a
 	// deadline per publish would cost more than the decision.
 	Timeout Duration `toml:"timeout"`
@@ -196,7 +197,8 @@ type Auth struct {
 type Cache struct {
 	// Enabled turns the cache on; default true.
 	Enabled bool `toml:"enabled"`
-	// TTL bounds how long a verdict is reused; default 5m.
+	// TTL bounds how long a verdict is reused; default 5m, more than 0s
+	// (turn the cache off with Enabled instead).
 	TTL Duration `toml:"ttl"`
 	// MaxPerClient bounds the entries kept per connection; default 1024.
 	MaxPerClient int `toml:"max_per_client"`
@@ -247,7 +249,8 @@ type Plugin struct {
 	// OnError is what a plugin error (trap, timeout, bad result) means:
 	// "deny" (default), "allow" or "ignore".
 	OnError string `toml:"on_error"`
-	// Timeout bounds one call into the module; default 100ms, at most 60s.
+	// Timeout bounds one call into the module; default 100ms, more than 0s
+	// and at most 60s.
 	Timeout Duration `toml:"timeout"`
 	// MemoryLimit caps the module's linear memory, e.g. "64MiB"; a multiple
 	// of 64KiB (the wasm page) from 64KiB to 4GiB; default 128MiB.
