@@ -49,8 +49,8 @@ func (h *policyHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.P
 //     delivered (live, retained or will): the deliver decision.
 //
 // A refusal is handled by mochi: a QoS 0 PUBLISH is dropped, a QoS 1 or 2
-// one is answered with PUBACK/PUBREC 0x87 (MQTT 5) or a disconnection
-// (3.1.1); a filter gets SUBACK 0x87 (0x80 in 3.1.1); a delivery is
+// one is answered with PUBACK/PUBREC 0x87 (MQTT 5), or for 3.1.1
+// acknowledged and dropped (policyhook_v3.go); a filter gets SUBACK 0x87 (0x80 in 3.1.1); a delivery is
 // skipped. It never allows a client the hook did not authenticate.
 func (h *policyHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	st := h.state(cl)
