@@ -65,7 +65,10 @@ it.
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	s, err := server.New(ctx, cfg, log, server.WithVersion(version))
+	// Password files are timed once per load and reload: a line slower
+	// than its plugin's timeout refuses its user with no other sign
+	// (checkcost.go).
+	s, err := server.New(ctx, cfg, log, server.WithVersion(version), server.WithLoadWarnings(passwordCostWarnings))
 	if err != nil {
 		// Module problems, listed like `moat check` lists them.
 		printProblems(stderr, err)
@@ -91,11 +94,6 @@ it.
 		}
 	}
 	logPlugins(log, cfg, s.Modules())
-	// Measured once: a password line slower than its plugin's timeout
-	// refuses its user with no other sign (checkcost.go).
-	for _, w := range passwordCostWarnings(cfg) {
-		log.Warn("password file", "warning", w)
-	}
 	log.Info("serving", "config", *path, "version", version)
 
 	for ctx.Err() == nil {

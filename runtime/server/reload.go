@@ -271,6 +271,7 @@ func (s *Server) Reload(ctx context.Context, trigger Trigger) ReloadResult {
 	s.cfg.Payload.Keys, s.cfg.Payload.Active = cfg.Payload.Keys, cfg.Payload.Active
 	s.reports = reports
 	res.Applied = true
+	res.Notes = append(res.Notes, s.warn(cfg)...)
 
 	s.broker.SetReauthenticate(cfg.Reload.Reauthenticate)
 	rc := s.broker.Recheck(ctx, cfg.Reload.Reauthenticate)

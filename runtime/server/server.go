@@ -51,6 +51,8 @@ type Server struct {
 
 	// version is moat's, for $SYS/broker/version (WithVersion).
 	version string
+	// warnings checks each config put in force (WithLoadWarnings).
+	warnings func(*config.Config) []string
 }
 
 // Option tunes New.
@@ -58,6 +60,26 @@ type Option func(*Server)
 
 // WithVersion sets the version the broker reports in $SYS/broker/version.
 func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
+
+// WithLoadWarnings has f check every config put in force, at New and at
+// each applied reload; each warning it returns is logged, and a reload's
+// are also in its Notes. cmd/moat checks password files with it, whose
+// costliest line must finish within its plugin's timeout.
+func WithLoadWarnings(f func(*config.Config) []string) Option {
+	return func(s *Server) { s.warnings = f }
+}
+
+// warn logs the load warnings of cfg and returns them.
+func (s *Server) warn(cfg *config.Config) []string {
+	if s.warnings == nil {
+		return nil
+	}
+	ws := s.warnings(cfg)
+	for _, w := range ws {
+		s.log.Warn("config warning", "warning", w)
+	}
+	return ws
+}
 
 // New compiles and checks every module of cfg, builds the policy and the
 // broker, but opens no socket: Start does. On error everything New made is
@@ -87,6 +109,7 @@ func (s *Server) provision(ctx context.Context) error {
 		return err
 	}
 	s.reports = reports
+	s.warn(s.cfg)
 	s.decider = policy.NewDecider(p, cacheOptions(s.cfg.Cache), s.log)
 	ring, err := broker.LoadRing(ctx, s.cfg, nil)
 	if err != nil {
