@@ -27,7 +27,9 @@ exits with status 1. A valid configuration prints "<file>: ok" on stdout,
 then one line per decision (authn, authz, payload) saying what the
 configuration lets clients do when no plugin decides, e.g.
 	authz: no plugin; every publish, subscribe and delivery is denied, ...
-and exits with status 0.
+and exits with status 0. Warnings go to stderr without changing the status: a
+password file granted to an authn plugin whose costliest line takes longer
+to check on this machine than the plugin's timeout (measured once) is one.
 `, stderr)
 	path := configFlag(fs)
 	if code, done := parseFlags(fs, args); done {
@@ -46,6 +48,7 @@ and exits with status 0.
 		printProblems(stderr, err)
 		return exitFail
 	}
+	printPasswordCostWarnings(stderr, cfg)
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
 	for _, line := range server.PolicySummary(cfg) {
 		fmt.Fprintln(stdout, line)

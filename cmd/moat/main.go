@@ -59,6 +59,7 @@ func commands() []command {
 		{"check", "validate a config and compile its modules, without serving", runCheck},
 		{"reload", "make the running broker reload its policy, and show the outcome", runReload},
 		{"passwd", "create and update password files, like mosquitto_passwd", runPasswd},
+		{"migrate", "translate a mosquitto.conf into a moat.toml", runMigrate},
 		{"keygen", "write a new payload key file", runKeygen}, {"keys", "rewrap stored payloads under the active key (broker stopped)", runKeys},
 		{"plugin", "test, inspect and create policy modules (plugin test|inspect|new)", runPlugin},
 		{"version", "print the version of moat, of Go and of the module ABI", runVersion},

@@ -431,6 +431,9 @@ func TestServe(t *testing.T) {
 			writeConfig(t, dir, demoTOML)
 			s := startServe(t, dir)
 			addr := s.address(t, "tcp")
+			if l := s.waitLog(t, "plugin loaded"); l["plugin"] != "demo" || len(fmt.Sprint(l["sha256"])) != 64 {
+				t.Errorf("plugin loaded line %v, want the demo plugin with its sha256", l)
+			}
 
 			client := func(id, password string) mqtt.Client {
 				opts := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(id).

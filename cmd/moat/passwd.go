@@ -31,10 +31,16 @@ not a terminal, one line is read from it (for scripts: printf '%s\n' "$pw" |
 moat passwd file user). -b puts the password on the command line, where
 other users of the machine can see it in the process list: prefer stdin.
 
-New hashes are argon2id (m=19 MiB, t=2, p=1, OWASP's parameters) unless -H
-says otherwise:
-  argon2id       the default; mosquitto-go-auth reads it, Mosquitto 2.0 does not
-  sha512-pbkdf2  Mosquitto 2.x $7$, 210000 iterations (mosquitto_passwd: 101)
+New hashes are Mosquitto 2.x's $7$ (PBKDF2-SHA512) at 20000 iterations
+unless -H or -I say otherwise, so that Mosquitto reads every line (a
+rollback keeps every user) and moat's passwd plugin checks one within its
+default 100 ms timeout with room to spare: one check takes about 20 ms
+(10 to 30 ms measured on a loaded 2-core machine; the plugin hashes with the
+host's native pbkdf2 function). Other formats, one flag away:
+  sha512-pbkdf2  the default: Mosquitto 2.x $7$ (mosquitto_passwd writes 101
+                 iterations, which a GPU tries in microseconds)
+  argon2id       m=19 MiB, t=2, p=1 (OWASP); mosquitto-go-auth reads it,
+                 Mosquitto 2.0 does not
   sha512         Mosquitto 1.x $6$, a single SHA-512: only for old brokers
   bcrypt         cost 10
   pbkdf2-sha256  mosquitto-go-auth, 600000 iterations
@@ -42,15 +48,27 @@ says otherwise:
   scram-sha-256  SCRAM credentials for the scram plugin (MQTT 5 enhanced
   scram-sha-512  authentication), 4096 iterations; also good for passwords
 
-The passwd plugin checks passwords in WebAssembly, 3 to 50 times slower
-than native code: one check at these defaults takes about 0.25 s for
-argon2id and bcrypt, 1.5 s for sha512-pbkdf2 and pbkdf2-sha512, 8 s for
-pbkdf2-sha256. Give the plugin a timeout to match in moat.toml, or lower -I.
+Every CONNECT costs one check at the line's cost: more iterations slow an
+attacker with a stolen file and every login alike. A line the plugin cannot
+check within its timeout refuses its user; 'moat check' warns of such a
+line. Raise the plugin's timeout in moat.toml to go higher.
 
 The file is replaced atomically (a temporary file in the same directory,
 fsync, rename, fsync of the directory) and keeps its mode and owner; a new
 file gets mode 0600. The password is never echoed, printed or logged.
 `
+
+// Defaults of `moat passwd`. Mosquitto's $7$ so that a rollback to
+// Mosquitto keeps every user; 20000 iterations so that the passwd plugin
+// checks a line well within its default 100 ms timeout: about 2.5 ms per
+// 1000 iterations of PBKDF2-SHA512 on a loaded 2-core machine (Go's
+// crypto/pbkdf2, which the plugin's host function runs), so 20 to 50 ms.
+// passwdfile's own default, 210000 (OWASP), takes 250 ms there and was
+// refused by the plugin at its default timeout.
+const (
+	passwdDefaultFormat     = passwdfile.FormatSHA512PBKDF2
+	passwdDefaultIterations = 20_000
+)
 
 // runPasswd is `moat passwd`.
 func runPasswd(args []string, stdin io.Reader, _, stderr io.Writer) int {
@@ -59,8 +77,8 @@ func runPasswd(args []string, stdin io.Reader, _, stderr io.Writer) int {
 	del := fs.Bool("D", false, "delete the user")
 	batch := fs.Bool("b", false, "batch mode: the password is the last argument")
 	upgrade := fs.Bool("U", false, "upgrade a file of plaintext user:password lines to hashes")
-	format := fs.String("H", passwdfile.DefaultFormat, "the hash `format`: "+strings.Join(passwdfile.Formats(), ", "))
-	iterations := fs.Int("I", 0, "the cost: PBKDF2 or SCRAM `iterations`, bcrypt cost, or argon2id t (default: the format's)")
+	format := fs.String("H", passwdDefaultFormat, "the hash `format`: "+strings.Join(passwdfile.Formats(), ", "))
+	iterations := fs.Int("I", 0, "the cost: PBKDF2 or SCRAM `iterations`, bcrypt cost, or argon2id t (default: 20000 for sha512-pbkdf2, else the format's)")
 	goAuthSalt := fs.String("goauth-salt", passwdfile.SaltBase64, "the `encoding` of the file's mosquitto-go-auth PBKDF2 salts: base64 or utf-8")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -80,7 +98,7 @@ func runPasswd(args []string, stdin io.Reader, _, stderr io.Writer) int {
 		return usageErr("-U cannot be combined with -c, -D or -b")
 	case *del && *batch:
 		return usageErr("-D and -b cannot be combined")
-	case *del && (*iterations != 0 || *format != passwdfile.DefaultFormat):
+	case *del && (*iterations != 0 || *format != passwdDefaultFormat):
 		return usageErr("-D takes no -H or -I")
 	case *upgrade:
 		want = 1
@@ -91,6 +109,9 @@ func runPasswd(args []string, stdin io.Reader, _, stderr io.Writer) int {
 		return usageErr("want %d arguments, got %d", want, fs.NArg())
 	}
 	hopts := passwdfile.HashOptions{Iterations: *iterations}
+	if hopts.Iterations == 0 && *format == passwdfile.FormatSHA512PBKDF2 {
+		hopts.Iterations = passwdDefaultIterations
+	}
 	// Check -H and -I now, not after asking for the password twice.
 	if err := passwdfile.CheckHashOptions(*format, hopts); err != nil {
 		return usageErr("%s", trimPasswd(err))

@@ -56,6 +56,7 @@ what was reloaded and what needs a restart to take effect, and exits 0.
 		}
 		return exitFail
 	}
+	certsOK := printCertificates(stdout, stderr, res)
 	if !res.Applied {
 		fmt.Fprintf(stderr, "%s: reload refused; the running policy is unchanged:\n", *path)
 		for _, e := range res.Errors {
@@ -65,7 +66,28 @@ what was reloaded and what needs a restart to take effect, and exits 0.
 		return exitFail
 	}
 	printReload(stdout, *path, res)
+	if !certsOK {
+		return exitFail
+	}
 	return exitOK
+}
+
+// printCertificates reports each listener certificate: reloaded on stdout,
+// refused on stderr. It returns false if one was refused.
+func printCertificates(stdout, stderr io.Writer, res server.ReloadResult) bool {
+	ok := true
+	for _, c := range res.Certificates {
+		switch {
+		case c.Error != "":
+			ok = false
+			fmt.Fprintf(stderr, "listener %s: certificate refused, the one in force stays: %s\n", c.Listener, c.Error)
+		case c.Reloaded:
+			fmt.Fprintf(stdout, "listener %s: certificate reloaded from %s\n", c.Listener, c.CertFile)
+		default:
+			fmt.Fprintf(stdout, "listener %s: certificate unchanged\n", c.Listener)
+		}
+	}
+	return ok
 }
 
 // adminTarget is where the reload request goes.

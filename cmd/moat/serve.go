@@ -65,7 +65,10 @@ it.
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	s, err := server.New(ctx, cfg, log)
+	// Password files are timed once per load and reload: a line slower
+	// than its plugin's timeout refuses its user with no other sign
+	// (checkcost.go).
+	s, err := server.New(ctx, cfg, log, server.WithVersion(version), server.WithLoadWarnings(passwordCostWarnings))
 	if err != nil {
 		// Module problems, listed like `moat check` lists them.
 		printProblems(stderr, err)
@@ -90,6 +93,7 @@ it.
 			log.Error("not watching files for changes", "err", err)
 		}
 	}
+	logPlugins(log, cfg, s.Modules())
 	log.Info("serving", "config", *path, "version", version)
 
 	for ctx.Err() == nil {
@@ -129,4 +133,18 @@ func closeServer(s *server.Server, grace time.Duration, log *slog.Logger) bool {
 		return false
 	}
 	return true
+}
+
+// logPlugins logs each plugin loaded at start with the digest of what runs,
+// so that the log says which code decided from the first connection on.
+func logPlugins(log *slog.Logger, cfg *config.Config, mods []server.ModuleReport) {
+	for _, m := range mods {
+		attrs := []any{"plugin", m.Name, "sha256", m.Digest}
+		for _, pc := range cfg.Plugins {
+			if pc.Name == m.Name {
+				attrs = append(attrs, "module", pc.Module, "decisions", pc.Decisions)
+			}
+		}
+		log.Info("plugin loaded", attrs...)
+	}
 }

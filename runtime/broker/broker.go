@@ -49,6 +49,9 @@ type Options struct {
 	// [[key]] is configured. The caller may swap the ring at any time to
 	// rotate keys.
 	Ring *crypto.RingHolder
+	// Version is moat's version, reported in $SYS/broker/version as
+	// "moat version <Version>"; "" reports "dev".
+	Version string
 }
 
 // Broker is a running (or runnable) MQTT broker. Its methods are safe for
@@ -60,9 +63,13 @@ type Broker struct {
 
 	// hooks lists every hook registered with srv, in order; addHook is the
 	// only way one is added, so the list is complete.
-	hooks   []mqtt.Hook
-	policy  *policyHook
-	payload *payloadHook // payload.go
+	hooks    []mqtt.Hook
+	policy   *policyHook
+	payload  *payloadHook // payload.go
+	protocol *protocolHook
+	sys      *sysPublisher // sys.go
+	sysStop  context.CancelFunc
+	sysDone  chan struct{}
 
 	mu        sync.Mutex
 	state     state
@@ -78,10 +85,11 @@ const (
 	stateClosed
 )
 
-// sysInterval is how often mochi refreshes $SYS topics and, with
-// persistence, writes its counters to the store (an fsync). mochi's default
-// is every second; Mosquitto's sys_interval defaults to 10 s.
-const sysInterval = 10 // seconds
+// mochiSysOff is mochi's $SYS interval, in seconds: about 34 years, so
+// never. moat publishes $SYS itself (sys.go), under Mosquitto's names and
+// with moat's version; mochi's ticker would also write its counters to the
+// store, an fsync, that nothing reads (RestoreSysInfoOnRestart is off).
+const mochiSysOff = 1 << 30
 
 // disconnectWriteTimeout bounds the DISCONNECT writes of Close once its
 // grace period is over. A reading client takes microseconds.
@@ -121,15 +129,21 @@ func New(opts Options) (*Broker, error) {
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
 		Logger:                 newMochiLogger(log),
-		SysTopicResendInterval: sysInterval,
+		SysTopicResendInterval: mochiSysOff,
 		// The inline client publishes and subscribes around every hook,
 		// policy included; moat has no use for it.
 		InlineClient: false,
 	})
 	b := &Broker{log: log, cfg: cfg, srv: srv}
+	srv.Info.Version = sysVersion(opts.Version) // what mochi's start-up $SYS says
 
-	// Order matters where hooks transform packets: capabilities refuse
-	// filters before policy sees them.
+	// Order matters where hooks transform packets: protocol fixes come
+	// first (protocol.go), and capabilities refuse filters before policy
+	// sees them.
+	b.protocol = newProtocolHook(srv, log)
+	if err := b.addHook(b.protocol, nil); err != nil {
+		return nil, err
+	}
 	if err := b.addHook(newCapsHook(srv, caps, cfg.MQTT.MaximumKeepalive.Duration), nil); err != nil {
 		return nil, err
 	}
@@ -137,6 +151,7 @@ func New(opts Options) (*Broker, error) {
 	// [auth] timeout is applied by the policy version in force
 	// (policy.Options.AuthnTimeout), so that a reload changes it.
 	b.policy.keepCredentials.Store(cfg.Reload.Reauthenticate)
+	b.policy.v3Disconnect = cfg.MQTT.V3DeniedPublish == config.V3DeniedDisconnect
 	if err := b.addHook(b.policy, nil); err != nil {
 		return nil, err
 	}
@@ -148,6 +163,7 @@ func New(opts Options) (*Broker, error) {
 	if err := checkAuthHooks(b.hooks, b.policy); err != nil {
 		return nil, err
 	}
+	b.sys = newSysPublisher(srv, opts.Version, b.policy.v3Dropped.Load, b.protocol.connects.Load)
 	return b, nil
 }
 
@@ -244,6 +260,12 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	}
 	b.listeners = lns
 	b.state = stateStarted
+	sysCtx, stop := context.WithCancel(context.Background())
+	b.sysStop, b.sysDone = stop, make(chan struct{})
+	go func() {
+		defer close(b.sysDone)
+		b.sys.run(sysCtx)
+	}()
 	for _, l := range lns {
 		b.log.Info("listening", "listener", l.name, "type", l.typ, "address", l.Address())
 	}
@@ -309,6 +331,8 @@ func (b *Broker) Close(ctx context.Context) error {
 	for _, l := range lns {
 		l.stopAccepting()
 	}
+	b.sysStop()
+	<-b.sysDone
 	var errs []error
 	if n := b.drain(ctx); n > 0 {
 		b.log.Warn("shutdown grace period over with messages in flight", "inflight", n)

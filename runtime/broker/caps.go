@@ -25,7 +25,13 @@ import (
 //   - MaximumMessageExpiryInterval also bounds the life of retained
 //     messages: mochi drops a retained message older than it.
 //   - MaximumSessionExpiryInterval is the lifetime of MQTT 3.1.1 persistent
-//     (clean = false) sessions too.
+//     (clean = false) sessions too. moat's 0s (no cap) becomes 2^32-1 s,
+//     which MQTT 5 defines as "never expires" (§3.1.2.11.2); mochi's 0
+//     would end every 3.1.1 session at disconnect.
+//   - NoInheritedPropertiesOnAck: mochi copies the publisher's properties
+//     (user properties included) into PUBACK and PUBREC unless told not
+//     to; an acknowledgement carries only the reason code and, for a
+//     refusal, the reason string.
 //   - Wildcard and shared subscription availability, retain availability
 //     for MQTT 5 and the maximum keepalive are not enforced by mochi, and
 //     CONNACK does not advertise them; capsHook does both.
@@ -34,7 +40,10 @@ func capabilities(m config.MQTT) *mqtt.Capabilities {
 	c.MaximumPacketSize = uint32(min(int64(m.MaximumPacketSize), math.MaxUint32))
 	c.ReceiveMaximum = m.ReceiveMaximum
 	c.MaximumInflight = m.MaximumInflight
-	c.MaximumSessionExpiryInterval = uint32(min(seconds(m.MaximumSessionExpiry.Duration), math.MaxUint32))
+	c.MaximumSessionExpiryInterval = math.MaxUint32
+	if d := m.MaximumSessionExpiry.Duration; d > 0 {
+		c.MaximumSessionExpiryInterval = uint32(min(seconds(d), math.MaxUint32))
+	}
 	c.MaximumMessageExpiryInterval = seconds(m.MaximumMessageExpiry.Duration)
 	c.MaximumClients = math.MaxInt64
 	if m.MaximumClients > 0 {
@@ -45,6 +54,7 @@ func capabilities(m config.MQTT) *mqtt.Capabilities {
 	c.WildcardSubAvailable = flag(m.WildcardSubscriptions)
 	c.SharedSubAvailable = flag(m.SharedSubscriptions)
 	c.TopicAliasMaximum = m.MaximumTopicAlias
+	c.Compatibilities.NoInheritedPropertiesOnAck = true
 	return c
 }
 

@@ -62,6 +62,10 @@ type listener struct {
 
 	establish listeners.EstablishFn
 
+	// certs is the certificate in force of a tls or wss listener, which
+	// ReloadCertificates may replace (certs.go); nil on tcp and ws.
+	certs *certHolder
+
 	mu       sync.Mutex
 	closed   bool           // no new connection is handed to mochi
 	serving  bool           // Serve was entered
@@ -75,11 +79,12 @@ var _ listeners.Listener = (*listener)(nil)
 // until mochi has it, then by mochi's Server.Close.
 func bind(lc config.Listener, log *slog.Logger) (*listener, error) {
 	var tcfg *tls.Config
+	var certs *certHolder
 	switch lc.Type {
 	case typeTCP, typeWS:
 	case typeTLS, typeWSS:
 		var err error
-		if tcfg, err = tlsConfig(lc); err != nil {
+		if tcfg, certs, err = tlsConfig(lc); err != nil {
 			return nil, err
 		}
 	default:
@@ -95,6 +100,7 @@ func bind(lc config.Listener, log *slog.Logger) (*listener, error) {
 		typ:    lc.Type,
 		log:    log.With("listener", lc.Name),
 		raw:    raw,
+		certs:  certs,
 		conns:  &connSet{m: make(map[*trackedConn]struct{})},
 		served: make(chan struct{}),
 	}
@@ -149,34 +155,36 @@ func originChecker(allowed []string, log *slog.Logger) func(*http.Request) bool 
 	}
 }
 
-// tlsConfig builds the server TLS settings of a tls or wss listener.
-func tlsConfig(lc config.Listener) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(lc.CertFile, lc.KeyFile)
+// tlsConfig builds the server TLS settings of a tls or wss listener. The
+// certificate comes from the returned holder at each handshake, so that a
+// reload can replace it (certs.go).
+func tlsConfig(lc config.Listener) (*tls.Config, *certHolder, error) {
+	certs, err := newCertHolder(lc)
 	if err != nil {
-		return nil, fmt.Errorf("broker: listener %q: load cert_file %s and key_file %s: %w", lc.Name, lc.CertFile, lc.KeyFile, err)
+		return nil, nil, err
 	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
+	cfg := &tls.Config{GetCertificate: certs.get}
 	switch lc.MinTLSVersion {
 	case "", "1.2":
 		cfg.MinVersion = tls.VersionTLS12
 	case "1.3":
 		cfg.MinVersion = tls.VersionTLS13
 	default:
-		return nil, fmt.Errorf("broker: listener %q: min_tls_version %q: want \"1.2\" or \"1.3\"", lc.Name, lc.MinTLSVersion)
+		return nil, nil, fmt.Errorf("broker: listener %q: min_tls_version %q: want \"1.2\" or \"1.3\"", lc.Name, lc.MinTLSVersion)
 	}
 	if lc.ClientCAFile == "" {
 		if lc.RequireClientCert {
-			return nil, fmt.Errorf("broker: listener %q: require_client_cert needs client_ca_file", lc.Name)
+			return nil, nil, fmt.Errorf("broker: listener %q: require_client_cert needs client_ca_file", lc.Name)
 		}
-		return cfg, nil
+		return cfg, certs, nil
 	}
 	pem, err := os.ReadFile(lc.ClientCAFile)
 	if err != nil {
-		return nil, fmt.Errorf("broker: listener %q: client_ca_file: %w", lc.Name, err)
+		return nil, nil, fmt.Errorf("broker: listener %q: client_ca_file: %w", lc.Name, err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("broker: listener %q: client_ca_file %s: no PEM certificate found", lc.Name, lc.ClientCAFile)
+		return nil, nil, fmt.Errorf("broker: listener %q: client_ca_file %s: no PEM certificate found", lc.Name, lc.ClientCAFile)
 	}
 	cfg.ClientCAs = pool
 	// Without require_client_cert a certificate is optional, but one that is
@@ -185,7 +193,7 @@ func tlsConfig(lc config.Listener) (*tls.Config, error) {
 	if lc.RequireClientCert {
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	return cfg, nil
+	return cfg, certs, nil
 }
 
 // ID implements listeners.Listener; it is the listener's name.

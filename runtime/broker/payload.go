@@ -313,8 +313,8 @@ func (h *payloadHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 		h.log.Debug("client-sent marker property removed", "client_id", cl.ID, "topic", pk.TopicName)
 		pk.Properties.User = withoutMarker(pk.Properties.User)
 	}
-	if !h.policy.decider.Policy().HasPayload() {
-		return pk, nil
+	if !h.policy.decider.Policy().HasPayload() || cl.Net.Inline {
+		return pk, nil // the broker's own $SYS messages (sys.go) pass
 	}
 	st := h.policy.state(cl)
 	if st == nil {

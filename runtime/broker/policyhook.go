@@ -94,6 +94,11 @@ type policyHook struct {
 	// went offline last, so that OnSessionEstablished can forget it when
 	// mochi replaced it behind OnSessionEstablish's back.
 	offline sync.Map
+	// v3Disconnect disconnects an MQTT 3.1.1 client whose QoS 1/2 PUBLISH
+	// the policy refuses, instead of acknowledging and dropping it
+	// ([mqtt] v3_denied_publish); v3Dropped counts the drops.
+	v3Disconnect bool
+	v3Dropped    atomic.Int64
 }
 
 var _ mqtt.Hook = (*policyHook)(nil)
@@ -152,6 +157,9 @@ type clientState struct {
 	pub    policy.AuthzRequest
 	pubSet bool
 	pubID  uint16 // the PUBLISH's packet id, for setAckReason
+	// dropPub marks pub as refused but to be acknowledged (policyhook_v3.go);
+	// like pub, only the client's read goroutine touches it.
+	dropPub bool
 
 	// subscribing is true between OnSubscribe and OnSubscribed, while mochi
 	// calls OnACLCheck(read) with subscription filters rather than topics.
@@ -216,6 +224,8 @@ func (h *policyHook) Provides(b byte) bool {
 		mqtt.OnWill,
 		mqtt.OnStopped:
 		return true
+	case mqtt.OnPublish: // policyhook_v3.go: only acknowledged drops need it
+		return !h.v3Disconnect
 	case mqtt.OnPacketEncode:
 		return h.connackAuth.Load() > 0 || h.ackReasons.Load() > 0
 	}

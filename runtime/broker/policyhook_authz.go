@@ -58,8 +58,8 @@ func (h *policyHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.P
 //
 // A refusal is handled by mochi: a QoS 0 PUBLISH is dropped, a QoS 1 or 2
 // one is answered with PUBACK/PUBREC 0x87, or the module's reason code
-// where MQTT 5 allows it (setAckReason), or a disconnection
-// (3.1.1); a filter gets SUBACK 0x87 (0x80 in 3.1.1); a delivery is
+// where MQTT 5 allows it (setAckReason), or for 3.1.1 acknowledged and
+// dropped (policyhook_v3.go); a filter gets SUBACK 0x87 (0x80 in 3.1.1); a delivery is
 // skipped. It never allows a client the hook did not authenticate.
 func (h *policyHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	st := h.state(cl)
@@ -74,7 +74,7 @@ func (h *policyHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool 
 		st = h.restoredState(cl)
 	}
 	if write {
-		return h.checkPublish(cl, st, topic)
+		return h.v3Refused(cl, st, h.checkPublish(cl, st, topic)) // policyhook_v3.go
 	}
 	if st.subscribing.Load() {
 		if allowed, decided := st.subscribeCheck(topic, h.deniedFilter); decided {

@@ -64,15 +64,10 @@ func TestPublishAuthorization(t *testing.T) {
 		t.Run(tc.name+"/v3", func(t *testing.T) {
 			c := mustV3(t, b.addr, "", "bob", "bob-pw")
 			m := marker()
-			if !tc.allowed && tc.qos > 0 {
-				// MQTT 3.1.1 has no negative PUBACK: the broker disconnects.
-				c.c.Publish(tc.topic, tc.qos, tc.retain, []byte("x"))
-				c.waitLost(t)
-				mustV3(t, b.addr, "", "carol", "carol-pw").publish(t, m, 1, false)
-			} else {
-				c.publish(t, tc.topic, tc.qos, tc.retain)
-				c.publish(t, m, 1, false)
-			}
+			// MQTT 3.1.1 has no negative PUBACK: a refused QoS 1/2 message
+			// is acknowledged and dropped (protocol_test.go).
+			c.publish(t, tc.topic, tc.qos, tc.retain)
+			c.publish(t, m, 1, false)
 			if got := slices.Contains(watch.until(t, m), tc.topic); got != tc.allowed {
 				t.Fatalf("delivered: %v, want %v", got, tc.allowed)
 			}
@@ -271,7 +266,6 @@ func TestTopicAliasAuthorization(t *testing.T) {
 		{topic: "", alias: 1, want: 0},               // authorized as public/a
 		{topic: "forbidden/b", alias: 2, want: 0x87}, // sets alias 2, refused
 		{topic: "", alias: 2, want: 0x87},            // authorized as forbidden/b
-		{topic: "", alias: 9, want: 0x87},            // unknown alias
 		{topic: "public/end", want: 0},
 	}
 	for i, s := range steps {

@@ -78,7 +78,7 @@ func (h *policyHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 // newAuthnRequest describes the CONNECT for the authentication chain.
 func newAuthnRequest(cl *mqtt.Client, pk packets.Packet, client *policy.Client) *policy.AuthnRequest {
 	req := &policy.AuthnRequest{Client: client}
-	if pk.Connect.PasswordFlag {
+	if pk.Connect.PasswordFlag || pk.Connect.Password != nil { // empty: see protocolHook
 		req.Password = pk.Connect.Password
 	}
 	if cl.Properties.ProtocolVersion >= 5 {

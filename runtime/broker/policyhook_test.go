@@ -176,6 +176,8 @@ type brokerSetup struct {
 	// hooks are test observers added to mochi after Start; none may
 	// provide authentication or ACL checks.
 	hooks []mqtt.Hook
+	// config is appended to the broker's moat.toml.
+	config string
 }
 
 type testBroker struct {
@@ -206,6 +208,7 @@ func startPolicyBroker(t testing.TB, configure ...func(*brokerSetup)) *testBroke
 		doc = fmt.Sprintf("[[listener]]\nname = \"test\"\ntype = \"tls\"\naddress = \"127.0.0.1:0\"\n"+
 			"cert_file = %q\nkey_file = %q\nclient_ca_file = %q\n", s.pki.serverCert, s.pki.serverKey, s.pki.caFile)
 	}
+	doc += s.config
 	cfg, err := config.Parse([]byte(doc), filepath.Join(dir, "moat.toml"))
 	if err != nil {
 		t.Fatalf("config: %v", err)

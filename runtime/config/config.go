@@ -113,11 +113,18 @@ type MQTT struct {
 	// MaximumInflight is how many QoS 1/2 messages the broker keeps in
 	// flight per client; 1..65535, default 8192.
 	MaximumInflight uint16 `toml:"maximum_inflight"`
-	// MaximumSessionExpiry caps the session expiry a client asks for; also
-	// how long a 3.1.1 persistent session is kept. Default 24h; whole
-	// seconds up to 2^32-1.
+	// MaximumSessionExpiry caps the session expiry an MQTT 5 client asks
+	// for, and is how long an MQTT 3.1.1 persistent session (clean session
+	// off) is kept after its client disconnects. Whole seconds up to
+	// 2^32-1. 0s (the default) is no cap: sessions are kept until their
+	// client ends them, as Mosquitto keeps them (persistent_client_expiration
+	// unset).
 	MaximumSessionExpiry Duration `toml:"maximum_session_expiry"`
-	// MaximumMessageExpiry caps a message's expiry; default 24h.
+	// MaximumMessageExpiry caps a message's expiry, retained messages
+	// included: a message older than it is dropped even when its publisher
+	// set no expiry. 0s (the default) is no cap: a message expires only when
+	// its publisher says so (MQTT 5 message expiry), and a retained message
+	// without one is kept until it is replaced or cleared, as in Mosquitto.
 	MaximumMessageExpiry Duration `toml:"maximum_message_expiry"`
 	// MaximumKeepalive caps the keepalive a client asks for; 0 (default) is
 	// no limit; at most 65535s.
@@ -135,7 +142,20 @@ type MQTT struct {
 	// MaximumTopicAlias is the topic alias maximum; default 65535, 0
 	// disables aliases.
 	MaximumTopicAlias uint16 `toml:"maximum_topic_alias"`
+	// V3DeniedPublish is what an MQTT 3.1.1 client gets for a QoS 1 or 2
+	// PUBLISH the policy refuses, since 3.1.1 acknowledgements carry no
+	// reason code: V3DeniedAck (default) acknowledges and drops it, as
+	// Mosquitto does and [MQTT-3.3.5-2] allows, so that a device does not
+	// resend it on every reconnect; V3DeniedDisconnect closes the
+	// connection. MQTT 5 clients always get a PUBACK/PUBREC reason code.
+	V3DeniedPublish string `toml:"v3_denied_publish"`
 }
+
+// Values of [mqtt] v3_denied_publish.
+const (
+	V3DeniedAck        = "ack"
+	V3DeniedDisconnect = "disconnect"
+)
 
 // Persistence types.
 const (
@@ -188,8 +208,8 @@ type Auth struct {
 	// does not, and says so at start and in `moat check`).
 	AuthzNoMatch string `toml:"authz_no_match"`
 	// Timeout bounds one authentication (all modules of the authn chain
-	// together, per MQTT 5 AUTH round); default 1s, at most 60s. A reload
-	// applies it to the next authentication.
+	// together, per MQTT 5 AUTH round); default 1s, more than 0s and at
+	// most 60s. A reload applies it to the next authentication.
 	// Authorization is bounded per module by each plugin's timeout: a
 	// deadline per publish would cost more than the decision.
 	Timeout Duration `toml:"timeout"`
@@ -199,7 +219,8 @@ type Auth struct {
 type Cache struct {
 	// Enabled turns the cache on; default true.
 	Enabled bool `toml:"enabled"`
-	// TTL bounds how long a verdict is reused; default 5m.
+	// TTL bounds how long a verdict is reused; default 5m, more than 0s
+	// (turn the cache off with Enabled instead).
 	TTL Duration `toml:"ttl"`
 	// MaxPerClient bounds the entries kept per connection; default 1024.
 	MaxPerClient int `toml:"max_per_client"`
@@ -221,8 +242,9 @@ const CacheOff = "off"
 type Reload struct {
 	// Reauthenticate runs every connected client through the new authn
 	// chain after a reload and disconnects those it now refuses, so that
-	// removing a user takes effect at once. Default false: a reload then
-	// re-checks subscriptions only.
+	// removing a user takes effect at once, as Mosquitto 2.0 does on
+	// SIGHUP. Default true. Turned off, a reload re-checks subscriptions
+	// only, and the broker keeps no credentials in memory.
 	Reauthenticate bool `toml:"reauthenticate"`
 }
 
@@ -249,7 +271,8 @@ type Plugin struct {
 	// OnError is what a plugin error (trap, timeout, bad result) means:
 	// "deny" (default), "allow" or "ignore".
 	OnError string `toml:"on_error"`
-	// Timeout bounds one call into the module; default 100ms, at most 60s.
+	// Timeout bounds one call into the module; default 100ms, more than 0s
+	// and at most 60s.
 	Timeout Duration `toml:"timeout"`
 	// MemoryLimit caps the module's linear memory, e.g. "64MiB"; a multiple
 	// of 64KiB (the wasm page) from 64KiB to 4GiB; default 128MiB.

@@ -21,7 +21,6 @@ const (
 	defaultMaxPacketSize  = 256 * KiB
 	defaultReceiveMaximum = 1024
 	defaultInflight       = 8192
-	defaultExpiry         = 24 * time.Hour
 	defaultTopicAlias     = math.MaxUint16
 	defaultAuthTimeout    = time.Second
 	defaultCacheTTL       = 5 * time.Minute
@@ -434,12 +433,8 @@ func (c *Config) defaults(md *toml.MetaData) {
 	if def("mqtt", "maximum_inflight") {
 		m.MaximumInflight = defaultInflight
 	}
-	if def("mqtt", "maximum_session_expiry") {
-		m.MaximumSessionExpiry.Duration = defaultExpiry
-	}
-	if def("mqtt", "maximum_message_expiry") {
-		m.MaximumMessageExpiry.Duration = defaultExpiry
-	}
+	// maximum_session_expiry and maximum_message_expiry default to 0s, no
+	// cap: nothing a client did not ask to expire is lost.
 	if def("mqtt", "maximum_qos") {
 		m.MaximumQoS = 2
 	}
@@ -454,6 +449,12 @@ func (c *Config) defaults(md *toml.MetaData) {
 	}
 	if def("mqtt", "maximum_topic_alias") {
 		m.MaximumTopicAlias = defaultTopicAlias
+	}
+	if m.V3DeniedPublish == "" {
+		m.V3DeniedPublish = V3DeniedAck
+	}
+	if def("reload", "reauthenticate") {
+		c.Reload.Reauthenticate = true
 	}
 	if c.Persistence.Type == "" {
 		c.Persistence.Type = PersistenceNone

@@ -274,10 +274,15 @@ func (c *Config) validateMQTT(p *problems) {
 		p.add("mqtt.maximum_inflight", errors.New("0: want 1 to 65535"))
 	}
 	if d := m.MaximumSessionExpiry.Duration; d < 0 || d > maxSessionLimit {
-		p.add("mqtt.maximum_session_expiry", fmt.Errorf("%s: want 0s to %ds (about 136 years)", d, uint32(math.MaxUint32)))
+		p.add("mqtt.maximum_session_expiry", fmt.Errorf("%s: want 0s (no cap) to %ds (about 136 years)", d, uint32(math.MaxUint32)))
 	}
 	if d := m.MaximumMessageExpiry.Duration; d < 0 {
-		p.add("mqtt.maximum_message_expiry", fmt.Errorf("%s: want 0s or more", d))
+		p.add("mqtt.maximum_message_expiry", fmt.Errorf("%s: want 0s (no cap) or more", d))
+	}
+	switch m.V3DeniedPublish {
+	case "", V3DeniedAck, V3DeniedDisconnect: // "" is the default, in a Config built in code
+	default:
+		p.add("mqtt.v3_denied_publish", fmt.Errorf("%q: want %q or %q", m.V3DeniedPublish, V3DeniedAck, V3DeniedDisconnect))
 	}
 	if d := m.MaximumKeepalive.Duration; d < 0 || d > maxKeepalive {
 		p.add("mqtt.maximum_keepalive", fmt.Errorf("%s: want 0s (no limit) to %ds", d, math.MaxUint16))

@@ -111,7 +111,7 @@ func (ms *modules) acquire(ctx context.Context, engine *wasm.Engine, pc config.P
 	mc.Binary = bin
 	m, err := engine.Load(ctx, mc)
 	if err != nil {
-		return nil, false, err
+		return nil, false, withRealPaths(err, pc.Files) // realpath.go
 	}
 	ms.mu.Lock()
 	if ref, ok := ms.byKey[key]; ok { // loaded concurrently by someone else

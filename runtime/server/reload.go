@@ -127,6 +127,34 @@ type ReloadResult struct {
 	Disconnected int           `json:"disconnected_clients"`
 	Dropped      int           `json:"dropped_messages"`
 	Took         time.Duration `json:"took_ns"`
+	// Certificates reports the certificate of each tls and wss listener,
+	// read again from its files at every reload whatever becomes of the
+	// policy: a new valid pair serves new handshakes, a bad one is refused
+	// and the pair in force stays.
+	Certificates []CertReport `json:"certificates,omitempty"`
+}
+
+// CertReport is one listener's certificate in a ReloadResult.
+type CertReport struct {
+	Listener string `json:"listener"`
+	CertFile string `json:"cert_file"`
+	// Reloaded is true when new handshakes use a new pair.
+	Reloaded bool `json:"reloaded"`
+	// Error says why the files were refused; the pair in force stays.
+	Error string `json:"error,omitempty"`
+}
+
+// reloadCertificates has the broker read every listener certificate again.
+func (s *Server) reloadCertificates() []CertReport {
+	var out []CertReport
+	for _, c := range s.broker.ReloadCertificates() {
+		r := CertReport{Listener: c.Listener, CertFile: c.CertFile, Reloaded: c.Changed}
+		if c.Err != nil {
+			r.Error = c.Err.Error()
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // Change is one setting whose value differs between the running config
@@ -198,6 +226,9 @@ func (s *Server) Reload(ctx context.Context, trigger Trigger) ReloadResult {
 	if s.closed {
 		return fail(errors.New("server: reload: the server is closed"))
 	}
+	// Certificates first, and whatever becomes of the policy: renewing a
+	// certificate must not wait for a config to be right.
+	res.Certificates = s.reloadCertificates()
 	if s.cfg.Path == "" {
 		return fail(errors.New("server: reload: the config was not loaded from a file"))
 	}
@@ -242,6 +273,7 @@ func (s *Server) Reload(ctx context.Context, trigger Trigger) ReloadResult {
 	s.cfg.Payload.Keys, s.cfg.Payload.Active = cfg.Payload.Keys, cfg.Payload.Active
 	s.reports = reports
 	res.Applied = true
+	res.Notes = append(res.Notes, s.warn(cfg)...)
 
 	s.broker.SetReauthenticate(cfg.Reload.Reauthenticate)
 	rc := s.broker.Recheck(ctx, cfg.Reload.Reauthenticate)
@@ -321,6 +353,9 @@ func (s *Server) audit(res ReloadResult) {
 	attrs = append(attrs, "modules", mods)
 	if len(res.Notes) > 0 {
 		attrs = append(attrs, "notes", res.Notes)
+	}
+	if len(res.Certificates) > 0 {
+		attrs = append(attrs, "certificates", res.Certificates)
 	}
 	if len(res.NeedsRestart) > 0 {
 		changes := make([]string, len(res.NeedsRestart))

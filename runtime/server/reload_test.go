@@ -509,7 +509,7 @@ func writeKey(t *testing.T, e *env, id string, key []byte) {
 // before cannot be (their credentials were not kept), and the result says
 // so.
 func TestReloadReauthenticateOn(t *testing.T) {
-	e := startEnv(t, map[string][]byte{"gate.wasm": wat(t, "allow")}, anonymous+gate("gate", "gate.wasm"))
+	e := startEnv(t, map[string][]byte{"gate.wasm": wat(t, "allow")}, anonymous+"\n[reload]\nreauthenticate = false\n"+gate("gate", "gate.wasm"))
 	before := testutil.MustConnectV3(t, e.url, testutil.V3Options{})
 	e.config(anonymous + "\n[reload]\nreauthenticate = true\n" + gate("gate", "gate.wasm"))
 	if res := e.reload(true); len(res.Notes) != 1 || !strings.Contains(res.Notes[0], "reload.reauthenticate") {

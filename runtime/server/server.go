@@ -55,16 +55,49 @@ type Server struct {
 	// the platform's (peerCred in admin.go). Tests replace it to make the
 	// read fail, which no real Unix socket on Linux does.
 	peerCred func(net.Conn) (uid, pid int, err error)
+	// version is moat's, for $SYS/broker/version (WithVersion).
+	version string
+	// warnings checks each config put in force (WithLoadWarnings).
+	warnings func(*config.Config) []string
+}
+
+// Option tunes New.
+type Option func(*Server)
+
+// WithVersion sets the version the broker reports in $SYS/broker/version.
+func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
+
+// WithLoadWarnings has f check every config put in force, at New and at
+// each applied reload; each warning it returns is logged, and a reload's
+// are also in its Notes. cmd/moat checks password files with it, whose
+// costliest line must finish within its plugin's timeout.
+func WithLoadWarnings(f func(*config.Config) []string) Option {
+	return func(s *Server) { s.warnings = f }
+}
+
+// warn logs the load warnings of cfg and returns them.
+func (s *Server) warn(cfg *config.Config) []string {
+	if s.warnings == nil {
+		return nil
+	}
+	ws := s.warnings(cfg)
+	for _, w := range ws {
+		s.log.Warn("config warning", "warning", w)
+	}
+	return ws
 }
 
 // New compiles and checks every module of cfg, builds the policy and the
 // broker, but opens no socket: Start does. On error everything New made is
 // released again.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: log, modules: newModules()}
+	for _, o := range opts {
+		o(s)
+	}
 	if err := s.provision(ctx); err != nil {
 		return nil, errors.Join(err, s.cleanup(context.Background()))
 	}
@@ -82,13 +115,14 @@ func (s *Server) provision(ctx context.Context) error {
 		return err
 	}
 	s.reports = reports
+	s.warn(s.cfg)
 	s.decider = policy.NewDecider(p, cacheOptions(s.cfg.Cache), s.log)
 	ring, err := broker.LoadRing(ctx, s.cfg, nil)
 	if err != nil {
 		return err
 	}
 	s.ring.Store(ring)
-	s.broker, err = broker.New(broker.Options{Config: s.cfg, Decider: s.decider, Logger: s.log, Ring: &s.ring})
+	s.broker, err = broker.New(broker.Options{Config: s.cfg, Decider: s.decider, Logger: s.log, Ring: &s.ring, Version: s.version})
 	if err == nil {
 		logSummary(s.log, s.cfg)
 	}

@@ -328,7 +328,8 @@ func existingDir(dir string) string {
 func (s *Server) watchFiles() []string {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
-	return append(pluginFiles(s.cfg.Plugins), s.attempted...)
+	files := append(pluginFiles(s.cfg.Plugins), s.attempted...)
+	return append(files, s.broker.CertFiles()...) // listener certificates (certs.go)
 }
 
 // pluginFiles lists the module and granted files of plugins.
