@@ -91,14 +91,19 @@ address = "127.0.0.1:0"
 [auth]
 allow_anonymous = false
 no_match = "deny"
+timeout = "20s"
 
 [wasm]
 cache_dir = %q
 
+# Generous timeouts: the Go modules run under the race detector on a
+# loaded machine, and a late result is a plugin error (TestPasswdTimeout
+# and runtime/wasm test timeouts).
 [[plugin]]
 name = "jwt"
 module = %q
 decisions = ["authn", "authz"]
+timeout = "5s"
 [plugin.files]
 keys = "jwt.pem"
 [plugin.config]
@@ -108,6 +113,7 @@ audience = "moat-e2e"
 name = "demo"
 module = %q
 decisions = ["authn", "authz"]
+timeout = "5s"
 [plugin.config]
 users = [
   { username = "alice", password = "alice-pw", attributes = { tenant = "acme" } },
@@ -119,6 +125,7 @@ rules = []
 name = "acl"
 module = %q
 decisions = ["authz"]
+timeout = "5s"
 [plugin.files]
 acl = "acl.conf"
 `, wasmCache, testutil.Plugin(t, "jwt"), testutil.Example(t, "demo"), testutil.Plugin(t, "acl"))
