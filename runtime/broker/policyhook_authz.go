@@ -74,7 +74,8 @@ func (h *policyHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool 
 		st = h.restoredState(cl)
 	}
 	if write {
-		return h.v3Refused(cl, st, h.checkPublish(cl, st, topic)) // policyhook_v3.go
+		qos := st.pub.QoS // checkPublish clears st.pub
+		return h.v3Refused(cl, st, topic, qos, h.checkPublish(cl, st, topic)) // policyhook_v3.go
 	}
 	if st.subscribing.Load() {
 		if allowed, decided := st.subscribeCheck(topic, h.deniedFilter); decided {

@@ -20,15 +20,15 @@ import (
 //
 // It is called for every PUBLISH that reaches OnACLCheck(write) and sets
 // st.dropPub each time, so a mark never outlives its packet.
-func (h *policyHook) v3Refused(cl *mqtt.Client, st *clientState, allowed bool) bool {
+func (h *policyHook) v3Refused(cl *mqtt.Client, st *clientState, topic string, qos byte, allowed bool) bool {
 	st.dropPub = false
-	if allowed || h.v3Disconnect || cl.Properties.ProtocolVersion >= 5 || st.pub.QoS == 0 {
+	if allowed || h.v3Disconnect || cl.Properties.ProtocolVersion >= 5 || qos == 0 {
 		return allowed
 	}
 	st.dropPub = true
 	h.v3Dropped.Add(1)
 	h.log.Info("not authorized, acknowledged and dropped", "client_id", cl.ID, "action", "publish",
-		"topic", st.pub.Topic, "qos", st.pub.QoS, "protocol", cl.Properties.ProtocolVersion)
+		"topic", topic, "qos", qos, "protocol", cl.Properties.ProtocolVersion)
 	return true
 }
 
