@@ -20,14 +20,15 @@ import (
 
 // Limits checked by Validate.
 const (
-	maxCallTimeout  = 60 * time.Second
-	wasmPage        = 64 * KiB
-	maxMemoryLimit  = 4 * GiB // wasm32 addresses 4GiB
-	maxInstances    = 1024
-	minPacketSize   = 128
-	maxPacketSize   = 268435455 + 5 // [MQTT-2.2.3] remaining length limit plus fixed header
-	maxKeepalive    = math.MaxUint16 * time.Second
-	maxSessionLimit = math.MaxUint32 * time.Second
+	maxCallTimeout   = 60 * time.Second
+	wasmPage         = 64 * KiB
+	maxMemoryLimit   = 4 * GiB // wasm32 addresses 4GiB
+	maxInstances     = 1024
+	maxDryRunHistory = 1000000
+	minPacketSize    = 128
+	maxPacketSize    = 268435455 + 5 // [MQTT-2.2.3] remaining length limit plus fixed header
+	maxKeepalive     = math.MaxUint16 * time.Second
+	maxSessionLimit  = math.MaxUint32 * time.Second
 )
 
 // Validate checks the whole config and returns every problem as an
@@ -82,6 +83,10 @@ func (c *Config) validate(p *problems) {
 		if c.Cache.MaxPerClient <= 0 {
 			p.add("cache.max_per_client", fmt.Errorf("%d: want at least 1 (or enabled = false)", c.Cache.MaxPerClient))
 		}
+	}
+
+	if n := c.Reload.DryRunHistory; n < 0 || n > maxDryRunHistory {
+		p.add("reload.dry_run_history", fmt.Errorf("%d: want 0 (keep none) to %d", n, maxDryRunHistory))
 	}
 
 	c.validateAdmin(p)
@@ -326,7 +331,7 @@ func (c *Config) validatePlugin(p *problems, i int, names map[string]int) {
 			p.add(dkey, fmt.Errorf("%q is listed twice", d))
 		}
 	}
-	if pl.AllowPayload && !pl.Decides(DecisionPayload) {
+	if pl.AllowPayload && !pl.Lists(DecisionPayload) {
 		p.add(key+".allow_payload", errors.New(`needs "payload" in decisions`))
 	}
 
@@ -338,6 +343,9 @@ func (c *Config) validatePlugin(p *problems, i int, names map[string]int) {
 	}
 	if m := pl.MemoryLimit; m < wasmPage || m > maxMemoryLimit || m%wasmPage != 0 {
 		p.add(key+".memory_limit", fmt.Errorf("%s: want a multiple of 64KiB (the wasm page) from 64KiB to 4GiB", m))
+	}
+	if s := pl.ShadowSample; !(s >= 0 && s <= 1) {
+		p.add(key+".shadow_sample", fmt.Errorf("%v: want a fraction from 0.0 to 1.0", s))
 	}
 	if pl.Instances < 0 || pl.Instances > maxInstances {
 		p.add(key+".instances", fmt.Errorf("%d: want 0 (GOMAXPROCS) to %d", pl.Instances, maxInstances))
