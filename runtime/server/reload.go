@@ -156,6 +156,9 @@ type ModuleReport struct {
 	// version replaced serve the new one: same binary, same settings, same
 	// granted files.
 	Reused bool `json:"reused"`
+	// Shadow is true for a shadow plugin ([[plugin]] shadow = true),
+	// which decides nothing (shadow.go).
+	Shadow bool `json:"shadow,omitempty"`
 }
 
 // Reload re-reads the config file and, if the new version is good in every
@@ -243,6 +246,7 @@ func (s *Server) Reload(ctx context.Context, trigger Trigger) ReloadResult {
 	s.reports = reports
 	res.Applied = true
 
+	s.decider.SetHistory(cfg.Reload.DryRunHistory)
 	s.broker.SetReauthenticate(cfg.Reload.Reauthenticate)
 	rc := s.broker.Recheck(ctx, cfg.Reload.Reauthenticate)
 	res.Revoked, res.Disconnected, res.Dropped = rc.Revoked, rc.Disconnected, rc.Dropped

@@ -83,6 +83,7 @@ func (s *Server) provision(ctx context.Context) error {
 	}
 	s.reports = reports
 	s.decider = policy.NewDecider(p, cacheOptions(s.cfg.Cache), s.log)
+	s.decider.SetHistory(s.cfg.Reload.DryRunHistory)
 	ring, err := broker.LoadRing(ctx, s.cfg, nil)
 	if err != nil {
 		return err
@@ -178,6 +179,7 @@ func buildPolicy(ctx context.Context, engine *wasm.Engine, ms *modules, cfg *con
 		payload []policy.Step[policy.Payloader]
 		closers []io.Closer
 		reports []ModuleReport
+		shadows []*policy.Shadow
 		errs    []error
 	)
 	for i, pc := range cfg.Plugins {
@@ -192,8 +194,12 @@ func buildPolicy(ctx context.Context, engine *wasm.Engine, ms *modules, cfg *con
 			continue
 		}
 		closers = append(closers, h)
-		reports = append(reports, ModuleReport{Name: pc.Name, Digest: h.ref.digest, Reused: reused})
+		reports = append(reports, ModuleReport{Name: pc.Name, Digest: h.ref.digest, Reused: reused, Shadow: pc.Shadow})
 		m := h.ref.mod
+		if pc.Shadow {
+			shadows = append(shadows, newShadow(pc, m, onError))
+			continue
+		}
 		if slices.Contains(pc.Decisions, "authn") {
 			authn = append(authn, policy.Step[policy.Authenticator]{Name: pc.Name, Module: m, OnError: onError})
 		}
@@ -222,6 +228,7 @@ func buildPolicy(ctx context.Context, engine *wasm.Engine, ms *modules, cfg *con
 		AuthnTimeout:   cfg.Auth.Timeout.Duration,
 		Closers:        closers,
 		Payload:        payload,
+		Shadows:        shadows,
 	}), reports, nil
 }
 
