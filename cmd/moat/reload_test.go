@@ -64,6 +64,23 @@ func TestReload(t *testing.T) {
 		}
 	})
 
+	t.Run("dry run", func(t *testing.T) {
+		r := moat(t, dir, "reload", "-c", "moat.toml", "--dry-run")
+		want := `^moat\.toml: dry run in [0-9.]+[mµn]?s; nothing was changed\n  plugin demo  sha256 [0-9a-f]{12}  unchanged\n` +
+			`replayed 0 of 0 recorded decisions; none would change\nwould revoke no subscription\n$`
+		if r.code != 0 || !regexp.MustCompile(want).MatchString(r.stdout) {
+			t.Errorf("exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+		}
+		s.waitCount(t, 1, "reload dry run", map[string]string{"source": "admin"})
+		writeConfig(t, dir, strings.Replace(demoTOML, `decisions = ["authn", "authz"]`, `decisions = ["authn", "authz"]`+"\non_error = \"maybe\"", 1))
+		r = moat(t, dir, "reload", "-c", "moat.toml", "--dry-run")
+		if r.code != 1 || !strings.HasPrefix(r.stderr, "moat.toml: a reload would be refused; nothing was changed:\n") ||
+			!strings.Contains(r.stderr, `plugin[0].on_error: "maybe"`) {
+			t.Errorf("exit %d, stderr:\n%s", r.code, r.stderr)
+		}
+		writeConfig(t, dir, demoTOML)
+	})
+
 	t.Run("refused", func(t *testing.T) {
 		// Two problems: a wrong key type and a module that refuses its
 		// config would hide each other, so take two config problems.
