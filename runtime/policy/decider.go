@@ -321,7 +321,11 @@ func (d *Decider) decideAuthz(ctx context.Context, p *Policy, req *AuthzRequest)
 	if req.Client.Superuser {
 		return res
 	}
-	d.recordAuthz(req, res)
+	if !res.transient {
+		// A verdict forced by a module error is no decision of the
+		// policy: replayed, it would only report the error as a change.
+		d.recordAuthz(req, res)
+	}
 	if len(p.shadows) > 0 {
 		p.observeAuthz(d.log, req, res)
 	}

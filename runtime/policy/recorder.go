@@ -18,7 +18,8 @@ import (
 // It records what the chains decide: authorization requests that missed
 // the cache (at most one per client, action and topic per cache TTL, which
 // is the variety a dry run needs), CONNECTs (round 0), but not a
-// superuser's authorization, which no module sees.
+// superuser's authorization, which no module sees, nor a verdict forced by
+// a module error (on_error).
 
 // Record kinds.
 const (
@@ -95,7 +96,8 @@ func (r *recorder) records() []Record {
 
 // SetHistory makes the Decider keep the last n decisions (0 keeps none).
 // The newest records of the ring replaced are kept. Safe to call while
-// deciding; a reload calls it with [reload] dry_run_history.
+// deciding, but not concurrently with itself: the server calls it at
+// start and under its reload lock with [reload] dry_run_history.
 func (d *Decider) SetHistory(n int) {
 	old := d.rec.Load()
 	if old != nil && len(old.buf) == n {

@@ -248,8 +248,11 @@ func verdict(s string) policy.Verdict {
 // subscription is denied (or, with authz_no_match = "allow", allowed)
 // instead of finding out from clients.
 func PolicySummary(cfg *config.Config) []string {
-	var authn, authz, payload []string
+	var authn, authz, payload, shadows []string
 	for _, pc := range cfg.Plugins {
+		if pc.Shadow {
+			shadows = append(shadows, pc.Name)
+		}
 		if pc.Decides(config.DecisionAuthn) {
 			authn = append(authn, pc.Name)
 		}
@@ -293,6 +296,9 @@ func PolicySummary(cfg *config.Config) []string {
 		out = append(out, "payload: no plugin; payloads are passed on as published")
 	} else {
 		out = append(out, fmt.Sprintf("payload: plugins %s; a message no plugin decides is passed on as published", strings.Join(payload, ", ")))
+	}
+	if len(shadows) > 0 {
+		out = append(out, fmt.Sprintf("shadow: plugins %s; asked what the live chains are asked, they decide nothing (their disagreements are logged)", strings.Join(shadows, ", ")))
 	}
 	return out
 }

@@ -67,6 +67,12 @@ func TestShadowPlugin(t *testing.T) {
 			t.Errorf("log lacks\n%s\nin\n%s", want, logs)
 		}
 	}
+	if !strings.Contains(logs, `msg="policy: shadow: plugins next; asked what the live chains are asked, they decide nothing`) {
+		t.Error("the start log does not name the shadow plugin")
+	}
+	if !strings.Contains(logs, "authz: plugins demo; ") {
+		t.Error("the start log counts the shadow in the live authz chain")
+	}
 	if n := e.logs.count("shadow plugin disagrees"); n != 5 {
 		t.Errorf("%d disagreement records, want 5", n)
 	}
