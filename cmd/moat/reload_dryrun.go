@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,9 +18,19 @@ import (
 
 // runDryRun is `moat reload --dry-run`: the broker loads the config file
 // as a reload would and reports what it would change; nothing changes.
-func runDryRun(ctx context.Context, c *http.Client, target adminTarget, path string, stdout, stderr io.Writer) int {
-	url := strings.TrimSuffix(target.url, server.AdminPath) + server.DryRunPath
-	res, err := postDryRun(ctx, c, url, target.token)
+func runDryRun(ctx context.Context, c *http.Client, target adminTarget, path, candidate string, stdout, stderr io.Writer) int {
+	u := strings.TrimSuffix(target.url, server.AdminPath) + server.DryRunPath
+	if candidate != "" {
+		// The broker resolves nothing against the caller's directory.
+		abs, err := filepath.Abs(candidate)
+		if err != nil {
+			fmt.Fprintf(stderr, "moat reload: -candidate: %v\n", err)
+			return exitFail
+		}
+		u += "?config=" + url.QueryEscape(abs)
+		path = candidate
+	}
+	res, err := postDryRun(ctx, c, u, target.token)
 	if err != nil {
 		fmt.Fprintf(stderr, "moat reload: %s: %v\n", target.name, err)
 		return exitFail

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -79,6 +80,18 @@ func TestReload(t *testing.T) {
 			t.Errorf("exit %d, stderr:\n%s", r.code, r.stderr)
 		}
 		writeConfig(t, dir, demoTOML)
+
+		// A candidate elsewhere, as an operator tries an edit while the
+		// watcher would apply the config file's own edits at once.
+		other := t.TempDir()
+		next := strings.Replace(demoTOML, `module = "demo.wasm"`, fmt.Sprintf("module = %q", filepath.Join(dir, "demo.wasm")), 1)
+		writeConfig(t, other, strings.Replace(next, `topic = "demo/#"`, `topic = "demo/+"`, 1))
+		r = moat(t, dir, "reload", "-c", "moat.toml", "--dry-run", "-candidate", filepath.Join(other, "moat.toml"))
+		want = `^/.*/moat\.toml: dry run in [0-9.]+[mµn]?s; nothing was changed\n` +
+			`  plugin demo  sha256 [0-9a-f]{12}  would be reloaded \(settings or granted files changed\)\n`
+		if r.code != 0 || !regexp.MustCompile(want).MatchString(r.stdout) {
+			t.Errorf("candidate: exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+		}
 	})
 
 	t.Run("refused", func(t *testing.T) {

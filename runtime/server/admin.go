@@ -21,8 +21,8 @@ import (
 //	POST /reload   reload now; the answer is a ReloadResult as JSON, with
 //	               status 200 when the new version is in force and 422
 //	               when it was refused (the old one still is).
-//	POST /reload/dry-run   what a reload would change, changing nothing
-//	               (DryRunResult; dryrun.go).
+//	POST /reload/dry-run[?config=/abs/candidate.toml]   what a reload
+//	               would change, changing nothing (DryRunResult; dryrun.go).
 //
 // It is served on a Unix socket ([admin] socket, default moat.sock beside
 // the config, mode 0600; requests from a user other than the broker's own

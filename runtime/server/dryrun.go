@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -24,6 +25,9 @@ const DryRunPath = AdminPath + "/dry-run"
 // that nothing was changed.
 type DryRunResult struct {
 	Trigger Trigger `json:"trigger"`
+	// Config is the file tried: the broker's config file, or the
+	// candidate the request named.
+	Config string `json:"config"`
 	// Loadable is true when the new config was read and every module
 	// compiled and configured: a reload now would be applied.
 	Loadable bool `json:"loadable"`
@@ -91,8 +95,14 @@ type RevokedSubscription struct {
 // returns. Modules the new config leaves unchanged are the running ones,
 // shared: the replay takes instances from their pools like live traffic.
 //
+// path names the file to try; "" means the broker's own config file. A
+// candidate beside it lets an operator try an edit while the file watcher
+// is on (it would apply an edit of the config file itself at once). The
+// candidate is judged as the next version of the running config: what
+// needs a restart is what differs from the running values.
+//
 // It is serialised with reloads and writes one audit record.
-func (s *Server) DryRun(ctx context.Context, trigger Trigger) DryRunResult {
+func (s *Server) DryRun(ctx context.Context, trigger Trigger, path string) DryRunResult {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	start := time.Now()
@@ -108,10 +118,14 @@ func (s *Server) DryRun(ctx context.Context, trigger Trigger) DryRunResult {
 	if s.closed {
 		return fail(errors.New("server: dry run: the server is closed"))
 	}
-	if s.cfg.Path == "" {
+	if path == "" {
+		path = s.cfg.Path
+	}
+	res.Config = path
+	if path == "" {
 		return fail(errors.New("server: dry run: the config was not loaded from a file"))
 	}
-	cfg, err := config.Load(s.cfg.Path)
+	cfg, err := config.Load(path)
 	if err != nil {
 		return fail(err)
 	}
@@ -218,7 +232,7 @@ func plural(n int) string {
 
 // auditDryRun writes the dry run's audit record.
 func (s *Server) auditDryRun(res DryRunResult) {
-	attrs := []any{"audit", "reload dry run", "trigger", res.Trigger, "loadable", res.Loadable, "took", res.Took}
+	attrs := []any{"audit", "reload dry run", "trigger", res.Trigger, "config", res.Config, "loadable", res.Loadable, "took", res.Took}
 	if !res.Loadable {
 		s.log.Info("reload dry run: a reload would be refused", append(attrs, "errors", res.Errors)...)
 		return
@@ -227,7 +241,9 @@ func (s *Server) auditDryRun(res DryRunResult) {
 		"changed", len(res.Changes), "revoked_subscriptions", len(res.Revoked))...)
 }
 
-// dryRun serves POST DryRunPath.
+// dryRun serves POST DryRunPath. The query parameter config names a
+// candidate file to try instead of the broker's config file; it must be an
+// absolute path (the broker's working directory is not the caller's).
 func (a *Admin) dryRun(w http.ResponseWriter, r *http.Request) {
 	p, _ := r.Context().Value(peerKey{}).(peer)
 	t := Trigger{Source: TriggerAdmin, Endpoint: p.endpoint}
@@ -238,7 +254,12 @@ func (a *Admin) dryRun(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(p.endpoint, "http:") {
 		t.Remote = r.RemoteAddr
 	}
-	res := a.s.DryRun(r.Context(), t)
+	path := r.URL.Query().Get("config")
+	if path != "" && !filepath.IsAbs(path) {
+		http.Error(w, "moat: config must be an absolute path", http.StatusBadRequest)
+		return
+	}
+	res := a.s.DryRun(r.Context(), t, path)
 	w.Header().Set("Content-Type", "application/json")
 	if res.Loadable {
 		w.WriteHeader(http.StatusOK)

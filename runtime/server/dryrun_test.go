@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,10 +12,11 @@ import (
 	"github.com/moat-mqtt/moat/runtime/internal/testutil"
 )
 
-// postDryRun sends POST DryRunPath over the admin socket.
-func postDryRun(t *testing.T, sock string) (int, DryRunResult) {
+// postDryRun sends POST DryRunPath over the admin socket; query is "" or
+// "?config=...".
+func postDryRun(t *testing.T, sock, query string) (int, DryRunResult) {
 	t.Helper()
-	resp, err := unixClient(sock).Post("http://moat"+DryRunPath, "", nil)
+	resp, err := unixClient(sock).Post("http://moat"+DryRunPath+query, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +50,7 @@ func TestDryRun(t *testing.T) {
 	watcher.Inbox.Want(t, "private/a", "before")
 
 	e.replace("acl.txt", []byte("@subscribe check\ntopic readwrite public/#\n"))
-	code, res := postDryRun(t, sock)
+	code, res := postDryRun(t, sock, "")
 	if code != http.StatusOK || !res.Loadable || len(res.Errors) != 0 {
 		t.Fatalf("dry run: %d %+v", code, res)
 	}
@@ -95,9 +97,22 @@ func TestDryRun(t *testing.T) {
 		t.Errorf("%d dry-run audit records, want 1:\n%s", n, e.logs)
 	}
 
+	// A candidate file beside the config: a deny-all gate would revoke
+	// both subscriptions.
+	e.write("deny.wasm", wat(t, "deny"))
+	e.write("next.toml", []byte(header()+doc[:len(doc)-len(aclPlugin)]+gate("gate", "deny.wasm")))
+	next := filepath.Join(e.dir, "next.toml")
+	code, cand := postDryRun(t, sock, "?config="+url.QueryEscape(next))
+	if code != http.StatusOK || cand.Config != next || len(cand.Revoked) != 2 {
+		t.Errorf("candidate: %d, config %q, revoked %+v; want 200, %s and 2", code, cand.Config, cand.Revoked, next)
+	}
+	if !subscribes(t, e, "private/y") {
+		t.Error("after the candidate's dry run a new client may not subscribe to private/y")
+	}
+
 	// A refused config is reported as a reload would report it.
 	e.replace("moat.toml", []byte(header()+doc+"\nbogus = 1\n"))
-	code, bad := postDryRun(t, sock)
+	code, bad := postDryRun(t, sock, "")
 	if code != http.StatusUnprocessableEntity || bad.Loadable || len(bad.Errors) != 1 {
 		t.Errorf("broken config: %d %+v, want 422 and one error", code, bad)
 	}
