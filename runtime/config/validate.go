@@ -20,16 +20,18 @@ import (
 
 // Limits checked by Validate.
 const (
-	maxCallTimeout   = 60 * time.Second
-	wasmPage         = 64 * KiB
-	maxMemoryLimit   = 4 * GiB // wasm32 addresses 4GiB
-	maxInstances     = 1024
-	maxDryRunHistory = 1000000
-	minPacketSize    = 128
-	maxPacketSize    = 268435455 + 5 // [MQTT-2.2.3] remaining length limit plus fixed header
-	maxKeepalive     = math.MaxUint16 * time.Second
-	maxSessionLimit  = math.MaxUint32 * time.Second
+	maxCallTimeout  = 60 * time.Second
+	wasmPage        = 64 * KiB
+	maxMemoryLimit  = 4 * GiB // wasm32 addresses 4GiB
+	maxInstances    = 1024
+	minPacketSize   = 128
+	maxPacketSize   = 268435455 + 5 // [MQTT-2.2.3] remaining length limit plus fixed header
+	maxKeepalive    = math.MaxUint16 * time.Second
+	maxSessionLimit = math.MaxUint32 * time.Second
 )
+
+// maxHistory bounds [reload] dry_run_history.
+const maxHistory = 1000000
 
 // Validate checks the whole config and returns every problem as an
 // errors.Join of *Error (see Error for the format), or nil.
@@ -85,8 +87,8 @@ func (c *Config) validate(p *problems) {
 		}
 	}
 
-	if n := c.Reload.DryRunHistory; n < 0 || n > maxDryRunHistory {
-		p.add("reload.dry_run_history", fmt.Errorf("%d: want 0 (keep none) to %d", n, maxDryRunHistory))
+	if n := c.Reload.DryRunHistory; n < 0 || n > maxHistory {
+		p.add("reload.dry_run_history", fmt.Errorf("%d: want 0 (keep none) to %d", n, maxHistory))
 	}
 
 	c.validateAdmin(p)

@@ -30,6 +30,10 @@ import (
 // live policy has a payload chain: without one the broker asks no payload
 // question).
 //
+// A shadow that takes authn decisions gets the CONNECT's credentials, as a
+// live authn plugin does: a copy waits in its queue, in memory only, until
+// the worker asks the module; it is never logged or recorded.
+//
 // A shadow's answer is compared as if it were the whole chain: "ignore"
 // becomes the no_match verdict of the version (authz_no_match, or
 // allow_anonymous and no_match for authn; plaintext for payload), and an
