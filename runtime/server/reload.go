@@ -260,6 +260,7 @@ func (s *Server) Reload(ctx context.Context, trigger Trigger) ReloadResult {
 		if err := old.Close(context.Background()); err != nil {
 			s.log.Error("closing replaced policy", "err", err)
 		}
+		logShadowTotals(s.log, old)
 	}()
 	res.Took = time.Since(start)
 	s.audit(res)

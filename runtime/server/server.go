@@ -145,6 +145,7 @@ func (s *Server) cleanup(ctx context.Context) error {
 	if s.decider != nil {
 		s.decider.Close()
 		errs = append(errs, s.decider.Policy().Close(ctx))
+		logShadowTotals(s.log, s.decider.Policy())
 		s.decider = nil
 	}
 	if s.engine != nil {

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"log/slog"
+
 	"github.com/moat-mqtt/moat/runtime/config"
 	"github.com/moat-mqtt/moat/runtime/policy"
 	"github.com/moat-mqtt/moat/runtime/wasm"
@@ -44,4 +46,13 @@ func (s *Server) ShadowStats() []policy.ShadowStats {
 		return nil
 	}
 	return s.decider.Policy().ShadowStats()
+}
+
+// logShadowTotals writes the counters of p's shadow plugins when p leaves
+// service, since they restart from zero with the next version.
+func logShadowTotals(log *slog.Logger, p *policy.Policy) {
+	for _, st := range p.ShadowStats() {
+		log.Info("shadow plugin totals", "module", st.Name, "sampled", st.Sampled, "dropped", st.Dropped,
+			"agreed", st.Agreed, "disagreed", st.Disagreed, "skipped", st.Skipped, "errors", st.Errors)
+	}
 }

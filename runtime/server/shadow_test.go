@@ -91,6 +91,9 @@ func TestShadowPlugin(t *testing.T) {
 	if got := e.s.ShadowStats(); len(got) != 0 {
 		t.Errorf("shadows after removing it: %+v", got)
 	}
+	waitFor(t, 10*time.Second, "the removed shadow's totals in the log", func() bool {
+		return e.logs.count(`msg="shadow plugin totals" module=next sampled=8 dropped=0 agreed=3 disagreed=5`) == 1
+	})
 	e.config(live + shadowOf(gate("demo", "deny.wasm"), "deny-all"))
 	e.write("deny.wasm", wat(t, "deny"))
 	res := e.reload(true)
