@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -103,4 +104,12 @@ func TestShadowPlugin(t *testing.T) {
 	bob.Publish(t, "feed/2", 1, false, "m3")
 	alice.Inbox.Want(t, "feed/2", "m3")
 	waitFor(t, 10*time.Second, "the deny-all shadow disagrees", func() bool { return shadowStats(e, "deny-all").Disagreed >= 2 })
+
+	// The CONNECTs of alice and bob carried passwords, which the history
+	// does not keep: a dry run says it cannot replay them.
+	dr := e.s.DryRun(context.Background(), Trigger{Source: TriggerAPI}, "")
+	if !dr.Loadable || dr.NotReplayable != 2 || len(dr.Changes) != 0 || len(dr.Notes) != 1 ||
+		!strings.Contains(dr.Notes[0], "2 recorded CONNECTs carried a password") {
+		t.Errorf("dry run: %+v, want 2 CONNECTs not replayable and no change", dr)
+	}
 }
