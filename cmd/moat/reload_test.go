@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/moat-mqtt/moat/runtime/server"
 )
 
 // logCount returns how many log lines of s have message msg and, for each
@@ -168,5 +170,36 @@ func TestReloadNoServer(t *testing.T) {
 	r := moat(t, dir, "reload", "-c", "moat.toml")
 	if r.code != 1 || !regexp.MustCompile(`^moat reload: .*moat\.sock: .*no such file or directory\n$`).MatchString(r.stderr) {
 		t.Errorf("exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+}
+
+// TestPrintDryRun checks the report of a dry run that would change
+// something.
+func TestPrintDryRun(t *testing.T) {
+	res := server.DryRunResult{
+		Loadable: true,
+		Took:     40 * time.Millisecond,
+		Modules:  []server.ModuleReport{{Name: "acl", Digest: "1b2c3d4e5f60aa", Previous: "1b2c3d4e5f60aa"}},
+		Recorded: 7, Replayed: 5, NotReplayable: 1,
+		Changes: []server.DecisionChange{
+			{Kind: "authz", ClientID: "watcher", Action: "subscribe", Topic: "private/#", Old: "allow", New: "deny", Module: "acl", Count: 1},
+			{Kind: "authn", ClientID: "cam-1", Username: "cam", Old: "deny", New: "allow", Message: "anonymous", Count: 2},
+		},
+		Revoked: []server.RevokedSubscription{{ClientID: "watcher", Filter: "private/#", QoS: 1, Connected: true, Module: "acl"}},
+		Notes:   []string{"1 recorded CONNECT carried a password"},
+	}
+	var b strings.Builder
+	printDryRun(&b, "moat.toml", res)
+	want := `moat.toml: dry run in 40ms; nothing was changed
+  plugin acl  sha256 1b2c3d4e5f60  would be reloaded (settings or granted files changed)
+replayed 5 of 7 recorded decisions (repeats replayed once; 1 not replayable); 2 would change:
+  refused  authz  watcher      subscribe private/#  allow -> deny  (acl)
+  allowed  authn  cam-1 (cam)  connect              deny -> allow  (anonymous)
+would revoke 1 subscription:
+  watcher  private/#  qos 1  connected  (acl)
+note: 1 recorded CONNECT carried a password
+`
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
 }
