@@ -33,7 +33,9 @@ func TestShadowPlugin(t *testing.T) {
 	users := []demoUser{{"alice", "alice-pw-1"}, {"bob", "bob-pw-2"}}
 	live := demo(users, []demoRule{{"alice", "all", "#"}, {"bob", "all", "#"}})
 	strict := shadowOf(demo(users[:1], []demoRule{{"alice", "all", "feed/#"}}), "next")
-	e := startEnv(t, map[string][]byte{"demo.wasm": demoWasm(t)}, live+strict)
+	// The shadow comes first in the file: were it a step of the chain,
+	// it would decide before the live plugin.
+	e := startEnv(t, map[string][]byte{"demo.wasm": demoWasm(t)}, strict+live)
 
 	alice := testutil.MustConnectV3(t, e.url, testutil.V3Options{ClientID: "alice", Username: "alice", Password: "alice-pw-1"})
 	alice.Subscribe(t, "feed/#", 1)  // shadow agrees
@@ -95,10 +97,10 @@ func TestShadowPlugin(t *testing.T) {
 	waitFor(t, 10*time.Second, "the removed shadow's totals in the log", func() bool {
 		return e.logs.count(`msg="shadow plugin totals" module=next sampled=8 dropped=0 agreed=3 disagreed=5`) == 1
 	})
-	e.config(live + shadowOf(gate("demo", "deny.wasm"), "deny-all"))
+	e.config(shadowOf(gate("demo", "deny.wasm"), "deny-all") + live)
 	e.write("deny.wasm", wat(t, "deny"))
 	res := e.reload(true)
-	if len(res.NeedsRestart) != 0 || len(res.Modules) != 2 || !res.Modules[1].Shadow {
+	if len(res.NeedsRestart) != 0 || len(res.Modules) != 2 || !res.Modules[0].Shadow || res.Modules[1].Shadow {
 		t.Errorf("adding a shadow: modules %+v, needs restart %v", res.Modules, res.NeedsRestart)
 	}
 	bob.Publish(t, "feed/2", 1, false, "m3")
