@@ -17,7 +17,7 @@ import (
 )
 
 func runReload(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlags("reload", "moat reload [-c file] [-socket path] [-timeout duration]", `Reload asks the running broker to reload its policy, through the admin
+	fs := newFlags("reload", "moat reload [-c file] [-socket path] [-timeout duration] [--dry-run [-candidate file]]", `Reload asks the running broker to reload its policy, through the admin
 socket ([admin] socket in the configuration; default moat.sock beside it),
 or through the loopback HTTP listener ([admin] http, with the token of
 [admin] token_file) when the socket is off. The broker reads the
@@ -30,10 +30,22 @@ missing file, a module that does not compile or refuses its config, a
 sha256 mismatch) the running policy stays in force, every problem is
 printed on stderr, and reload exits with status 1. On success it prints
 what was reloaded and what needs a restart to take effect, and exits 0.
+
+With --dry-run the broker loads the configuration as a reload would, then
+changes nothing: it replays its recent decisions ([reload] dry_run_history;
+kept without passwords or payloads, so a CONNECT that carried credentials
+cannot be replayed) and checks every current subscription against the new
+policy, and prints who would be refused or let in, and which subscriptions
+a reload would revoke. It exits 1 when a reload would be refused. With
+-candidate it tries that file instead of the broker's configuration file:
+the file watcher of `+"`moat serve`"+` applies an edit of the configuration file
+itself at once, so try the edit in a copy first.
 `, stderr)
 	path := configFlag(fs)
 	socket := fs.String("socket", "", "the admin socket `path` (default: from the configuration)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for the reload")
+	dryRun := fs.Bool("dry-run", false, "report what a reload would change, changing nothing")
+	candidate := fs.String("candidate", "", "with --dry-run: the configuration `file` to try instead of the broker's")
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
@@ -48,6 +60,13 @@ what was reloaded and what needs a restart to take effect, and exits 0.
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
+	if *candidate != "" && !*dryRun {
+		fmt.Fprintln(stderr, "moat reload: -candidate needs --dry-run")
+		return exitUsage
+	}
+	if *dryRun {
+		return runDryRun(ctx, client, target, *path, *candidate, stdout, stderr)
+	}
 	res, err := postReload(ctx, client, target.url, target.token)
 	if err != nil {
 		fmt.Fprintf(stderr, "moat reload: %s: %v\n", target.name, err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -8,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/moat-mqtt/moat/runtime/server"
 )
 
 // logCount returns how many log lines of s have message msg and, for each
@@ -61,6 +64,35 @@ func TestReload(t *testing.T) {
 		r := moat(t, dir, "reload", "-c", "moat.toml")
 		if r.code != 0 || !regexp.MustCompile(`^moat\.toml: reloaded in [0-9.]+[mµn]?s\n  plugin demo  sha256 [0-9a-f]{12}  reused\nrevoked 0 subscriptions, disconnected 0 clients\n$`).MatchString(r.stdout) {
 			t.Errorf("exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+		}
+	})
+
+	t.Run("dry run", func(t *testing.T) {
+		r := moat(t, dir, "reload", "-c", "moat.toml", "--dry-run")
+		want := `^moat\.toml: dry run in [0-9.]+[mµn]?s; nothing was changed\n  plugin demo  sha256 [0-9a-f]{12}  unchanged\n` +
+			`replayed 0 of 0 recorded decisions; none would change\nwould revoke no subscription\n$`
+		if r.code != 0 || !regexp.MustCompile(want).MatchString(r.stdout) {
+			t.Errorf("exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+		}
+		s.waitCount(t, 1, "reload dry run", map[string]string{"source": "admin"})
+		writeConfig(t, dir, strings.Replace(demoTOML, `decisions = ["authn", "authz"]`, `decisions = ["authn", "authz"]`+"\non_error = \"maybe\"", 1))
+		r = moat(t, dir, "reload", "-c", "moat.toml", "--dry-run")
+		if r.code != 1 || !strings.HasPrefix(r.stderr, "moat.toml: a reload would be refused; nothing was changed:\n") ||
+			!strings.Contains(r.stderr, `plugin[0].on_error: "maybe"`) {
+			t.Errorf("exit %d, stderr:\n%s", r.code, r.stderr)
+		}
+		writeConfig(t, dir, demoTOML)
+
+		// A candidate elsewhere, as an operator tries an edit while the
+		// watcher would apply the config file's own edits at once.
+		other := t.TempDir()
+		next := strings.Replace(demoTOML, `module = "demo.wasm"`, fmt.Sprintf("module = %q", filepath.Join(dir, "demo.wasm")), 1)
+		writeConfig(t, other, strings.Replace(next, `topic = "demo/#"`, `topic = "demo/+"`, 1))
+		r = moat(t, dir, "reload", "-c", "moat.toml", "--dry-run", "-candidate", filepath.Join(other, "moat.toml"))
+		want = `^/.*/moat\.toml: dry run in [0-9.]+[mµn]?s; nothing was changed\n` +
+			`  plugin demo  sha256 [0-9a-f]{12}  would be reloaded \(settings or granted files changed\)\n`
+		if r.code != 0 || !regexp.MustCompile(want).MatchString(r.stdout) {
+			t.Errorf("candidate: exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 		}
 	})
 
@@ -138,5 +170,36 @@ func TestReloadNoServer(t *testing.T) {
 	r := moat(t, dir, "reload", "-c", "moat.toml")
 	if r.code != 1 || !regexp.MustCompile(`^moat reload: .*moat\.sock: .*no such file or directory\n$`).MatchString(r.stderr) {
 		t.Errorf("exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+}
+
+// TestPrintDryRun checks the report of a dry run that would change
+// something.
+func TestPrintDryRun(t *testing.T) {
+	res := server.DryRunResult{
+		Loadable: true,
+		Took:     40 * time.Millisecond,
+		Modules:  []server.ModuleReport{{Name: "acl", Digest: "1b2c3d4e5f60aa", Previous: "1b2c3d4e5f60aa"}},
+		Recorded: 7, Replayed: 5, NotReplayable: 1,
+		Changes: []server.DecisionChange{
+			{Kind: "authz", ClientID: "watcher", Action: "subscribe", Topic: "private/#", Old: "allow", New: "deny", Module: "acl", Count: 1},
+			{Kind: "authn", ClientID: "cam-1", Username: "cam", Old: "deny", New: "allow", Message: "anonymous", Count: 2},
+		},
+		Revoked: []server.RevokedSubscription{{ClientID: "watcher", Filter: "private/#", QoS: 1, Connected: true, Module: "acl"}},
+		Notes:   []string{"1 recorded CONNECT carried a password"},
+	}
+	var b strings.Builder
+	printDryRun(&b, "moat.toml", res)
+	want := `moat.toml: dry run in 40ms; nothing was changed
+  plugin acl  sha256 1b2c3d4e5f60  would be reloaded (settings or granted files changed)
+replayed 5 of 7 recorded decisions (repeats replayed once; 1 not replayable); 2 would change:
+  refused  authz  watcher      subscribe private/#  allow -> deny  (acl)
+  allowed  authn  cam-1 (cam)  connect              deny -> allow  (anonymous)
+would revoke 1 subscription:
+  watcher  private/#  qos 1  connected  (acl)
+note: 1 recorded CONNECT carried a password
+`
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
 }

@@ -246,6 +246,13 @@ type Reload struct {
 	// SIGHUP. Default true. Turned off, a reload re-checks subscriptions
 	// only, and the broker keeps no credentials in memory.
 	Reauthenticate bool `toml:"reauthenticate"`
+	// DryRunHistory is how many recent policy decisions the broker keeps
+	// for `moat reload --dry-run` to replay against a new config: a ring
+	// of authentication and authorization requests, without passwords,
+	// authentication data or payloads. Default 1024; 0 keeps none; at
+	// most 1000000. A reload applies it (the ring keeps its newest
+	// entries).
+	DryRunHistory int `toml:"dry_run_history"`
 }
 
 // Decision kinds a plugin may take, as written in `decisions`.
@@ -288,6 +295,16 @@ type Plugin struct {
 	// AllowPayload lets the payload decision read message payloads; needs
 	// "payload" in Decisions.
 	AllowPayload bool `toml:"allow_payload"`
+	// Shadow makes the plugin a trial: it is asked the same questions as
+	// the live chains of its decisions (off the broker's hot path, on a
+	// bounded queue drained by a worker), never decides, and every answer
+	// that differs from the live verdict is counted and logged. A shadow
+	// plugin is not part of any chain, so it does not change the order
+	// of the others. Default false.
+	Shadow bool `toml:"shadow"`
+	// ShadowSample is the fraction of requests a shadow plugin is asked
+	// about, 0.0 to 1.0; default 1.0. Another value needs Shadow.
+	ShadowSample float64 `toml:"shadow_sample"`
 
 	// ConfigJSON is the `[plugin.config]` table encoded as JSON, the form
 	// the module receives (sdk/ABI.md §5); `{}` when absent. TOML
@@ -299,8 +316,18 @@ type Plugin struct {
 	Line int `toml:"-"`
 }
 
-// Decides reports whether the plugin takes decision d ("authn", ...).
+// Decides reports whether the plugin takes decision d ("authn", ...) in
+// the live chains: a shadow plugin takes none (see Shadows).
 func (p *Plugin) Decides(d string) bool {
+	if p.Shadow {
+		return false
+	}
+	return p.Lists(d)
+}
+
+// Lists reports whether d is in the plugin's decisions, whether it takes
+// them live or as a shadow.
+func (p *Plugin) Lists(d string) bool {
 	for _, x := range p.Decisions {
 		if x == d {
 			return true

@@ -133,6 +133,13 @@ func TestBrokenFiles(t *testing.T) {
 			"bad_plugin_fields.toml:22: plugin[1].timeout: 0s: want more than 0s",
 			"bad_plugin_fields.toml:23: plugin[1].instances: -1: want 0 (GOMAXPROCS) to 1024",
 		}},
+		{"bad_shadow.toml", []string{
+			"bad_shadow.toml:6: reload.dry_run_history: -1: want 0 (keep none) to 1000000",
+			"bad_shadow.toml:13: plugin[0].shadow_sample: 1.5: want a fraction from 0.0 to 1.0",
+		}},
+		{"bad_shadow_sample.toml", []string{
+			"bad_shadow_sample.toml:9: plugin[0].shadow_sample: needs shadow = true",
+		}},
 		{"bad_plugin_config.toml", []string{
 			"bad_plugin_config.toml:9: plugin[0].config: want a table, got an integer",
 			`bad_plugin_config.toml:15: plugin[1].files: want a table of name = "path", got a string`,
@@ -238,7 +245,7 @@ func goodConfig(dir string) *Config {
 		Auth:        Auth{AllowAnonymous: true, NoMatch: "allow", AuthzNoMatch: "allow", Timeout: d("2s")},
 		Cache:       Cache{Enabled: false, TTL: d("1m"), MaxPerClient: 10},
 		Wasm:        Wasm{CacheDir: abs("wasm-cache")},
-		Reload:      Reload{Reauthenticate: true},
+		Reload:      Reload{Reauthenticate: true, DryRunHistory: 50},
 		Plugins: []Plugin{
 			{
 				Name:         "demo",
@@ -251,19 +258,33 @@ func goodConfig(dir string) *Config {
 				Instances:    4,
 				Files:        map[string]string{"passwords": abs("files/passwd"), "acl file": abs("files/acl")},
 				AllowPayload: true,
+				ShadowSample: 1,
 				ConfigJSON: []byte(`{"day":"1979-05-27","greeting":"<hello>","rule":[{"allow":true,"topic":"demo/#"}],` +
 					`"users":[{"password":"demo","username":"demo"}],"when":"1979-05-27T07:32:00Z"}`),
 				Line: 67,
 			},
 			{
-				Name:        "acl",
-				Module:      abs("plugins/acl.wasm"),
-				Decisions:   []string{"authz"},
-				OnError:     "deny",
-				Timeout:     d("100ms"),
-				MemoryLimit: 128 * MiB,
-				ConfigJSON:  []byte("{}"),
-				Line:        94,
+				Name:         "acl",
+				Module:       abs("plugins/acl.wasm"),
+				Decisions:    []string{"authz"},
+				OnError:      "deny",
+				Timeout:      d("100ms"),
+				MemoryLimit:  128 * MiB,
+				ShadowSample: 1,
+				ConfigJSON:   []byte("{}"),
+				Line:         94,
+			},
+			{
+				Name:         "acl-next",
+				Module:       abs("plugins/acl.wasm"),
+				Decisions:    []string{"authz"},
+				OnError:      "deny",
+				Timeout:      d("100ms"),
+				MemoryLimit:  128 * MiB,
+				Shadow:       true,
+				ShadowSample: 0.25,
+				ConfigJSON:   []byte("{}"),
+				Line:         99,
 			},
 		},
 	}
@@ -358,7 +379,7 @@ func TestDefaults(t *testing.T) {
 		Auth:        Auth{AllowAnonymous: false, NoMatch: "deny", AuthzNoMatch: "deny", Timeout: Duration{time.Second}},
 		Cache:       Cache{Enabled: true, TTL: Duration{5 * time.Minute}, MaxPerClient: 1024},
 		Wasm:        Wasm{CacheDir: cacheDir},
-		Reload:      Reload{Reauthenticate: true},
+		Reload:      Reload{Reauthenticate: true, DryRunHistory: 1024},
 	}
 	if !reflect.DeepEqual(exported(got), want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", exported(got), want)

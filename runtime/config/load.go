@@ -28,6 +28,7 @@ const (
 	defaultPluginTimeout  = 100 * time.Millisecond
 	defaultMemoryLimit    = 128 * MiB
 	defaultDBFile         = "moat.db"
+	defaultDryRunHistory  = 1024
 )
 
 // Load reads, decodes and validates the config file at path. On success
@@ -139,6 +140,8 @@ type rawPlugin struct {
 	Plugin
 	Timeout     *Duration `toml:"timeout"`
 	MemoryLimit *ByteSize `toml:"memory_limit"`
+	// ShadowSample defaults to 1, not 0.
+	ShadowSample *float64 `toml:"shadow_sample"`
 	// Files is checked by hand: the library silently decodes a non-table
 	// into an empty map.
 	Files any `toml:"files"`
@@ -162,6 +165,16 @@ func decodePlugin(md *toml.MetaData, prim toml.Primitive, key string, p *problem
 		pl.MemoryLimit = *rp.MemoryLimit
 	}
 	ok := true
+	pl.ShadowSample = 1
+	if rp.ShadowSample != nil {
+		pl.ShadowSample = *rp.ShadowSample
+		// 1.0 is the default, which an encoded config writes for every
+		// plugin: only another value says the operator meant a shadow.
+		if !pl.Shadow && pl.ShadowSample != 1 {
+			p.add(key+".shadow_sample", errors.New("needs shadow = true"))
+			ok = false
+		}
+	}
 	switch files := rp.Files.(type) {
 	case nil:
 	case map[string]any:
@@ -480,6 +493,9 @@ func (c *Config) defaults(md *toml.MetaData) {
 	}
 	if def("auth", "timeout") {
 		c.Auth.Timeout.Duration = defaultAuthTimeout
+	}
+	if def("reload", "dry_run_history") {
+		c.Reload.DryRunHistory = defaultDryRunHistory
 	}
 	if def("cache", "enabled") {
 		c.Cache.Enabled = true

@@ -30,6 +30,9 @@ const (
 	maxSessionLimit = math.MaxUint32 * time.Second
 )
 
+// maxHistory bounds [reload] dry_run_history.
+const maxHistory = 1000000
+
 // Validate checks the whole config and returns every problem as an
 // errors.Join of *Error (see Error for the format), or nil.
 //
@@ -82,6 +85,10 @@ func (c *Config) validate(p *problems) {
 		if c.Cache.MaxPerClient <= 0 {
 			p.add("cache.max_per_client", fmt.Errorf("%d: want at least 1 (or enabled = false)", c.Cache.MaxPerClient))
 		}
+	}
+
+	if n := c.Reload.DryRunHistory; n < 0 || n > maxHistory {
+		p.add("reload.dry_run_history", fmt.Errorf("%d: want 0 (keep none) to %d", n, maxHistory))
 	}
 
 	c.validateAdmin(p)
@@ -331,7 +338,7 @@ func (c *Config) validatePlugin(p *problems, i int, names map[string]int) {
 			p.add(dkey, fmt.Errorf("%q is listed twice", d))
 		}
 	}
-	if pl.AllowPayload && !pl.Decides(DecisionPayload) {
+	if pl.AllowPayload && !pl.Lists(DecisionPayload) {
 		p.add(key+".allow_payload", errors.New(`needs "payload" in decisions`))
 	}
 
@@ -343,6 +350,9 @@ func (c *Config) validatePlugin(p *problems, i int, names map[string]int) {
 	}
 	if m := pl.MemoryLimit; m < wasmPage || m > maxMemoryLimit || m%wasmPage != 0 {
 		p.add(key+".memory_limit", fmt.Errorf("%s: want a multiple of 64KiB (the wasm page) from 64KiB to 4GiB", m))
+	}
+	if s := pl.ShadowSample; !(s >= 0 && s <= 1) {
+		p.add(key+".shadow_sample", fmt.Errorf("%v: want a fraction from 0.0 to 1.0", s))
 	}
 	if pl.Instances < 0 || pl.Instances > maxInstances {
 		p.add(key+".instances", fmt.Errorf("%d: want 0 (GOMAXPROCS) to %d", pl.Instances, maxInstances))

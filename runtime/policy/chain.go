@@ -123,6 +123,7 @@ type Policy struct {
 	allowAnonymous bool
 	authnTimeout   time.Duration
 	closers        []io.Closer
+	shadows        []*Shadow
 
 	inflight atomic.Int64
 	closed   atomic.Bool
@@ -152,6 +153,10 @@ type Options struct {
 	// module together ([auth] timeout); 0 leaves it to each module's own
 	// timeout. It belongs to the version so that a reload changes it.
 	AuthnTimeout time.Duration
+	// Shadows are the version's shadow plugins (shadow.go): asked what
+	// the chains are asked, deciding nothing. Close stops them before it
+	// closes Closers.
+	Shadows []*Shadow
 }
 
 // New builds a Policy. The chains run in the order given.
@@ -169,6 +174,9 @@ func New(authn []Step[Authenticator], authz []Step[Authorizer], opts Options) *P
 		opts.Breaker.Cooldown = defaultBreakerCooldown
 	}
 	bo := &opts.Breaker
+	for _, sh := range opts.Shadows {
+		sh.noMatch, sh.authzNoMatch, sh.allowAnonymous = opts.NoMatch, opts.AuthzNoMatch, opts.AllowAnonymous
+	}
 	return &Policy{
 		authn:          authn, // no breaker: see BreakerOptions
 		authz:          withBreakers(authz, bo),
@@ -178,6 +186,7 @@ func New(authn []Step[Authenticator], authz []Step[Authorizer], opts Options) *P
 		allowAnonymous: opts.AllowAnonymous,
 		authnTimeout:   opts.AuthnTimeout,
 		closers:        opts.Closers,
+		shadows:        opts.Shadows,
 	}
 }
 
@@ -193,6 +202,9 @@ func (p *Policy) Close(ctx context.Context) error {
 			return fmt.Errorf("policy: close: %d calls still running: %w", p.inflight.Load(), ctx.Err())
 		case <-time.After(time.Millisecond):
 		}
+	}
+	for _, sh := range p.shadows {
+		sh.stop()
 	}
 	var errs []error
 	for _, c := range p.closers {

@@ -37,6 +37,7 @@ type Decider struct {
 	now  atomic.Int64  // coarse clock (unix nanoseconds) for cache TTLs
 	log  *slog.Logger
 	opts CacheOptions
+	rec  atomic.Pointer[recorder] // nil: no history kept (recorder.go)
 
 	stop chan struct{}
 	done chan struct{}
@@ -131,7 +132,12 @@ func (d *Decider) Authenticate(ctx context.Context, req *AuthnRequest) AuthnResu
 		ctx, cancel = context.WithTimeout(ctx, p.authnTimeout)
 		defer cancel()
 	}
-	return p.authenticate(ctx, d.log, req)
+	res := p.authenticate(ctx, d.log, req)
+	d.recordAuthn(req, res)
+	if len(p.shadows) > 0 {
+		p.observeAuthn(d.log, req, res)
+	}
+	return res
 }
 
 // Session is the policy state of one connection: who the client is and its
@@ -218,7 +224,7 @@ func (d *Decider) Authorize(ctx context.Context, s *Session, req *AuthzRequest) 
 	if d.opts.Disabled || req.Action > ActionDecrypt || req.QoS > 2 {
 		p := d.acquire()
 		defer p.inflight.Add(-1)
-		return p.authorize(ctx, d.log, req)
+		return d.decideAuthz(ctx, p, req)
 	}
 	key := req.Topic
 	if req.ShareGroup != "" {
@@ -244,7 +250,7 @@ func (d *Decider) Authorize(ctx context.Context, s *Session, req *AuthzRequest) 
 	}
 
 	p := d.acquire()
-	res := p.authorize(ctx, d.log, req)
+	res := d.decideAuthz(ctx, p, req)
 	p.inflight.Add(-1)
 	if res.transient || len(key) > d.opts.MaxBytesPerClient {
 		return res
@@ -300,5 +306,28 @@ func (d *Decider) Payload(ctx context.Context, s *Session, req *PayloadRequest) 
 	req.Client = s.client
 	p := d.acquire()
 	defer p.inflight.Add(-1)
-	return p.payloadDecision(ctx, d.log, req)
+	res := p.payloadDecision(ctx, d.log, req)
+	if len(p.shadows) > 0 {
+		p.observePayload(d.log, req, res)
+	}
+	return res
+}
+
+// decideAuthz runs p's authz chain for a request the cache did not answer,
+// records it (recorder.go) and shows it to the shadow plugins. A
+// superuser's request reaches no module, so neither sees it. p is pinned.
+func (d *Decider) decideAuthz(ctx context.Context, p *Policy, req *AuthzRequest) AuthzResult {
+	res := p.authorize(ctx, d.log, req)
+	if req.Client.Superuser {
+		return res
+	}
+	if !res.transient {
+		// A verdict forced by a module error is no decision of the
+		// policy: replayed, it would only report the error as a change.
+		d.recordAuthz(req, res)
+	}
+	if len(p.shadows) > 0 {
+		p.observeAuthz(d.log, req, res)
+	}
+	return res
 }

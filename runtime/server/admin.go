@@ -21,6 +21,8 @@ import (
 //	POST /reload   reload now; the answer is a ReloadResult as JSON, with
 //	               status 200 when the new version is in force and 422
 //	               when it was refused (the old one still is).
+//	POST /reload/dry-run[?config=/abs/candidate.toml]   what a reload
+//	               would change, changing nothing (DryRunResult; dryrun.go).
 //
 // It is served on a Unix socket ([admin] socket, default moat.sock beside
 // the config, mode 0600; requests from a user other than the broker's own
@@ -144,6 +146,7 @@ func listenUnix(path string) (net.Listener, error) {
 func (a *Admin) newHTTPServer(endpoint string, token bool) *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+AdminPath, a.reload)
+	mux.HandleFunc("POST "+DryRunPath, a.dryRun) // dryrun.go
 	return &http.Server{
 		Handler:           a.authorize(mux, token),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -184,6 +184,9 @@ type ModuleReport struct {
 	// version replaced serve the new one: same binary, same settings, same
 	// granted files.
 	Reused bool `json:"reused"`
+	// Shadow is true for a shadow plugin ([[plugin]] shadow = true),
+	// which decides nothing (shadow.go).
+	Shadow bool `json:"shadow,omitempty"`
 }
 
 // Reload re-reads the config file and, if the new version is good in every
@@ -275,6 +278,7 @@ func (s *Server) Reload(ctx context.Context, trigger Trigger) ReloadResult {
 	res.Applied = true
 	res.Notes = append(res.Notes, s.warn(cfg)...)
 
+	s.decider.SetHistory(cfg.Reload.DryRunHistory)
 	s.broker.SetReauthenticate(cfg.Reload.Reauthenticate)
 	rc := s.broker.Recheck(ctx, cfg.Reload.Reauthenticate)
 	res.Revoked, res.Disconnected, res.Dropped = rc.Revoked, rc.Disconnected, rc.Dropped
@@ -288,6 +292,7 @@ func (s *Server) Reload(ctx context.Context, trigger Trigger) ReloadResult {
 		if err := old.Close(context.Background()); err != nil {
 			s.log.Error("closing replaced policy", "err", err)
 		}
+		logShadowTotals(s.log, old)
 	}()
 	res.Took = time.Since(start)
 	s.audit(res)

@@ -117,6 +117,7 @@ func (s *Server) provision(ctx context.Context) error {
 	s.reports = reports
 	s.warn(s.cfg)
 	s.decider = policy.NewDecider(p, cacheOptions(s.cfg.Cache), s.log)
+	s.decider.SetHistory(s.cfg.Reload.DryRunHistory)
 	ring, err := broker.LoadRing(ctx, s.cfg, nil)
 	if err != nil {
 		return err
@@ -178,6 +179,7 @@ func (s *Server) cleanup(ctx context.Context) error {
 	if s.decider != nil {
 		s.decider.Close()
 		errs = append(errs, s.decider.Policy().Close(ctx))
+		logShadowTotals(s.log, s.decider.Policy())
 		s.decider = nil
 	}
 	if s.engine != nil {
@@ -212,6 +214,7 @@ func buildPolicy(ctx context.Context, engine *wasm.Engine, ms *modules, cfg *con
 		payload []policy.Step[policy.Payloader]
 		closers []io.Closer
 		reports []ModuleReport
+		shadows []*policy.Shadow
 		errs    []error
 	)
 	for i, pc := range cfg.Plugins {
@@ -226,8 +229,12 @@ func buildPolicy(ctx context.Context, engine *wasm.Engine, ms *modules, cfg *con
 			continue
 		}
 		closers = append(closers, h)
-		reports = append(reports, ModuleReport{Name: pc.Name, Digest: h.ref.digest, Reused: reused})
+		reports = append(reports, ModuleReport{Name: pc.Name, Digest: h.ref.digest, Reused: reused, Shadow: pc.Shadow})
 		m := h.ref.mod
+		if pc.Shadow {
+			shadows = append(shadows, newShadow(pc, m, onError))
+			continue
+		}
 		if slices.Contains(pc.Decisions, "authn") {
 			authn = append(authn, policy.Step[policy.Authenticator]{Name: pc.Name, Module: m, OnError: onError})
 		}
@@ -251,6 +258,7 @@ func buildPolicy(ctx context.Context, engine *wasm.Engine, ms *modules, cfg *con
 		AuthnTimeout:   cfg.Auth.Timeout.Duration,
 		Closers:        closers,
 		Payload:        payload,
+		Shadows:        shadows,
 	}), reports, nil
 }
 
@@ -270,8 +278,11 @@ func verdict(s string) policy.Verdict {
 // subscription is denied (or, with authz_no_match = "allow", allowed)
 // instead of finding out from clients.
 func PolicySummary(cfg *config.Config) []string {
-	var authn, authz, payload []string
+	var authn, authz, payload, shadows []string
 	for _, pc := range cfg.Plugins {
+		if pc.Shadow {
+			shadows = append(shadows, pc.Name)
+		}
 		if pc.Decides(config.DecisionAuthn) {
 			authn = append(authn, pc.Name)
 		}
@@ -315,6 +326,9 @@ func PolicySummary(cfg *config.Config) []string {
 		out = append(out, "payload: no plugin; payloads are passed on as published")
 	} else {
 		out = append(out, fmt.Sprintf("payload: plugins %s; a message no plugin decides is passed on as published", strings.Join(payload, ", ")))
+	}
+	if len(shadows) > 0 {
+		out = append(out, fmt.Sprintf("shadow: plugins %s; asked what the live chains are asked, they decide nothing (their disagreements are logged)", strings.Join(shadows, ", ")))
 	}
 	return out
 }
