@@ -49,6 +49,9 @@ type Options struct {
 	// [[key]] is configured. The caller may swap the ring at any time to
 	// rotate keys.
 	Ring *crypto.RingHolder
+	// Stats turns on the traffic counters of Broker.Stats (stats.go): set
+	// when metrics are served.
+	Stats bool
 }
 
 // Broker is a running (or runnable) MQTT broker. Its methods are safe for
@@ -63,6 +66,7 @@ type Broker struct {
 	hooks   []mqtt.Hook
 	policy  *policyHook
 	payload *payloadHook // payload.go
+	stats   *statsHook   // stats.go; nil without Options.Stats
 
 	mu        sync.Mutex
 	state     state
@@ -137,6 +141,7 @@ func New(opts Options) (*Broker, error) {
 	// [auth] timeout is applied by the policy version in force
 	// (policy.Options.AuthnTimeout), so that a reload changes it.
 	b.policy.keepCredentials.Store(cfg.Reload.Reauthenticate)
+	b.policy.auditAllow = cfg.Log.AuditAllowSample
 	if err := b.addHook(b.policy, nil); err != nil {
 		return nil, err
 	}
@@ -144,6 +149,17 @@ func New(opts Options) (*Broker, error) {
 	b.payload = newPayloadHook(srv, b.policy, opts.Ring, cfg.Payload.RequireE2EDisconnect, log)
 	if err := b.addHook(b.payload, nil); err != nil {
 		return nil, err
+	}
+	if opts.Stats {
+		names := make([]string, len(cfg.Listeners))
+		for i, lc := range cfg.Listeners {
+			names[i] = listenerName(lc, i)
+		}
+		b.stats = newStatsHook(names)
+		b.policy.stats = b.stats
+		if err := b.addHook(b.stats, nil); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkAuthHooks(b.hooks, b.policy); err != nil {
 		return nil, err
