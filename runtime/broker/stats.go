@@ -60,8 +60,8 @@ type Stats struct {
 	NetworkBytesReceived, NetworkBytesSent uint64
 	// Dropped counts messages not delivered, by reason (Drop*).
 	Dropped map[string]uint64
-	// Retained and Subscriptions are the retained messages and
-	// subscriptions held now (mochi's own counters).
+	// Retained and Subscriptions are the retained messages (mochi's own
+	// $SYS topics included) and subscriptions held now.
 	Retained, Subscriptions int64
 }
 
@@ -171,7 +171,7 @@ func (b *Broker) Stats() Stats {
 	s := Stats{
 		NetworkBytesReceived: uint64(atomic.LoadInt64(&info.BytesReceived)),
 		NetworkBytesSent:     uint64(atomic.LoadInt64(&info.BytesSent)),
-		Retained:             atomic.LoadInt64(&info.Retained),
+		Retained:             int64(b.srv.Topics.Retained.Len()), // info.Retained is updated only when a client retains
 		Subscriptions:        atomic.LoadInt64(&info.Subscriptions),
 		Dropped: map[string]uint64{
 			DropPayloadDenied:  ps.Denied,

@@ -142,6 +142,11 @@ func (m *Metrics) Step(kind, plugin string) policy.StepObserver {
 	for o := range s.n {
 		s.n[o] = m.decisions.WithLabelValues(plugin, kind, policy.Outcome(o).String())
 	}
+	// The plugin's pool series exist from its load on, at 0, so that a
+	// dashboard shows "no waits" rather than "no data".
+	m.poolWaits.WithLabelValues(plugin, "acquired")
+	m.poolWaits.WithLabelValues(plugin, "gave_up")
+	m.poolWaitTime.WithLabelValues(plugin)
 	return s
 }
 
