@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -59,7 +61,8 @@ func TestObserver(t *testing.T) {
 	authz := []Step[Authorizer]{{Name: "broken", Module: broken, OnError: ErrorIgnore}, {Name: "acl", Module: a}}
 	stats := new(CacheStats)
 	p := New(authnChain(a), authz, Options{Observer: o, Breaker: BreakerOptions{Failures: 2, Cooldown: time.Hour}})
-	d := NewDecider(p, CacheOptions{Stats: stats}, nil)
+	var logs strings.Builder // one goroutine writes
+	d := NewDecider(p, CacheOptions{Stats: stats}, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	defer d.Close()
 
 	d.Authenticate(ctx, &AuthnRequest{Client: &Client{Username: "alice"}})
@@ -89,6 +92,11 @@ func TestObserver(t *testing.T) {
 	check(want)
 	if broken.calls.Load() != 2 || o.opened["authz/broken"] != 1 || o.open["authz/broken"] != 1 {
 		t.Errorf("broken called %d times, breaker opened %d, open %d: want 2, 1, 1", broken.calls.Load(), o.opened["authz/broken"], o.open["authz/broken"])
+	}
+	// Each plugin error is one audit record: two errors at error level,
+	// four answers of the open breaker at debug.
+	if n := strings.Count(logs.String(), "audit=plugin_error module=broken"); n != 6 {
+		t.Errorf("%d plugin_error audit records, want 6:\n%s", n, logs.String())
 	}
 	if h, m := stats.Hits.Load(), stats.Misses.Load(); h != 0 || m != 6 {
 		t.Errorf("cache: %d hits, %d misses; want 0, 6 (transient verdicts are not cached)", h, m)
