@@ -60,8 +60,8 @@ type Stats struct {
 	NetworkBytesReceived, NetworkBytesSent uint64
 	// Dropped counts messages not delivered, by reason (Drop*).
 	Dropped map[string]uint64
-	// Retained and Subscriptions are the retained messages (mochi's own
-	// $SYS topics included) and subscriptions held now.
+	// Retained and Subscriptions are the retained messages (clients'
+	// only, not mochi's $SYS topics) and subscriptions held now.
 	Retained, Subscriptions int64
 }
 
@@ -171,7 +171,7 @@ func (b *Broker) Stats() Stats {
 	s := Stats{
 		NetworkBytesReceived: uint64(atomic.LoadInt64(&info.BytesReceived)),
 		NetworkBytesSent:     uint64(atomic.LoadInt64(&info.BytesSent)),
-		Retained:             int64(b.srv.Topics.Retained.Len()), // info.Retained is updated only when a client retains
+		Retained:             retained(b.srv),
 		Subscriptions:        atomic.LoadInt64(&info.Subscriptions),
 		Dropped: map[string]uint64{
 			DropPayloadDenied:  ps.Denied,
@@ -232,3 +232,12 @@ var (
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+// retained counts the retained messages of clients. mochi's Info.Retained
+// is refreshed only when a client retains a message, and counts the $SYS
+// topics mochi publishes itself (about 20): the index's length, less the
+// $SYS subtree, which a scan of that subtree alone counts.
+func retained(srv *mqtt.Server) int64 {
+	n := srv.Topics.Retained.Len() - len(srv.Topics.Messages(mqtt.SysPrefix+"/#"))
+	return int64(max(n, 0))
+}

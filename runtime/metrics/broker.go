@@ -35,7 +35,7 @@ var (
 	descDropped = prometheus.NewDesc("moat_messages_dropped_total",
 		"Messages not delivered or not accepted, by reason (slow_subscriber, qos_expired, not_authorized, payload_denied, payload_invalid, payload_failed).", []string{"reason"}, nil)
 	descRetained = prometheus.NewDesc("moat_retained_messages",
-		"Retained messages held now, the broker's own $SYS topics included.", nil, nil)
+		"Retained messages of clients held now (not the broker's $SYS topics).", nil, nil)
 	descSubs = prometheus.NewDesc("moat_subscriptions",
 		"Subscriptions held now.", nil, nil)
 )
