@@ -172,7 +172,9 @@ func (s *step) Observe(o policy.Outcome, d time.Duration) {
 	if o < policy.NumOutcomes {
 		s.n[o].Inc()
 	}
-	s.latency.Observe(d.Seconds())
+	if d >= 0 { // negative: answered by the open breaker, not a call
+		s.latency.Observe(d.Seconds())
+	}
 }
 
 func (s *step) BreakerOpened(reopened bool) {

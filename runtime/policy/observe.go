@@ -57,7 +57,9 @@ func outcomeOf(v Verdict, err error) Outcome {
 // do no lookup per call. Implementations must be safe for concurrent use;
 // outsiders may implement it.
 type StepObserver interface {
-	// Observe records one call: its outcome and how long it took.
+	// Observe records one call: its outcome and how long it took. d is
+	// negative when the plugin was not called because its circuit breaker
+	// is open (the outcome is then OutcomeError): no latency to record.
 	Observe(o Outcome, d time.Duration)
 	// BreakerOpened records that one of the plugin's circuit breakers (one
 	// per action) opened, or opened again after a failed probe (reopened).
@@ -91,7 +93,11 @@ func observe[T, R any](s *Step[T], verdict func(R) Verdict, decide func() (R, er
 	}
 	start := time.Now()
 	res, err := decide()
-	s.obs.Observe(outcomeOf(verdict(res), err), time.Since(start))
+	d := time.Since(start)
+	if err == errBreakerOpen {
+		d = -1
+	}
+	s.obs.Observe(outcomeOf(verdict(res), err), d)
 	return res, err
 }
 

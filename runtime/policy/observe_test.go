@@ -13,10 +13,11 @@ import (
 
 // countObserver counts what a real metrics adapter would export.
 type countObserver struct {
-	mu     sync.Mutex
-	calls  map[string]int // "kind/plugin/outcome"
-	opened map[string]int // "kind/plugin"
-	open   map[string]int // open breakers now
+	mu      sync.Mutex
+	calls   map[string]int // "kind/plugin/outcome"
+	opened  map[string]int // "kind/plugin"
+	open    map[string]int // open breakers now
+	skipped map[string]int // calls not made: the breaker answered
 }
 
 type countStep struct {
@@ -32,7 +33,7 @@ func (s *countStep) Observe(oc Outcome, d time.Duration) {
 	s.o.mu.Lock()
 	defer s.o.mu.Unlock()
 	if d < 0 {
-		panic("negative duration")
+		s.o.skipped[s.kind+"/"+s.plugin]++
 	}
 	s.o.calls[s.kind+"/"+s.plugin+"/"+oc.String()]++
 }
@@ -52,7 +53,7 @@ func (s *countStep) BreakerClosed() {
 
 func TestObserver(t *testing.T) {
 	ctx := context.Background()
-	o := &countObserver{calls: map[string]int{}, opened: map[string]int{}, open: map[string]int{}}
+	o := &countObserver{calls: map[string]int{}, opened: map[string]int{}, open: map[string]int{}, skipped: map[string]int{}}
 	a := &ruleModule{
 		authn: map[string]AuthnResult{"alice": {Verdict: Allow}, "mallory": {Verdict: Deny}},
 		authz: map[string]AuthzResult{"ok": {Verdict: Allow}, "no": {Verdict: Deny}},
@@ -90,6 +91,9 @@ func TestObserver(t *testing.T) {
 		}
 	}
 	check(want)
+	if o.skipped["authz/broken"] != 4 || o.skipped["authz/acl"] != 0 {
+		t.Errorf("calls answered by the breaker: %v, want broken 4 (with a negative duration)", o.skipped)
+	}
 	if broken.calls.Load() != 2 || o.opened["authz/broken"] != 1 || o.open["authz/broken"] != 1 {
 		t.Errorf("broken called %d times, breaker opened %d, open %d: want 2, 1, 1", broken.calls.Load(), o.opened["authz/broken"], o.open["authz/broken"])
 	}
