@@ -202,6 +202,13 @@ audit_allow_sample = 1.0
 		}
 	}
 
+	// A disconnect is uncounted.
+	alice.Client.Disconnect(250)
+	waitFor(t, 5*time.Second, "the disconnect counted", func() bool {
+		m, _ := scrape(t, maddr)
+		return m[`moat_clients_connected{listener="tcp",protocol="3.1.1"}`] == 0
+	})
+
 	// The dashboard queries only metrics that exist.
 	checkDashboard(t, families)
 
