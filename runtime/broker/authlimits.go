@@ -39,7 +39,7 @@ func (h *policyHook) checkAuthResult(cl *mqtt.Client, res policy.AuthnResult) *r
 	default:
 		return nil
 	}
-	h.log.Log(h.ctx, slog.LevelError, "plugin error", "module", res.Module, "client_id", cl.ID, "err", what)
+	h.log.Log(h.ctx, slog.LevelError, "plugin error", "audit", "plugin_error", "decision", "authn", "module", res.Module, "client_id", cl.ID, "err", what)
 	return &refusal{reason: policy.ReasonNotAuthorized, module: res.Module, message: "authentication plugin error"}
 }
 

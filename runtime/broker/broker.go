@@ -52,6 +52,9 @@ type Options struct {
 	// Version is moat's version, reported in $SYS/broker/version as
 	// "moat version <Version>"; "" reports "dev".
 	Version string
+	// Stats turns on the traffic counters of Broker.Stats (stats.go): set
+	// when metrics are served.
+	Stats bool
 }
 
 // Broker is a running (or runnable) MQTT broker. Its methods are safe for
@@ -70,6 +73,7 @@ type Broker struct {
 	sys      *sysPublisher // sys.go
 	sysStop  context.CancelFunc
 	sysDone  chan struct{}
+	stats    *statsHook // stats.go; nil without Options.Stats
 
 	mu        sync.Mutex
 	state     state
@@ -152,6 +156,7 @@ func New(opts Options) (*Broker, error) {
 	// (policy.Options.AuthnTimeout), so that a reload changes it.
 	b.policy.keepCredentials.Store(cfg.Reload.Reauthenticate)
 	b.policy.v3Disconnect = cfg.MQTT.V3DeniedPublish == config.V3DeniedDisconnect
+	b.policy.auditAllow = cfg.Log.AuditAllowSample
 	if err := b.addHook(b.policy, nil); err != nil {
 		return nil, err
 	}
@@ -159,6 +164,17 @@ func New(opts Options) (*Broker, error) {
 	b.payload = newPayloadHook(srv, b.policy, opts.Ring, cfg.Payload.RequireE2EDisconnect, log)
 	if err := b.addHook(b.payload, nil); err != nil {
 		return nil, err
+	}
+	if opts.Stats {
+		names := make([]string, len(cfg.Listeners))
+		for i, lc := range cfg.Listeners {
+			names[i] = listenerName(lc, i)
+		}
+		b.stats = newStatsHook(names)
+		b.policy.stats = b.stats
+		if err := b.addHook(b.stats, nil); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkAuthHooks(b.hooks, b.policy); err != nil {
 		return nil, err

@@ -350,7 +350,7 @@ func (h *payloadHook) count(cl *mqtt.Client, topic string, r *pubRefusal) {
 		level = slog.LevelError // the configuration, not the client, is at fault
 	}
 	if h.log.Enabled(h.policy.ctx, level) {
-		h.log.Log(h.policy.ctx, level, "payload refused", "client_id", cl.ID, "topic", topic,
+		h.log.Log(h.policy.ctx, level, "payload refused", "audit", "deny", "decision", "payload", "client_id", cl.ID, "topic", topic,
 			"mode", r.mode.String(), "key_id", r.keyID, "module", r.module, "reason", r.message, "code", r.reason)
 	}
 }

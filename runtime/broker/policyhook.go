@@ -37,6 +37,11 @@ type policyHook struct {
 	srv     *mqtt.Server
 	decider *policy.Decider
 	log     *slog.Logger
+	// stats counts refusals and denied publishes when metrics are on
+	// (stats.go); nil otherwise. auditAllow is [log] audit_allow_sample:
+	// the share of allows logged as audit records (audit.go).
+	stats      *statsHook
+	auditAllow float64
 
 	// ctx is the context of every policy call. mochi's hooks take no context
 	// and the wasm engine enforces each module's deadline itself, so one

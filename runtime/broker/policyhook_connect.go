@@ -43,7 +43,9 @@ func (h *policyHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	req := newAuthnRequest(cl, pk, client)
 	p0, res, ref, err := h.authenticateConnect(cl, req)
 	if err != nil {
-		h.log.Info("connection refused", "client_id", cl.ID, "remote", client.RemoteAddr, "err", err)
+		h.log.Info("connection refused", "audit", "deny", "decision", "authn", "client_id", cl.ID,
+			"username", client.Username, "remote", client.RemoteAddr, "listener", client.Listener, "err", err)
+		h.countRefused()
 		return err
 	}
 	if ref != nil {
@@ -67,7 +69,11 @@ func (h *policyHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		return err
 	}
 
-	if h.log.Enabled(h.ctx, slog.LevelDebug) {
+	if h.sampleAllow() {
+		h.log.Info("client authenticated", "audit", "allow", "decision", "authn", "client_id", cl.ID, "username", client.Username,
+			"remote", client.RemoteAddr, "listener", client.Listener, "module", res.Module,
+			"superuser", res.Superuser, "expiry", res.Expiry)
+	} else if h.log.Enabled(h.ctx, slog.LevelDebug) {
 		h.log.Debug("client authenticated", "client_id", cl.ID, "username", client.Username,
 			"remote", client.RemoteAddr, "listener", client.Listener, "module", res.Module,
 			"superuser", res.Superuser, "expiry", res.Expiry)
@@ -254,7 +260,7 @@ func (h *policyHook) authorizeWill(cl *mqtt.Client, st *clientState, pk packets.
 	// mochi does not validate will topics: refuse wildcards, $SYS and
 	// $share/ names here as it refuses them for PUBLISH.
 	if topic == "" || !mqtt.IsValidFilter(topic, true) || mqtt.IsSharedFilter(topic) {
-		h.log.Info("not authorized", "client_id", cl.ID, "action", "publish", "topic", topic, "reason", "invalid will topic")
+		h.log.Info("not authorized", "audit", "deny", "decision", "authz", "client_id", cl.ID, "action", "publish", "topic", topic, "reason", "invalid will topic")
 		return &refusal{reason: policy.ReasonNotAuthorized, message: "will topic is not a valid topic name"}
 	}
 	if st.superuser {
@@ -281,8 +287,9 @@ func (h *policyHook) refuse(cl *mqtt.Client, r refusal) error {
 	if msg == "" {
 		msg = reasonText(reason)
 	}
-	h.log.Info("connection refused", "client_id", cl.ID, "username", string(cl.Properties.Username),
-		"remote", cl.Net.Remote, "module", r.module, "reason", msg, "code", reason)
+	h.log.Info("connection refused", "audit", "deny", "decision", "authn", "client_id", cl.ID, "username", string(cl.Properties.Username),
+		"remote", cl.Net.Remote, "listener", cl.Net.Listener, "module", r.module, "reason", msg, "code", reason)
+	h.countRefused()
 
 	var err error
 	if cl.Properties.ProtocolVersion < 5 {
@@ -356,7 +363,8 @@ func (h *policyHook) expire(cl *mqtt.Client) {
 	if cl.Closed() {
 		return
 	}
-	h.log.Info("credentials expired, disconnecting", "client_id", cl.ID)
+	h.log.Info("credentials expired, disconnecting", "audit", "expiry_kick", "client_id", cl.ID,
+		"username", string(cl.Properties.Username), "remote", cl.Net.Remote, "listener", cl.Net.Listener)
 	if cl.Properties.ProtocolVersion >= 5 {
 		_ = h.srv.DisconnectClient(cl, packets.ErrMaxConnectTime)
 	}

@@ -848,4 +848,12 @@ func TestCredentialsExpiry(t *testing.T) {
 			t.Fatal("client without expiry was disconnected")
 		}
 	})
+	// Each kick is one audit record, without the password.
+	logs := b.logs.String()
+	if n := strings.Count(logs, `"audit":"expiry_kick"`); n != 3 {
+		t.Errorf("%d expiry_kick audit records, want 3:\n%s", n, logs)
+	}
+	if strings.Contains(logs, "brief-pw") {
+		t.Error("the log holds the password")
+	}
 }

@@ -117,7 +117,7 @@ func (b *Broker) recheckClient(ctx context.Context, cl *mqtt.Client, st *clientS
 		}
 		if why != "" {
 			h.decideWillOnReauth(cl, st, next)
-			h.log.Info("client disconnected by re-authentication", "client_id", cl.ID,
+			h.log.Info("client disconnected by re-authentication", "audit", "deny", "decision", "authn", "client_id", cl.ID,
 				"module", ar.Module, "reason", why)
 			code := packets.Code{Code: policy.ReasonNotAuthorized, Reason: "re-authentication: " + why}
 			if cl.Properties.ProtocolVersion >= 5 {
@@ -148,7 +148,7 @@ func (b *Broker) recheckClient(ctx context.Context, cl *mqtt.Client, st *clientS
 			atomic.AddInt64(&h.srv.Info.Subscriptions, -1)
 		}
 		removed = append(removed, sub)
-		h.log.Info("subscription revoked by reload", "client_id", cl.ID, "topic", filter)
+		h.log.Info("subscription revoked by reload", "audit", "deny", "decision", "authz", "client_id", cl.ID, "topic", filter)
 	}
 	b.mu.Lock()
 	store := b.store

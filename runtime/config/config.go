@@ -36,8 +36,9 @@ type Config struct {
 	Cache       Cache       `toml:"cache"`
 	Wasm        Wasm        `toml:"wasm"`
 	Reload      Reload      `toml:"reload"`
-	Admin       Admin       `toml:"admin"` // admin.go
-	Payload     Payload     `toml:"-"`     // keys.go: [[key]], [keys] and [payload]
+	Admin       Admin       `toml:"admin"`   // admin.go
+	Metrics     Metrics     `toml:"metrics"` // metrics.go
+	Payload     Payload     `toml:"-"`       // keys.go: [[key]], [keys] and [payload]
 	Plugins     []Plugin    `toml:"plugin"`
 
 	// lines locates keys for messages; nil for a config built in code.
@@ -184,6 +185,11 @@ type Log struct {
 	Level string `toml:"level"`
 	// Format is "text" (default) or "json".
 	Format string `toml:"format"`
+	// AuditAllowSample is the share of allowed decisions the decision
+	// audit log records, 0.0 (default: none) to 1.0 (all). Denials,
+	// plugin errors, expiry kicks, reloads and admin actions are always
+	// recorded; allows are the bulk of all decisions, so they are sampled.
+	AuditAllowSample float64 `toml:"audit_allow_sample"`
 }
 
 // Auth holds the decisions taken when no module decides.

@@ -85,6 +85,7 @@ func Parse(data []byte, path string) (*Config, error) {
 		{"wasm", raw.Wasm, &c.Wasm},
 		{"reload", raw.Reload, &c.Reload},
 		{"admin", raw.Admin, &c.Admin},
+		{"metrics", raw.Metrics, &c.Metrics},
 	}
 	for _, s := range sections {
 		if !md.IsDefined(s.name) {
@@ -130,6 +131,7 @@ type rawFile struct {
 	Wasm        toml.Primitive   `toml:"wasm"`
 	Reload      toml.Primitive   `toml:"reload"`
 	Admin       toml.Primitive   `toml:"admin"`
+	Metrics     toml.Primitive   `toml:"metrics"`
 	Plugins     []toml.Primitive `toml:"plugin"`
 	rawPayload                   // keys.go: [[key]], [keys] and [payload]
 }

@@ -69,6 +69,8 @@ func (c *Config) validate(p *problems) {
 	if err := oneOf(c.Log.Format, "text", "json"); err != nil {
 		p.add("log.format", err)
 	}
+	c.validateAuditSample(p)
+	c.validateMetrics(p)
 	if err := oneOf(c.Auth.NoMatch, "deny", "allow"); err != nil {
 		p.add("auth.no_match", err)
 	}

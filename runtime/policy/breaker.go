@@ -54,6 +54,7 @@ type breaker struct {
 	openUntil atomic.Int64 // unix nanoseconds; 0 while closed
 	probing   atomic.Bool  // a half-open probe is running
 	opts      *BreakerOptions
+	obs       StepObserver // nil records nothing
 }
 
 // allow reports whether the plugin may be called now. probe is true for the
@@ -82,6 +83,9 @@ func (b *breaker) done(err error, probe bool, log *slog.Logger, chain, module st
 			b.openUntil.Store(0)
 			b.probing.Store(false)
 			log.Info("plugin circuit breaker closed", "module", module, "chain", chain)
+			if b.obs != nil {
+				b.obs.BreakerClosed()
+			}
 		}
 		return
 	}
@@ -90,10 +94,16 @@ func (b *breaker) done(err error, probe bool, log *slog.Logger, chain, module st
 	case probe:
 		b.openUntil.Store(time.Now().Add(b.opts.Cooldown).UnixNano())
 		b.probing.Store(false)
+		if b.obs != nil {
+			b.obs.BreakerOpened(true)
+		}
 	case int(n) == b.opts.Failures && b.openUntil.Load() == 0:
 		b.openUntil.Store(time.Now().Add(b.opts.Cooldown).UnixNano())
 		log.Warn("plugin circuit breaker open: its on_error answers without calling it",
 			"module", module, "chain", chain, "failures", n, "cooldown", b.opts.Cooldown)
+		if b.obs != nil {
+			b.obs.BreakerOpened(false)
+		}
 	}
 }
 

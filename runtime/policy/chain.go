@@ -66,6 +66,8 @@ type Step[T any] struct {
 	// brk holds the step's circuit breakers, one per action; set by New
 	// for authz and payload steps, nil when breakers are disabled.
 	brk *[5]breaker
+	// obs records the step's calls (Options.Observer); nil records nothing.
+	obs StepObserver
 }
 
 // call runs one decision of the step through its breaker: when the breaker
@@ -157,6 +159,9 @@ type Options struct {
 	// the chains are asked, deciding nothing. Close stops them before it
 	// closes Closers.
 	Shadows []*Shadow
+	// Observer, when set, is told of every plugin call (outcome and
+	// latency) and breaker transition; see Observer.
+	Observer Observer
 }
 
 // New builds a Policy. The chains run in the order given.
@@ -177,8 +182,8 @@ func New(authn []Step[Authenticator], authz []Step[Authorizer], opts Options) *P
 	for _, sh := range opts.Shadows {
 		sh.noMatch, sh.authzNoMatch, sh.allowAnonymous = opts.NoMatch, opts.AuthzNoMatch, opts.AllowAnonymous
 	}
-	return &Policy{
-		authn:          authn, // no breaker: see BreakerOptions
+	p := &Policy{
+		authn:          withBreakers(authn, &BreakerOptions{}), // a copy, no breaker: see BreakerOptions
 		authz:          withBreakers(authz, bo),
 		payload:        withBreakers(opts.Payload, bo),
 		noMatch:        opts.NoMatch,
@@ -188,6 +193,10 @@ func New(authn []Step[Authenticator], authz []Step[Authorizer], opts Options) *P
 		closers:        opts.Closers,
 		shadows:        opts.Shadows,
 	}
+	withObservers(p.authn, opts.Observer, "authn")
+	withObservers(p.authz, opts.Observer, "authz")
+	withObservers(p.payload, opts.Observer, "payload")
+	return p
 }
 
 // Close waits for the calls that are running on this version to return,
@@ -206,6 +215,8 @@ func (p *Policy) Close(ctx context.Context) error {
 	for _, sh := range p.shadows {
 		sh.stop()
 	}
+	closeBreakers(p.authz)
+	closeBreakers(p.payload)
 	var errs []error
 	for _, c := range p.closers {
 		errs = append(errs, c.Close())
@@ -218,9 +229,9 @@ func (p *Policy) Close(ctx context.Context) error {
 func (p *Policy) authenticate(ctx context.Context, log *slog.Logger, req *AuthnRequest) AuthnResult {
 	for i := range p.authn {
 		s := &p.authn[i]
-		res, err := s.Module.Authenticate(ctx, req)
+		res, err := observe(s, authnVerdict, func() (AuthnResult, error) { return s.Module.Authenticate(ctx, req) })
 		if err != nil {
-			log.Log(ctx, errLevel(err), "authn module failed", "module", s.Name, "client_id", req.Client.ClientID, "err", err)
+			log.Log(ctx, errLevel(err), "authn module failed", "audit", "plugin_error", "module", s.Name, "client_id", req.Client.ClientID, "err", err)
 			switch s.OnError {
 			case ErrorAllow:
 				return AuthnResult{Verdict: Allow, Module: s.Name, Message: "module error, on_error = allow"}
@@ -266,9 +277,11 @@ func (p *Policy) authorize(ctx context.Context, log *slog.Logger, req *AuthzRequ
 	erred := false
 	for i := range p.authz {
 		s := &p.authz[i]
-		res, err := stepCall(s, req.Action, log, "authz", func() (AuthzResult, error) { return s.Module.Authorize(ctx, req) })
+		res, err := observe(s, authzVerdict, func() (AuthzResult, error) {
+			return stepCall(s, req.Action, log, "authz", func() (AuthzResult, error) { return s.Module.Authorize(ctx, req) })
+		})
 		if err != nil {
-			log.Log(ctx, errLevel(err), "authz module failed", "module", s.Name, "client_id", req.Client.ClientID,
+			log.Log(ctx, errLevel(err), "authz module failed", "audit", "plugin_error", "module", s.Name, "client_id", req.Client.ClientID,
 				"action", req.Action.String(), "topic", req.Topic, "err", err)
 			switch s.OnError {
 			case ErrorAllow:
@@ -309,9 +322,11 @@ func (p *Policy) HasPayload() bool { return len(p.payload) > 0 }
 func (p *Policy) payloadDecision(ctx context.Context, log *slog.Logger, req *PayloadRequest) PayloadResult {
 	for i := range p.payload {
 		s := &p.payload[i]
-		res, err := stepCall(s, req.Action, log, "payload", func() (PayloadResult, error) { return s.Module.Payload(ctx, req) })
+		res, err := observe(s, payloadVerdict, func() (PayloadResult, error) {
+			return stepCall(s, req.Action, log, "payload", func() (PayloadResult, error) { return s.Module.Payload(ctx, req) })
+		})
 		if err != nil {
-			log.Log(ctx, errLevel(err), "payload module failed", "module", s.Name, "client_id", req.Client.ClientID,
+			log.Log(ctx, errLevel(err), "payload module failed", "audit", "plugin_error", "module", s.Name, "client_id", req.Client.ClientID,
 				"topic", req.Topic, "err", err)
 			switch s.OnError {
 			case ErrorAllow:

@@ -26,6 +26,9 @@ type CacheOptions struct {
 	// emptied as for MaxPerClient; a topic longer than the whole bound is
 	// not cached at all.
 	MaxBytesPerClient int
+	// Stats, when set, counts cache hits and misses; nil counts nothing,
+	// so that a broker without metrics pays no shared atomic per hit.
+	Stats *CacheStats
 }
 
 // Decider is the broker's single entry point to policy. It is long-lived
@@ -239,6 +242,9 @@ func (d *Decider) Authorize(ctx context.Context, s *Session, req *AuthzRequest) 
 	gen, now := d.gen.Load(), d.now.Load()
 	if t := s.snap.Load(); t != nil {
 		if e, ok := t.get(req.Action, req.QoS, retain, key); ok && e.gen == gen && e.expires > now {
+			if d.opts.Stats != nil {
+				d.opts.Stats.Hits.add()
+			}
 			return AuthzResult{Verdict: e.verdict, Reason: e.reason}
 		}
 	}
@@ -246,7 +252,13 @@ func (d *Decider) Authorize(ctx context.Context, s *Session, req *AuthzRequest) 
 	e, ok := s.pending.get(req.Action, req.QoS, retain, key)
 	s.mu.Unlock()
 	if ok && e.gen == gen && e.expires > now {
+		if d.opts.Stats != nil {
+			d.opts.Stats.Hits.add()
+		}
 		return AuthzResult{Verdict: e.verdict, Reason: e.reason}
+	}
+	if d.opts.Stats != nil {
+		d.opts.Stats.Misses.add()
 	}
 
 	p := d.acquire()

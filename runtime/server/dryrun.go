@@ -130,7 +130,7 @@ func (s *Server) DryRun(ctx context.Context, trigger Trigger, path string) DryRu
 		return fail(err)
 	}
 	res.NeedsRestart = restartOnly(s.cfg, cfg)
-	p, reports, err := buildPolicy(ctx, s.engine, s.modules, cfg)
+	p, reports, err := buildPolicy(ctx, s.engine, s.modules, cfg, nil) // a candidate is not counted in the metrics
 	if err != nil {
 		res.Modules = s.previous(fileDigests(cfg))
 		return fail(err)

@@ -247,7 +247,7 @@ func (s *Server) Reload(ctx context.Context, trigger Trigger) ReloadResult {
 	s.notifyWatchers()
 	res.NeedsRestart = restartOnly(s.cfg, cfg)
 
-	p, reports, err := buildPolicy(ctx, s.engine, s.modules, cfg)
+	p, reports, err := buildPolicy(ctx, s.engine, s.modules, cfg, s.observer())
 	if err != nil {
 		res.Modules = s.previous(fileDigests(cfg))
 		return fail(err)
@@ -340,6 +340,7 @@ type moduleAudit struct {
 // new digest of each module, and what needs a restart. Applied reloads log
 // at info, refused ones at error.
 func (s *Server) audit(res ReloadResult) {
+	s.countReload(res.Applied)
 	attrs := []any{"audit", "reload", "trigger", res.Trigger, "applied", res.Applied, "took", res.Took}
 	// Refused: New is what was tried, and nothing changed.
 	var mods []moduleAudit

@@ -284,12 +284,16 @@ maximum_inflight = 100
 
 [log]
 level = "debug"
+audit_allow_sample = 0.5
 
 [cache]
 ttl = "1m"
 
 [admin]
 socket = "off"
+
+[metrics]
+listen = "127.0.0.1:0"
 ` + anonymous + gate("gate", "deny.wasm")
 	e.replace("moat.toml", []byte(doc))
 	res := e.reload(true)
@@ -298,8 +302,10 @@ socket = "off"
 		{"listener[1]", "(none)", `ws "127.0.0.1:0" (name "ws")`},
 		{"mqtt.maximum_inflight", "8192", "100"},
 		{"log.level", `"info"`, `"debug"`},
+		{"log.audit_allow_sample", "0", "0.5"},
 		{"cache.ttl", `"5m0s"`, `"1m0s"`},
 		{"admin.socket", `""`, `"off"`},
+		{"metrics.listen", `""`, `"127.0.0.1:0"`},
 	}
 	if !reflect.DeepEqual(res.NeedsRestart, want) {
 		t.Errorf("needs restart:\n%v\nwant\n%v", res.NeedsRestart, want)

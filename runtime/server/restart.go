@@ -34,6 +34,7 @@ import (
 //   - [cache]: the decision cache's settings are fixed when the Decider is
 //     made; a reload flushes the cache but keeps its settings.
 //   - [admin]: the endpoint `moat reload` talks to is opened at start.
+//   - [metrics]: the observability listener is opened at start.
 //   - [payload] require_e2e_disconnect: the payload hook is set up once.
 //
 // Between them, liveFields, restartSections and the two lists compared
@@ -76,10 +77,10 @@ func diffList[T any](out []Change, name string, a, b []T, summary func(T) string
 // restartSections are the sections compared field by field, in file
 // order; sectionField maps each to its config.Config field.
 var (
-	restartSections = []string{"mqtt", "persistence", "log", "cache", "wasm", "admin"}
+	restartSections = []string{"mqtt", "persistence", "log", "cache", "wasm", "admin", "metrics"}
 	sectionField    = map[string]string{
 		"mqtt": "MQTT", "persistence": "Persistence", "log": "Log",
-		"cache": "Cache", "wasm": "Wasm", "admin": "Admin",
+		"cache": "Cache", "wasm": "Wasm", "admin": "Admin", "metrics": "Metrics",
 	}
 	// liveFields are the config.Config fields a reload applies (or that
 	// are not settings); byHand those restartOnly compares itself

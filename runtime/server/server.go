@@ -20,6 +20,7 @@ import (
 	"github.com/moat-mqtt/moat/runtime/broker"
 	"github.com/moat-mqtt/moat/runtime/config"
 	"github.com/moat-mqtt/moat/runtime/crypto"
+	"github.com/moat-mqtt/moat/runtime/metrics"
 	"github.com/moat-mqtt/moat/runtime/policy"
 	"github.com/moat-mqtt/moat/runtime/wasm"
 )
@@ -59,6 +60,11 @@ type Server struct {
 	version string
 	// warnings checks each config put in force (WithLoadWarnings).
 	warnings func(*config.Config) []string
+
+	// metrics is nil unless [metrics] listen is set (metrics.go);
+	// metricsLn is its listener, opened by Start.
+	metrics   *metrics.Metrics
+	metricsLn *metrics.Listener
 }
 
 // Option tunes New.
@@ -106,26 +112,32 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 
 func (s *Server) provision(ctx context.Context) error {
 	var err error
-	s.engine, err = wasm.NewEngine(ctx, wasm.EngineOptions{CacheDir: cacheDir(s.cfg.Wasm.CacheDir), Logger: s.log})
+	if s.cfg.Metrics.Listen != "" {
+		s.metrics = metrics.New()
+	}
+	s.engine, err = wasm.NewEngine(ctx, wasm.EngineOptions{CacheDir: cacheDir(s.cfg.Wasm.CacheDir), Logger: s.log, PoolObserver: s.poolObserver()})
 	if err != nil {
 		return err
 	}
-	p, reports, err := buildPolicy(ctx, s.engine, s.modules, s.cfg)
+	p, reports, err := buildPolicy(ctx, s.engine, s.modules, s.cfg, s.observer())
 	if err != nil {
 		return err
 	}
 	s.reports = reports
 	s.warn(s.cfg)
-	s.decider = policy.NewDecider(p, cacheOptions(s.cfg.Cache), s.log)
+	s.decider = policy.NewDecider(p, s.cacheOptions(), s.log)
 	s.decider.SetHistory(s.cfg.Reload.DryRunHistory)
 	ring, err := broker.LoadRing(ctx, s.cfg, nil)
 	if err != nil {
 		return err
 	}
 	s.ring.Store(ring)
-	s.broker, err = broker.New(broker.Options{Config: s.cfg, Decider: s.decider, Logger: s.log, Ring: &s.ring, Version: s.version})
+	s.broker, err = broker.New(broker.Options{Config: s.cfg, Decider: s.decider, Logger: s.log, Ring: &s.ring, Version: s.version, Stats: s.metrics != nil})
 	if err == nil {
 		logSummary(s.log, s.cfg)
+		if s.metrics != nil {
+			s.metrics.SetBroker(s.broker.Stats)
+		}
 	}
 	return err
 }
@@ -137,9 +149,13 @@ func logSummary(log *slog.Logger, cfg *config.Config) {
 	}
 }
 
-// Start opens the listeners and serves until Close.
+// Start opens the listeners, and the metrics listener when configured, and
+// serves until Close.
 func (s *Server) Start(ctx context.Context) error {
-	return s.broker.Start(ctx)
+	if err := s.broker.Start(ctx); err != nil {
+		return err
+	}
+	return s.startMetrics()
 }
 
 // Broker returns the broker, for tests and tools that need its addresses.
@@ -171,6 +187,10 @@ func (s *Server) cleanup(ctx context.Context) error {
 	defer s.reloadMu.Unlock()
 	s.closed = true
 	var errs []error
+	if s.metricsLn != nil {
+		errs = append(errs, s.metricsLn.Close(ctx))
+		s.metricsLn = nil
+	}
 	if s.broker != nil {
 		errs = append(errs, s.broker.Close(ctx))
 		s.broker = nil
@@ -196,7 +216,7 @@ func Check(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	p, _, err := buildPolicy(ctx, engine, newModules(), cfg)
+	p, _, err := buildPolicy(ctx, engine, newModules(), cfg, nil)
 	if err == nil {
 		err = p.Close(ctx)
 	}
@@ -207,7 +227,7 @@ func Check(ctx context.Context, cfg *config.Config) error {
 // buildPolicy loads every [[plugin]] of cfg through ms and arranges them in
 // chains, in file order. Every plugin is tried even after one fails, so the
 // error lists all of them; on error the handles taken are released.
-func buildPolicy(ctx context.Context, engine *wasm.Engine, ms *modules, cfg *config.Config) (*policy.Policy, []ModuleReport, error) {
+func buildPolicy(ctx context.Context, engine *wasm.Engine, ms *modules, cfg *config.Config, obs policy.Observer) (*policy.Policy, []ModuleReport, error) {
 	var (
 		authn   []policy.Step[policy.Authenticator]
 		authz   []policy.Step[policy.Authorizer]
@@ -259,6 +279,7 @@ func buildPolicy(ctx context.Context, engine *wasm.Engine, ms *modules, cfg *con
 		Closers:        closers,
 		Payload:        payload,
 		Shadows:        shadows,
+		Observer:       obs,
 	}), reports, nil
 }
 
@@ -355,6 +376,15 @@ func cacheOptions(c config.Cache) policy.CacheOptions {
 		TTL:          c.TTL.Duration,
 		MaxPerClient: c.MaxPerClient,
 	}
+}
+
+// cacheOptions is cacheOptions(s.cfg.Cache), counted when metrics are on.
+func (s *Server) cacheOptions() policy.CacheOptions {
+	o := cacheOptions(s.cfg.Cache)
+	if s.metrics != nil {
+		o.Stats = s.metrics.CacheStats()
+	}
+	return o
 }
 
 // cacheDir resolves [wasm] cache_dir: "off" disables the disk cache, "" means

@@ -156,9 +156,17 @@ func (m *Module) callErr(op string, err error) error {
 
 // acquire claims an instance for one call.
 func (m *Module) acquire(ctx context.Context) (*slot, error) {
-	s, err := m.pool.acquire(ctx, m.timeout)
-	if err != nil {
-		return nil, err
+	s := m.pool.try(m.pool.hint())
+	if s == nil {
+		start := time.Now()
+		var err error
+		s, err = m.pool.acquireSlow(ctx, m.timeout)
+		if o := m.e.poolObs; o != nil {
+			o.PoolWait(m.name, time.Since(start), err)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	// Close sets closed before it claims the slots, so a call that claimed
 	// one first finishes before Close proceeds, and one that claims it

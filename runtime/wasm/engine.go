@@ -38,15 +38,19 @@ type EngineOptions struct {
 	CacheDir string
 	// Logger receives engine and guest log lines; nil discards them.
 	Logger *slog.Logger
+	// PoolObserver, when set, is told of every call that found all
+	// instances of its module busy (observe.go).
+	PoolObserver PoolObserver
 }
 
 // Engine compiles and runs modules. There is one per broker: it owns the
 // compilation cache shared by all modules and the epoch ticker that
 // enforces every call's deadline. It is safe for concurrent use.
 type Engine struct {
-	log   *slog.Logger
-	cache wazero.CompilationCache
-	start time.Time // origin of the epoch and of time_monotonic
+	log     *slog.Logger
+	poolObs PoolObserver // nil: not observed
+	cache   wazero.CompilationCache
+	start   time.Time // origin of the epoch and of time_monotonic
 
 	// epoch counts ticks since start. Only the ticker writes it.
 	epoch atomic.Uint64
@@ -84,12 +88,13 @@ func NewEngine(ctx context.Context, opts EngineOptions) (*Engine, error) {
 		cache = wazero.NewCompilationCache()
 	}
 	e := &Engine{
-		log:   log,
-		cache: cache,
-		start: time.Now(),
-		live:  make(map[*instance]struct{}),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		log:     log,
+		poolObs: opts.PoolObserver,
+		cache:   cache,
+		start:   time.Now(),
+		live:    make(map[*instance]struct{}),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 	e.argon2Rate.Store(argon2InitialRate)
 	go e.run()
