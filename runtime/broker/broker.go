@@ -63,6 +63,7 @@ type Broker struct {
 	hooks   []mqtt.Hook
 	policy  *policyHook
 	payload *payloadHook // payload.go
+	admin   *adminHook   // admin.go
 
 	mu        sync.Mutex
 	state     state
@@ -143,6 +144,10 @@ func New(opts Options) (*Broker, error) {
 	// After the policy hook, whose sessions and verdicts it builds on.
 	b.payload = newPayloadHook(srv, b.policy, opts.Ring, cfg.Payload.RequireE2EDisconnect, log)
 	if err := b.addHook(b.payload, nil); err != nil {
+		return nil, err
+	}
+	b.admin = newAdminHook()
+	if err := b.addHook(b.admin, nil); err != nil {
 		return nil, err
 	}
 	if err := checkAuthHooks(b.hooks, b.policy); err != nil {
