@@ -76,7 +76,7 @@ it.
 		closeServer(s, *grace, log)
 		return exitFail
 	}
-	admin, err := s.OpenAdmin()
+	admin, err := s.OpenAdmin(server.AdminOptions{Version: version})
 	if err != nil {
 		log.Error("cannot start", "config", *path, "err", err)
 		closeServer(s, *grace, log)

@@ -303,6 +303,7 @@ type moduleAudit struct {
 // new digest of each module, and what needs a restart. Applied reloads log
 // at info, refused ones at error.
 func (s *Server) audit(res ReloadResult) {
+	s.recent.addReload(res)
 	attrs := []any{"audit", "reload", "trigger", res.Trigger, "applied", res.Applied, "took", res.Took}
 	// Refused: New is what was tried, and nothing changed.
 	var mods []moduleAudit

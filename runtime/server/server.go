@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/moat-mqtt/moat/runtime/broker"
 	"github.com/moat-mqtt/moat/runtime/config"
@@ -55,6 +56,11 @@ type Server struct {
 	// the platform's (peerCred in admin.go). Tests replace it to make the
 	// read fail, which no real Unix socket on Linux does.
 	peerCred func(net.Conn) (uid, pid int, err error)
+
+	// recent keeps the last denials and reloads for the status page
+	// (recent.go); started is when New was called.
+	recent  *recent
+	started time.Time
 }
 
 // New compiles and checks every module of cfg, builds the policy and the
@@ -64,7 +70,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, modules: newModules()}
+	rec := newRecent()
+	log = slog.New(rec.tap(log.Handler()))
+	s := &Server{cfg: cfg, log: log, modules: newModules(), recent: rec, started: time.Now()}
 	if err := s.provision(ctx); err != nil {
 		return nil, errors.Join(err, s.cleanup(context.Background()))
 	}
