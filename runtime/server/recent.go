@@ -111,12 +111,12 @@ func (r *recent) moduleDenials(name string) int64 {
 // denialKinds maps the messages of the broker's refusal records to a kind;
 // "not authorized" takes its kind from the record's action.
 var denialKinds = map[string]string{
-	"not authorized":                          "",
-	"connection refused":                      "connect",
-	"credentials expired, disconnecting":      "expiry",
+	"not authorized":                           "",
+	"connection refused":                       "connect",
+	"credentials expired, disconnecting":       "expiry",
 	"client disconnected by re-authentication": "reauthentication",
-	"subscription revoked by reload":          "revoked",
-	"will dropped: not authorized":            "will",
+	"subscription revoked by reload":           "revoked",
+	"will dropped: not authorized":             "will",
 }
 
 // tap returns a handler that passes every record to next as before and
