@@ -51,6 +51,12 @@ it.
 		printProblems(stderr, err)
 		return exitFail
 	}
+	// Before any listener opens: a service user that cannot write its
+	// state finds out now, not on the first persistent session.
+	if err := server.CheckWritable(cfg); err != nil {
+		printProblems(stderr, err)
+		return exitFail
+	}
 	log, err := server.NewLogger(cfg.Log, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

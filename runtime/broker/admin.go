@@ -10,6 +10,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/moat-mqtt/moat/runtime/config"
 )
 
 // What the admin endpoint (runtime/server) shows of clients and sessions,
@@ -281,4 +283,13 @@ func (b *Broker) Listeners() []ListenerInfo {
 		out = append(out, ListenerInfo{Name: l.name, Type: l.typ, Address: l.Address(), Clients: count[l.name]})
 	}
 	return out
+}
+
+// StorePath returns the file of the session store cfg configures ([persistence]
+// type "bolt"), "" without persistence.
+func StorePath(cfg *config.Config) string {
+	if cfg.Persistence.Type != "bolt" {
+		return ""
+	}
+	return boltPath(cfg)
 }
