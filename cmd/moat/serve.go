@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -31,9 +32,13 @@ socket, default moat.sock beside the configuration). A reload applies
 changes to other settings are logged as needing a restart. A broken
 version is refused and changes nothing but a log line.
 
-A configuration with problems, or a module that does not load, is refused
-before any listener opens; every problem is printed as 'moat check' prints
-it.
+A configuration with problems, a module that does not load, or a state
+directory the user cannot write (see 'moat check') is refused before any
+listener opens; every problem is printed as 'moat check' prints it.
+
+Started by systemd with Type=notify (deploy/moat.service), serve sends
+READY=1 once its listeners accept connections and STOPPING=1 when it
+begins to shut down.
 `, stderr)
 	path := configFlag(fs)
 	grace := fs.Duration("shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
@@ -97,6 +102,9 @@ it.
 		}
 	}
 	log.Info("serving", "config", *path, "version", version)
+	if err := notify("READY=1\nSTATUS=serving\nMAINPID=" + strconv.Itoa(os.Getpid())); err != nil {
+		log.Warn("cannot tell the service manager the broker is ready", "err", err)
+	}
 
 	for ctx.Err() == nil {
 		select {
@@ -107,6 +115,9 @@ it.
 	}
 	stop() // from here on a second signal kills the process
 	log.Info("shutting down", "timeout", *grace)
+	if err := notify("STOPPING=1\nSTATUS=shutting down"); err != nil {
+		log.Warn("cannot tell the service manager the broker is stopping", "err", err)
+	}
 	if watcher != nil {
 		if err := watcher.Close(); err != nil {
 			log.Warn("closing the file watcher", "err", err)
