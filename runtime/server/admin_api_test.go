@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -157,6 +158,12 @@ func TestAdminAPI(t *testing.T) {
 		t.Errorf("kick a client gone: %d, want 404", code)
 	}
 
+	e.s.Reload(t.Context(), Trigger{Source: TriggerAPI})
+	code, body = call(t, hc, "GET", base+"/reloads", adminToken, nil, "")
+	if rs := decode[[]ReloadRecord](t, body); code != 200 || len(rs) != 1 || !rs[0].Applied || rs[0].Trigger != "api" {
+		t.Errorf("GET /reloads: %d %s", code, body)
+	}
+
 	logs := e.logs.String()
 	for _, want := range []string{"action=kick client_id=alice/1 reason=maintenance", `action="delete session" client_id=offline`} {
 		if !strings.Contains(logs, "msg=\"admin action\" audit=admin "+want) {
@@ -226,5 +233,36 @@ func TestDenialRing(t *testing.T) {
 	ds := r.Denials()
 	if len(ds) != maxDenials || ds[0].ClientID != string(rune('a'+(maxDenials+4)%26)) || r.moduleDenials("m") != maxDenials+5 {
 		t.Errorf("%d denials, newest %q, counted %d", len(ds), ds[0].ClientID, r.moduleDenials("m"))
+	}
+}
+
+// TestDenialTap: refusals are kept even when the log's level hides them,
+// other records are not, and the log itself is unchanged.
+func TestDenialTap(t *testing.T) {
+	var out strings.Builder
+	r := newRecent()
+	log := slog.New(r.tap(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	log.Info("not authorized", "client_id", "c1", "action", "subscribe", "topic", "a/b", "module", "acl", "reason", "no")
+	log.With("client_id", "c2").Info("connection refused", "username", "u", "module", "passwd")
+	log.Debug("not authorized", "client_id", "cached")
+	log.Info("listening", "address", "x")
+	log.WithGroup("g").Info("not authorized", "client_id", "grouped")
+	log.Warn("something else")
+	ds := r.Denials()
+	want := []Denial{
+		{Kind: "connect", ClientID: "c2", Username: "u", Module: "passwd"},
+		{Kind: "subscribe", ClientID: "c1", Topic: "a/b", Module: "acl", Reason: "no"},
+	}
+	if len(ds) != len(want) {
+		t.Fatalf("denials = %+v", ds)
+	}
+	for i := range want {
+		ds[i].Time = time.Time{}
+		if ds[i] != want[i] {
+			t.Errorf("denial %d = %+v, want %+v", i, ds[i], want[i])
+		}
+	}
+	if got := out.String(); strings.Count(got, "\n") != 1 || !strings.Contains(got, "something else") {
+		t.Errorf("the log at warn got:\n%s", got)
 	}
 }
