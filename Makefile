@@ -8,6 +8,8 @@
 #   make fuzz    every fuzz target, for FUZZTIME each (default 30s)
 #   make lint    go vet and a gofmt check
 #   make clean   remove what the build made
+#   make install install bin/moat, the first-party modules, an example
+#                config and the systemd unit under DESTDIR + PREFIX
 #
 # Tests that run real modules load them from bin/ (bin/plugins/<name>.wasm,
 # bin/examples/<name>.wasm, found from the repository root), which is why
@@ -70,7 +72,7 @@ ifneq ($(shell command -v $(WAT2WASM)),)
 WAT_TARGETS  := $(WAT_WASM)
 endif
 
-.PHONY: build run test bench soak fuzz lint clean FORCE
+.PHONY: build run test bench soak fuzz lint clean install FORCE
 
 build: bin/moat $(PLUGIN_WASM) $(EXAMPLE_WASM) $(REFERENCE_WASM) $(RUST_WASM) $(SDK_TEST_WASM) $(WAT_TARGETS)
 
@@ -178,3 +180,38 @@ lint:
 
 clean:
 	rm -rf bin bench.txt examples/moat.db node_modules
+
+# Installation, in the GNU layout (PREFIX, DESTDIR as packagers expect):
+#   $(BINDIR)/moat
+#   $(LIBDIR)/moat/plugins/<name>.wasm       the first-party modules
+#   $(SYSCONFDIR)/moat/moat.toml(.example)   deploy/moat.toml, paths rewritten
+#   $(SYSCONFDIR)/moat/acl, passwd           examples; kept when present
+#   $(SYSTEMDDIR)/moat.service               deploy/moat.service, paths rewritten
+#   $(SYSUSERSDIR)/moat.conf                 the moat user (systemd-sysusers)
+# moat.toml, acl and passwd are not overwritten when they exist (an upgrade
+# keeps the operator's); moat.toml.example always is. deploy/moat.toml and
+# deploy/moat.service are written for PREFIX=/usr/local; the sed below
+# rewrites their paths for the PREFIX and SYSCONFDIR given.
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+LIBDIR      ?= $(PREFIX)/lib
+SYSCONFDIR  ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+SYSTEMDDIR  ?= $(LIBDIR)/systemd/system
+SYSUSERSDIR ?= $(LIBDIR)/sysusers.d
+INSTALL     ?= install
+DEPLOY_SED   = -e 's|/usr/local/bin|$(BINDIR)|g' -e 's|/usr/local/lib|$(LIBDIR)|g' -e 's|/usr/local/etc|$(SYSCONFDIR)|g'
+
+install: build
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/moat/plugins $(DESTDIR)$(SYSCONFDIR)/moat \
+		$(DESTDIR)$(SYSTEMDDIR) $(DESTDIR)$(SYSUSERSDIR)
+	$(INSTALL) -m 0755 bin/moat $(DESTDIR)$(BINDIR)/moat
+	$(INSTALL) -m 0644 $(PLUGIN_WASM) $(DESTDIR)$(LIBDIR)/moat/plugins/
+	sed $(DEPLOY_SED) deploy/moat.toml > $(DESTDIR)$(SYSCONFDIR)/moat/moat.toml.example
+	chmod 0644 $(DESTDIR)$(SYSCONFDIR)/moat/moat.toml.example
+	test -e $(DESTDIR)$(SYSCONFDIR)/moat/moat.toml || \
+		$(INSTALL) -m 0644 $(DESTDIR)$(SYSCONFDIR)/moat/moat.toml.example $(DESTDIR)$(SYSCONFDIR)/moat/moat.toml
+	test -e $(DESTDIR)$(SYSCONFDIR)/moat/acl || $(INSTALL) -m 0644 deploy/acl $(DESTDIR)$(SYSCONFDIR)/moat/acl
+	test -e $(DESTDIR)$(SYSCONFDIR)/moat/passwd || $(INSTALL) -m 0640 /dev/null $(DESTDIR)$(SYSCONFDIR)/moat/passwd
+	sed $(DEPLOY_SED) deploy/moat.service > $(DESTDIR)$(SYSTEMDDIR)/moat.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/moat.service
+	$(INSTALL) -m 0644 deploy/moat.sysusers $(DESTDIR)$(SYSUSERSDIR)/moat.conf

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,7 +19,10 @@ reports unknown keys, wrong types and values out of range; it loads every
 certificate, key and CA bundle, and checks that every module and granted
 file exists; then it compiles and instantiates every module and hands it its
 [plugin.config], exactly as serve would, so that a module refusing its
-configuration is caught too. No listener is opened.
+configuration is caught too. It also checks that the user it runs as can
+write the wasm cache directory ([wasm] cache_dir), the admin socket's
+directory and the session store ([persistence] path): run it as the
+service's user. No listener is opened.
 
 Every problem is printed on stderr, one per line, as
 	moat.toml:14: listener[1].cert_file: open certs/srv.pem: no such file or directory
@@ -44,7 +48,8 @@ to check on this machine than the plugin's timeout (measured once) is one.
 	// Compiling large modules takes a while: let Ctrl-C interrupt it.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := server.Check(ctx, cfg); err != nil {
+	// Both checks, so that every problem is printed at once.
+	if err := errors.Join(server.CheckWritable(cfg), server.Check(ctx, cfg)); err != nil {
 		printProblems(stderr, err)
 		return exitFail
 	}

@@ -11,6 +11,10 @@
 //	serve    run the broker until SIGINT or SIGTERM
 //	check    validate a config and compile its modules, without serving
 //	reload   ask a running broker to reload its config and modules
+//	status   show the running broker: listeners, plugins, uptime, version
+//	clients  list the connected clients, or show one
+//	kick     disconnect a client
+//	sessions list sessions, or delete one
 //	passwd   create and update password files, like mosquitto_passwd
 //	keygen   write a new payload-encryption key file
 //	keys     manage stored encrypted messages (keys rewrap)
@@ -58,6 +62,10 @@ func commands() []command {
 		{"serve", "run the broker until SIGINT or SIGTERM", runServe},
 		{"check", "validate a config and compile its modules, without serving", runCheck},
 		{"reload", "make the running broker reload its policy, and show the outcome", runReload},
+		{"status", "show the running broker: listeners, plugins, uptime, version", runStatus},
+		{"clients", "list the connected clients, or show one", runClients},
+		{"kick", "disconnect a client (MQTT 5: DISCONNECT 0x98)", runKick},
+		{"sessions", "list sessions, or delete one (sessions rm ID)", runSessions},
 		{"passwd", "create and update password files, like mosquitto_passwd", runPasswd},
 		{"migrate", "translate a mosquitto.conf into a moat.toml", runMigrate},
 		{"keygen", "write a new payload key file", runKeygen}, {"keys", "rewrap stored payloads under the active key (broker stopped)", runKeys},

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -31,9 +32,13 @@ socket, default moat.sock beside the configuration). A reload applies
 changes to other settings are logged as needing a restart. A broken
 version is refused and changes nothing but a log line.
 
-A configuration with problems, or a module that does not load, is refused
-before any listener opens; every problem is printed as 'moat check' prints
-it.
+A configuration with problems, a module that does not load, or a state
+directory the user cannot write (see 'moat check') is refused before any
+listener opens; every problem is printed as 'moat check' prints it.
+
+Started by systemd with Type=notify (deploy/moat.service), serve sends
+READY=1 once its listeners accept connections and STOPPING=1 when it
+begins to shut down.
 `, stderr)
 	path := configFlag(fs)
 	grace := fs.Duration("shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
@@ -48,6 +53,12 @@ it.
 
 	cfg, err := config.Load(*path)
 	if err != nil {
+		printProblems(stderr, err)
+		return exitFail
+	}
+	// Before any listener opens: a service user that cannot write its
+	// state finds out now, not on the first persistent session.
+	if err := server.CheckWritable(cfg); err != nil {
 		printProblems(stderr, err)
 		return exitFail
 	}
@@ -79,7 +90,7 @@ it.
 		closeServer(s, *grace, log)
 		return exitFail
 	}
-	admin, err := s.OpenAdmin()
+	admin, err := s.OpenAdmin(server.AdminOptions{Version: version})
 	if err != nil {
 		log.Error("cannot start", "config", *path, "err", err)
 		closeServer(s, *grace, log)
@@ -95,6 +106,9 @@ it.
 	}
 	logPlugins(log, cfg, s.Modules())
 	log.Info("serving", "config", *path, "version", version)
+	if err := notify("READY=1\nSTATUS=serving\nMAINPID=" + strconv.Itoa(os.Getpid())); err != nil {
+		log.Warn("cannot tell the service manager the broker is ready", "err", err)
+	}
 
 	for ctx.Err() == nil {
 		select {
@@ -105,6 +119,9 @@ it.
 	}
 	stop() // from here on a second signal kills the process
 	log.Info("shutting down", "timeout", *grace)
+	if err := notify("STOPPING=1\nSTATUS=shutting down"); err != nil {
+		log.Warn("cannot tell the service manager the broker is stopping", "err", err)
+	}
 	if watcher != nil {
 		if err := watcher.Close(); err != nil {
 			log.Warn("closing the file watcher", "err", err)

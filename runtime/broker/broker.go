@@ -74,6 +74,7 @@ type Broker struct {
 	sysStop  context.CancelFunc
 	sysDone  chan struct{}
 	stats    *statsHook // stats.go; nil without Options.Stats
+	admin    *adminHook // admin.go
 
 	mu        sync.Mutex
 	state     state
@@ -175,6 +176,10 @@ func New(opts Options) (*Broker, error) {
 		if err := b.addHook(b.stats, nil); err != nil {
 			return nil, err
 		}
+	}
+	b.admin = newAdminHook()
+	if err := b.addHook(b.admin, nil); err != nil {
+		return nil, err
 	}
 	if err := checkAuthHooks(b.hooks, b.policy); err != nil {
 		return nil, err

@@ -74,8 +74,9 @@ func (h *policyHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool 
 		st = h.restoredState(cl)
 	}
 	if write {
-		qos := st.pub.QoS // checkPublish clears st.pub
-		return h.v3Refused(cl, st, topic, qos, h.checkPublish(cl, st, topic)) // policyhook_v3.go
+		// checkPublish clears st.pub; v3Refused (policyhook_v3.go) needs its QoS.
+		qos := st.pub.QoS
+		return h.v3Refused(cl, st, topic, qos, h.checkPublish(cl, st, topic))
 	}
 	if st.subscribing.Load() {
 		if allowed, decided := st.subscribeCheck(topic, h.deniedFilter); decided {
@@ -106,23 +107,18 @@ func (h *policyHook) checkPublish(cl *mqtt.Client, st *clientState, topic string
 	st.pubSet = false
 	switch {
 	case topic == "":
-		h.log.Info("not authorized", "audit", "deny", "decision", "authz", "client_id", cl.ID, "action", "publish", "reason", "unknown topic alias")
-		h.countDeniedPublish()
+		h.log.Info("not authorized", "client_id", cl.ID, "action", "publish", "reason", "unknown topic alias")
 		return false
 	case mqtt.IsSharedFilter(topic):
 		// A topic name beginning with $share/ would be indistinguishable,
 		// in OnACLCheck, from a shared subscription filter.
-		h.log.Info("not authorized", "audit", "deny", "decision", "authz", "client_id", cl.ID, "action", "publish", "topic", topic, "reason", "reserved topic name")
-		h.countDeniedPublish()
+		h.log.Info("not authorized", "client_id", cl.ID, "action", "publish", "topic", topic, "reason", "reserved topic name")
 		return false
 	case st.superuser:
 		return true
 	}
 	res := h.decider.Authorize(h.ctx, st.session, &st.pub)
 	ok := h.verdict(cl, &st.pub, res)
-	if !ok {
-		h.countDeniedPublish()
-	}
 	if !ok && st.pub.QoS > 0 && cl.Properties.ProtocolVersion == 5 {
 		h.setAckReason(st, st.pubID, res.Reason)
 	}
@@ -276,7 +272,7 @@ func (h *policyHook) OnAuthPacket(cl *mqtt.Client, pk packets.Packet) (packets.P
 	if cl.Properties.Props.AuthenticationMethod == "" {
 		return pk, packets.ErrProtocolViolation
 	}
-	h.log.Info("re-authentication refused", "audit", "deny", "decision", "authn", "client_id", cl.ID)
+	h.log.Info("re-authentication refused", "client_id", cl.ID)
 	return pk, packets.Code{Code: policy.ReasonNotAuthorized, Reason: "re-authentication is not supported"}
 }
 
@@ -306,26 +302,22 @@ func (h *policyHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.
 }
 
 // verdict turns an authorization result into OnACLCheck's answer and logs
-// it as an audit record (audit.go): allows at debug, or at info when
-// sampled ([log] audit_allow_sample); denials at info, except denials of a
-// delivery served from the decision cache (no module or message), which
-// are at debug so that a subscriber to "#" does not log every message it
-// may not read (the first denial of each topic is at info).
+// it: allows at debug; denials at info, except denials served from the
+// decision cache (no module or message), which are at debug so that a
+// subscriber to "#" does not log every message it may not read.
 func (h *policyHook) verdict(cl *mqtt.Client, req *policy.AuthzRequest, res policy.AuthzResult) bool {
 	if res.Verdict == policy.Allow {
-		if h.sampleAllow() {
-			h.log.Info("authorized", "audit", "allow", "decision", "authz", "client_id", cl.ID, "action", req.Action.String(), "topic", req.Topic, "module", res.Module)
-		} else if h.log.Enabled(h.ctx, slog.LevelDebug) {
+		if h.log.Enabled(h.ctx, slog.LevelDebug) {
 			h.log.Debug("authorized", "client_id", cl.ID, "action", req.Action.String(), "topic", req.Topic, "module", res.Module)
 		}
 		return true
 	}
 	level := slog.LevelInfo
-	if res.Module == "" && res.Message == "" && req.Action == policy.ActionDeliver {
+	if res.Module == "" && res.Message == "" {
 		level = slog.LevelDebug
 	}
 	if h.log.Enabled(h.ctx, level) {
-		h.log.Log(h.ctx, level, "not authorized", "audit", "deny", "decision", "authz", "client_id", cl.ID, "action", req.Action.String(),
+		h.log.Log(h.ctx, level, "not authorized", "client_id", cl.ID, "action", req.Action.String(),
 			"topic", req.Topic, "share_group", req.ShareGroup, "module", res.Module, "reason", res.Message, "code", res.Reason)
 	}
 	return false

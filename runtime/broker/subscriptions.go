@@ -4,8 +4,8 @@ import (
 	"github.com/moat-mqtt/moat/runtime/policy"
 )
 
-// Subscription is one subscription of one session, as the policy sees it.
-type Subscription struct {
+// Grant is one subscription of one session, as the policy sees it.
+type Grant struct {
 	// Client is the session's identity (read-only); for a session
 	// restored from the store whose client has not reconnected, the
 	// identity persisted with it, as Recheck uses.
@@ -21,12 +21,12 @@ type Subscription struct {
 	Connected bool
 }
 
-// Subscriptions lists every subscription of every session, connected or
+// Grants lists every subscription of every session, connected or
 // offline, the same sessions Recheck looks at, without changing
 // anything: what a dry run of a reload judges against a new policy.
-func (b *Broker) Subscriptions() []Subscription {
+func (b *Broker) Grants() []Grant {
 	h := b.policy
-	var out []Subscription
+	var out []Grant
 	for _, cl := range b.srv.Clients.GetAll() {
 		if cl.Net.Inline {
 			continue
@@ -41,7 +41,7 @@ func (b *Broker) Subscriptions() []Subscription {
 		}
 		for filter, sub := range cl.State.Subscriptions.GetAll() {
 			group, f := splitShared(filter)
-			out = append(out, Subscription{Client: st.session.Client(), Superuser: st.superuser,
+			out = append(out, Grant{Client: st.session.Client(), Superuser: st.superuser,
 				Filter: filter, Topic: f, ShareGroup: group, QoS: sub.Qos, Connected: connected})
 		}
 	}

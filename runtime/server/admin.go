@@ -16,13 +16,17 @@ import (
 	"time"
 )
 
-// The admin endpoint is a small HTTP API for `moat reload` (and curl):
+// The admin endpoint is a small HTTP API for `moat reload`, `moat clients`,
+// `moat kick`, `moat sessions`, `moat status` (and curl), and a read-only
+// status page for a browser (admin_ui.go):
 //
 //	POST /reload   reload now; the answer is a ReloadResult as JSON, with
 //	               status 200 when the new version is in force and 422
 //	               when it was refused (the old one still is).
 //	POST /reload/dry-run[?config=/abs/candidate.toml]   what a reload
 //	               would change, changing nothing (DryRunResult; dryrun.go).
+//
+// and the routes of admin_api.go.
 //
 // It is served on a Unix socket ([admin] socket, default moat.sock beside
 // the config, mode 0600; requests from a user other than the broker's own
@@ -49,6 +53,10 @@ type Admin struct {
 	http   *http.Server
 	httpLn net.Listener
 	errs   chan error
+	opts   AdminOptions
+	// uiCookie is the value of the status page's session cookie, derived
+	// from the token (admin_ui.go); nil without [admin] http.
+	uiCookie []byte
 }
 
 type peerKey struct{}
@@ -65,8 +73,8 @@ type peer struct {
 // section and serves it in the background until Close. A stale socket
 // file left by a broker that crashed is replaced; a socket another broker
 // still answers on is not.
-func (s *Server) OpenAdmin() (*Admin, error) {
-	a := &Admin{s: s, log: s.log, errs: make(chan error, 2)}
+func (s *Server) OpenAdmin(opts AdminOptions) (*Admin, error) {
+	a := &Admin{s: s, log: s.log, errs: make(chan error, 2), opts: opts}
 	if path := s.cfg.AdminSocket(); path != "" {
 		ln, err := listenUnix(path)
 		if err != nil {
@@ -93,6 +101,7 @@ func (s *Server) OpenAdmin() (*Admin, error) {
 			return nil, errors.Join(fmt.Errorf("server: %w", err), a.Close(context.Background()))
 		}
 		a.token = []byte(tok)
+		a.uiCookie = uiCookieValue(a.token)
 		ln, err := net.Listen("tcp", s.cfg.Admin.HTTP)
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("server: admin.http: %w", err), a.Close(context.Background()))
@@ -147,6 +156,7 @@ func (a *Admin) newHTTPServer(endpoint string, token bool) *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+AdminPath, a.reload)
 	mux.HandleFunc("POST "+DryRunPath, a.dryRun) // dryrun.go
+	a.routes(mux)                                // admin_api.go
 	return &http.Server{
 		Handler:           a.authorize(mux, token),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -170,12 +180,18 @@ func (a *Admin) authorize(next http.Handler, token bool) http.Handler {
 		p, _ := r.Context().Value(peerKey{}).(peer)
 		if token {
 			given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(given)), a.token) != 1 {
-				a.log.Warn("admin request refused: bad or missing token", "endpoint", p.endpoint, "remote", r.RemoteAddr)
-				w.Header().Set("WWW-Authenticate", `Bearer realm="moat"`)
-				http.Error(w, "moat: a valid bearer token is required", http.StatusUnauthorized)
+			if ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(given)), a.token) == 1 {
+				next.ServeHTTP(w, r)
 				return
 			}
+			// The status page's browser: see admin_ui.go.
+			if a.uiAdmit(w, r, next) {
+				return
+			}
+			a.log.Warn("admin request refused: bad or missing token", "endpoint", p.endpoint, "remote", r.RemoteAddr)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="moat"`)
+			http.Error(w, "moat: a valid bearer token is required", http.StatusUnauthorized)
+			return
 		} else if !p.known {
 			// The socket's mode (0600) is set after it is bound, and a
 			// file mode is all that would stand between any local user

@@ -49,7 +49,7 @@ func post(t *testing.T, c *http.Client, url, token string) (int, ReloadResult) {
 
 func openAdmin(t *testing.T, e *env) *Admin {
 	t.Helper()
-	a, err := e.s.OpenAdmin()
+	a, err := e.s.OpenAdmin(AdminOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestAdminSocketFile(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := startEnv(t, map[string][]byte{"gate.wasm": wat(t, "allow")}, doc)
 			tc.prepare(t, filepath.Join(e.dir, "admin.sock"))
-			a, err := e.s.OpenAdmin()
+			a, err := e.s.OpenAdmin(AdminOptions{})
 			if tc.err == "" {
 				if err != nil {
 					t.Fatal(err)

@@ -143,7 +143,7 @@ func (s *Server) DryRun(ctx context.Context, trigger Trigger, path string) DryRu
 
 	log := s.log.With("dry_run", true)
 	s.replay(ctx, log, p, &res)
-	for _, sub := range s.broker.Subscriptions() {
+	for _, sub := range s.broker.Grants() {
 		if sub.Superuser {
 			continue
 		}

@@ -341,6 +341,7 @@ type moduleAudit struct {
 // at info, refused ones at error.
 func (s *Server) audit(res ReloadResult) {
 	s.countReload(res.Applied)
+	s.recent.addReload(res)
 	attrs := []any{"audit", "reload", "trigger", res.Trigger, "applied", res.Applied, "took", res.Took}
 	// Refused: New is what was tried, and nothing changed.
 	var mods []moduleAudit

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/moat-mqtt/moat/runtime/broker"
 	"github.com/moat-mqtt/moat/runtime/config"
@@ -65,6 +66,11 @@ type Server struct {
 	// metricsLn is its listener, opened by Start.
 	metrics   *metrics.Metrics
 	metricsLn *metrics.Listener
+
+	// recent keeps the last denials and reloads for the status page
+	// (recent.go); started is when New was called.
+	recent  *recent
+	started time.Time
 }
 
 // Option tunes New.
@@ -100,7 +106,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, modules: newModules()}
+	rec := newRecent()
+	log = slog.New(rec.tap(log.Handler()))
+	s := &Server{cfg: cfg, log: log, modules: newModules(), recent: rec, started: time.Now()}
 	for _, o := range opts {
 		o(s)
 	}
