@@ -107,18 +107,23 @@ func (h *policyHook) checkPublish(cl *mqtt.Client, st *clientState, topic string
 	st.pubSet = false
 	switch {
 	case topic == "":
-		h.log.Info("not authorized", "client_id", cl.ID, "action", "publish", "reason", "unknown topic alias")
+		h.log.Info("not authorized", "audit", "deny", "decision", "authz", "client_id", cl.ID, "action", "publish", "reason", "unknown topic alias")
+		h.countDeniedPublish()
 		return false
 	case mqtt.IsSharedFilter(topic):
 		// A topic name beginning with $share/ would be indistinguishable,
 		// in OnACLCheck, from a shared subscription filter.
-		h.log.Info("not authorized", "client_id", cl.ID, "action", "publish", "topic", topic, "reason", "reserved topic name")
+		h.log.Info("not authorized", "audit", "deny", "decision", "authz", "client_id", cl.ID, "action", "publish", "topic", topic, "reason", "reserved topic name")
+		h.countDeniedPublish()
 		return false
 	case st.superuser:
 		return true
 	}
 	res := h.decider.Authorize(h.ctx, st.session, &st.pub)
 	ok := h.verdict(cl, &st.pub, res)
+	if !ok {
+		h.countDeniedPublish()
+	}
 	if !ok && st.pub.QoS > 0 && cl.Properties.ProtocolVersion == 5 {
 		h.setAckReason(st, st.pubID, res.Reason)
 	}
@@ -272,7 +277,7 @@ func (h *policyHook) OnAuthPacket(cl *mqtt.Client, pk packets.Packet) (packets.P
 	if cl.Properties.Props.AuthenticationMethod == "" {
 		return pk, packets.ErrProtocolViolation
 	}
-	h.log.Info("re-authentication refused", "client_id", cl.ID)
+	h.log.Info("re-authentication refused", "audit", "deny", "decision", "authn", "client_id", cl.ID)
 	return pk, packets.Code{Code: policy.ReasonNotAuthorized, Reason: "re-authentication is not supported"}
 }
 
@@ -302,22 +307,26 @@ func (h *policyHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.
 }
 
 // verdict turns an authorization result into OnACLCheck's answer and logs
-// it: allows at debug; denials at info, except denials served from the
-// decision cache (no module or message), which are at debug so that a
-// subscriber to "#" does not log every message it may not read.
+// it as an audit record (audit.go): allows at debug, or at info when
+// sampled ([log] audit_allow_sample); denials at info, except denials of a
+// delivery served from the decision cache (no module or message), which
+// are at debug so that a subscriber to "#" does not log every message it
+// may not read (the first denial of each topic is at info).
 func (h *policyHook) verdict(cl *mqtt.Client, req *policy.AuthzRequest, res policy.AuthzResult) bool {
 	if res.Verdict == policy.Allow {
-		if h.log.Enabled(h.ctx, slog.LevelDebug) {
+		if h.sampleAllow() {
+			h.log.Info("authorized", "audit", "allow", "decision", "authz", "client_id", cl.ID, "action", req.Action.String(), "topic", req.Topic, "module", res.Module)
+		} else if h.log.Enabled(h.ctx, slog.LevelDebug) {
 			h.log.Debug("authorized", "client_id", cl.ID, "action", req.Action.String(), "topic", req.Topic, "module", res.Module)
 		}
 		return true
 	}
 	level := slog.LevelInfo
-	if res.Module == "" && res.Message == "" {
+	if res.Module == "" && res.Message == "" && req.Action == policy.ActionDeliver {
 		level = slog.LevelDebug
 	}
 	if h.log.Enabled(h.ctx, level) {
-		h.log.Log(h.ctx, level, "not authorized", "client_id", cl.ID, "action", req.Action.String(),
+		h.log.Log(h.ctx, level, "not authorized", "audit", "deny", "decision", "authz", "client_id", cl.ID, "action", req.Action.String(),
 			"topic", req.Topic, "share_group", req.ShareGroup, "module", res.Module, "reason", res.Message, "code", res.Reason)
 	}
 	return false
