@@ -85,6 +85,7 @@ func Parse(data []byte, path string) (*Config, error) {
 		{"wasm", raw.Wasm, &c.Wasm},
 		{"reload", raw.Reload, &c.Reload},
 		{"admin", raw.Admin, &c.Admin},
+		{"limits", raw.Limits, &c.Limits},
 	}
 	for _, s := range sections {
 		if !md.IsDefined(s.name) {
@@ -130,6 +131,7 @@ type rawFile struct {
 	Wasm        toml.Primitive   `toml:"wasm"`
 	Reload      toml.Primitive   `toml:"reload"`
 	Admin       toml.Primitive   `toml:"admin"`
+	Limits      toml.Primitive   `toml:"limits"`
 	Plugins     []toml.Primitive `toml:"plugin"`
 	rawPayload                   // keys.go: [[key]], [keys] and [payload]
 }
@@ -489,6 +491,7 @@ func (c *Config) defaults(md *toml.MetaData) {
 	if def("cache", "max_per_client") {
 		c.Cache.MaxPerClient = defaultCacheSize
 	}
+	c.defaultsLimits(md) // limits.go
 	for i := range c.Plugins {
 		if c.Plugins[i].OnError == "" {
 			c.Plugins[i].OnError = "deny"
@@ -535,6 +538,7 @@ func (c *Config) resolve(path string) {
 		c.Wasm.CacheDir = abs(c.Wasm.CacheDir)
 	}
 	c.resolveAdmin(abs)
+	c.resolveLimits(abs) // limits.go
 	for i := range c.Plugins {
 		pl := &c.Plugins[i]
 		pl.Module = abs(pl.Module)

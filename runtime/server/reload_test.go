@@ -290,6 +290,9 @@ ttl = "1m"
 
 [admin]
 socket = "off"
+
+[limits]
+max_topic_levels = 8
 ` + anonymous + gate("gate", "deny.wasm")
 	e.replace("moat.toml", []byte(doc))
 	res := e.reload(true)
@@ -300,6 +303,7 @@ socket = "off"
 		{"log.level", `"info"`, `"debug"`},
 		{"cache.ttl", `"5m0s"`, `"1m0s"`},
 		{"admin.socket", `""`, `"off"`},
+		{"limits.max_topic_levels", "128", "8"},
 	}
 	if !reflect.DeepEqual(res.NeedsRestart, want) {
 		t.Errorf("needs restart:\n%v\nwant\n%v", res.NeedsRestart, want)

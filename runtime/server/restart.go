@@ -35,6 +35,8 @@ import (
 //     made; a reload flushes the cache but keeps its settings.
 //   - [admin]: the endpoint `moat reload` talks to is opened at start.
 //   - [payload] require_e2e_disconnect: the payload hook is set up once.
+//   - [limits]: the connection gate, the limits hook and the ban list are
+//     built with the broker; bans themselves change live (`moat ban`).
 //
 // Between them, liveFields, restartSections and the two lists compared
 // by hand (listeners, payload) must cover every field of config.Config
@@ -76,10 +78,10 @@ func diffList[T any](out []Change, name string, a, b []T, summary func(T) string
 // restartSections are the sections compared field by field, in file
 // order; sectionField maps each to its config.Config field.
 var (
-	restartSections = []string{"mqtt", "persistence", "log", "cache", "wasm", "admin"}
+	restartSections = []string{"mqtt", "persistence", "log", "cache", "wasm", "admin", "limits"}
 	sectionField    = map[string]string{
 		"mqtt": "MQTT", "persistence": "Persistence", "log": "Log",
-		"cache": "Cache", "wasm": "Wasm", "admin": "Admin",
+		"cache": "Cache", "wasm": "Wasm", "admin": "Admin", "limits": "Limits",
 	}
 	// liveFields are the config.Config fields a reload applies (or that
 	// are not settings); byHand those restartOnly compares itself
