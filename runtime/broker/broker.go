@@ -63,6 +63,9 @@ type Broker struct {
 	hooks   []mqtt.Hook
 	policy  *policyHook
 	payload *payloadHook // payload.go
+	limits  *limitsHook  // limits.go
+	gate    *gate        // gate.go
+	bans    *banList     // bans.go
 
 	mu        sync.Mutex
 	state     state
@@ -128,6 +131,13 @@ func New(opts Options) (*Broker, error) {
 	})
 	b := &Broker{log: log, cfg: cfg, srv: srv}
 
+	// Limits go first, so that a refused CONNECT costs no module call.
+	b.bans = newBanList(cfg.BanPath())
+	b.gate = newGate(cfg.Limits, b.bans, log)
+	b.limits = newLimitsHook(srv, b.gate, log)
+	if err := b.addHook(b.limits, nil); err != nil {
+		return nil, err
+	}
 	// Order matters where hooks transform packets: capabilities refuse
 	// filters before policy sees them.
 	if err := b.addHook(newCapsHook(srv, caps, cfg.MQTT.MaximumKeepalive.Duration), nil); err != nil {
@@ -214,6 +224,10 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 			return err
 		}
 		lns = append(lns, l)
+		l.applyLimits(b.gate, lc, b.cfg.Limits) // limits.go
+	}
+	if err := b.bans.load(); err != nil {
+		return err
 	}
 
 	if b.cfg.Persistence.Type == "bolt" {
