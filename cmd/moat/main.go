@@ -57,6 +57,7 @@ func commands() []command {
 		{"serve", "run the broker until SIGINT or SIGTERM", runServe},
 		{"check", "validate a config and compile its modules, without serving", runCheck},
 		{"reload", "make the running broker reload its policy, and show the outcome", runReload},
+		{"ban", "add, remove or list the running broker's bans", runBan},
 		{"passwd", "create and update password files, like mosquitto_passwd", runPasswd},
 		{"keygen", "write a new payload key file", runKeygen}, {"keys", "rewrap stored payloads under the active key (broker stopped)", runKeys},
 		{"version", "print the version of moat, of Go and of the module ABI", runVersion},

@@ -144,6 +144,7 @@ func listenUnix(path string) (net.Listener, error) {
 func (a *Admin) newHTTPServer(endpoint string, token bool) *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+AdminPath, a.reload)
+	a.handleBans(mux) // bans.go
 	return &http.Server{
 		Handler:           a.authorize(mux, token),
 		ReadHeaderTimeout: 10 * time.Second,
