@@ -66,13 +66,15 @@ type Step[T any] struct {
 	// brk holds the step's circuit breakers, one per action; set by New
 	// for authz and payload steps, nil when breakers are disabled.
 	brk *[5]breaker
+	// conc caps the step's concurrent calls (authnguard.go); nil: no cap.
+	conc *concLimit
 }
 
 // call runs one decision of the step through its breaker: when the breaker
 // is open, decide is not called and the result is errBreakerOpen.
 func stepCall[T, R any](s *Step[T], a Action, log *slog.Logger, chain string, decide func() (R, error)) (R, error) {
 	if s.brk == nil || int(a) >= len(s.brk) {
-		return decide()
+		return concCall(s.conc, decide)
 	}
 	b := &s.brk[a]
 	ok, probe := b.allow()
@@ -80,9 +82,19 @@ func stepCall[T, R any](s *Step[T], a Action, log *slog.Logger, chain string, de
 		var zero R
 		return zero, errBreakerOpen
 	}
-	res, err := decide()
+	res, err := concCall(s.conc, decide)
 	b.done(err, probe, log, chain, s.Name)
 	return res, err
+}
+
+// concCall runs decide within the step's concurrency cap.
+func concCall[R any](c *concLimit, decide func() (R, error)) (R, error) {
+	if !c.acquire() {
+		var zero R
+		return zero, errOverloaded
+	}
+	defer c.release()
+	return decide()
 }
 
 // errLevel is the level a module error is logged at: an answer of an open
@@ -152,6 +164,9 @@ type Options struct {
 	// module together ([auth] timeout); 0 leaves it to each module's own
 	// timeout. It belongs to the version so that a reload changes it.
 	AuthnTimeout time.Duration
+	// PluginConcurrency caps the calls each plugin may have running or
+	// waiting for an instance ([limits] plugin_concurrency); 0: no cap.
+	PluginConcurrency int
 }
 
 // New builds a Policy. The chains run in the order given.
@@ -170,9 +185,9 @@ func New(authn []Step[Authenticator], authz []Step[Authorizer], opts Options) *P
 	}
 	bo := &opts.Breaker
 	return &Policy{
-		authn:          authn, // no breaker: see BreakerOptions
-		authz:          withBreakers(authz, bo),
-		payload:        withBreakers(opts.Payload, bo),
+		authn:          withConcurrency(authn, opts.PluginConcurrency), // no breaker: see BreakerOptions
+		authz:          withConcurrency(withBreakers(authz, bo), opts.PluginConcurrency),
+		payload:        withConcurrency(withBreakers(opts.Payload, bo), opts.PluginConcurrency),
 		noMatch:        opts.NoMatch,
 		authzNoMatch:   opts.AuthzNoMatch,
 		allowAnonymous: opts.AllowAnonymous,
@@ -203,19 +218,24 @@ func (p *Policy) Close(ctx context.Context) error {
 
 // authenticate runs the authn chain. Errors are resolved here by each step's
 // OnError and logged; the result always carries a final verdict.
-func (p *Policy) authenticate(ctx context.Context, log *slog.Logger, req *AuthnRequest) AuthnResult {
+func (p *Policy) authenticate(ctx context.Context, log *slog.Logger, req *AuthnRequest) (res AuthnResult) {
+	// erred: a module's error was ignored, so what the rest of the chain
+	// decides is not to be remembered as a failure.
+	erred := false
+	defer func() { res.transient = res.transient || erred }()
 	for i := range p.authn {
 		s := &p.authn[i]
-		res, err := s.Module.Authenticate(ctx, req)
+		res, err := concCall(s.conc, func() (AuthnResult, error) { return s.Module.Authenticate(ctx, req) })
 		if err != nil {
 			log.Log(ctx, errLevel(err), "authn module failed", "module", s.Name, "client_id", req.Client.ClientID, "err", err)
+			erred = true
 			switch s.OnError {
 			case ErrorAllow:
 				return AuthnResult{Verdict: Allow, Module: s.Name, Message: "module error, on_error = allow"}
 			case ErrorIgnore:
 				continue
 			default:
-				return AuthnResult{Verdict: Deny, Reason: ReasonNotAuthorized, Module: s.Name, Message: "module error"}
+				return AuthnResult{Verdict: Deny, Reason: ReasonNotAuthorized, Module: s.Name, Message: "module error", transient: true}
 			}
 		}
 		switch res.Verdict {

@@ -26,6 +26,9 @@ type CacheOptions struct {
 	// emptied as for MaxPerClient; a topic longer than the whole bound is
 	// not cached at all.
 	MaxBytesPerClient int
+	// AuthnFailureTTL is how long a refused authentication is remembered
+	// (authnguard.go); 0: not at all.
+	AuthnFailureTTL time.Duration
 }
 
 // Decider is the broker's single entry point to policy. It is long-lived
@@ -37,6 +40,10 @@ type Decider struct {
 	now  atomic.Int64  // coarse clock (unix nanoseconds) for cache TTLs
 	log  *slog.Logger
 	opts CacheOptions
+
+	guard     authnGuard // authnguard.go
+	negHits   atomic.Int64
+	coalesced atomic.Int64
 
 	stop chan struct{}
 	done chan struct{}
@@ -131,7 +138,7 @@ func (d *Decider) Authenticate(ctx context.Context, req *AuthnRequest) AuthnResu
 		ctx, cancel = context.WithTimeout(ctx, p.authnTimeout)
 		defer cancel()
 	}
-	return p.authenticate(ctx, d.log, req)
+	return d.authenticateGuarded(ctx, req, func() AuthnResult { return p.authenticate(ctx, d.log, req) })
 }
 
 // Session is the policy state of one connection: who the client is and its

@@ -82,7 +82,9 @@ func (s *Server) provision(ctx context.Context) error {
 		return err
 	}
 	s.reports = reports
-	s.decider = policy.NewDecider(p, cacheOptions(s.cfg.Cache), s.log)
+	copts := cacheOptions(s.cfg.Cache)
+	copts.AuthnFailureTTL = s.cfg.Limits.AuthnFailureTTL.Duration // [limits]
+	s.decider = policy.NewDecider(p, copts, s.log)
 	ring, err := broker.LoadRing(ctx, s.cfg, nil)
 	if err != nil {
 		return err
@@ -222,6 +224,8 @@ func buildPolicy(ctx context.Context, engine *wasm.Engine, ms *modules, cfg *con
 		AuthnTimeout:   cfg.Auth.Timeout.Duration,
 		Closers:        closers,
 		Payload:        payload,
+
+		PluginConcurrency: cfg.Limits.PluginConcurrency,
 	}), reports, nil
 }
 
