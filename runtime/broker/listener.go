@@ -24,7 +24,8 @@ import (
 // CONNECT packet, TLS handshake and websocket upgrade included. mochi sets no
 // deadline before CONNECT, so without this a peer that opens sockets and
 // stays silent would hold a goroutine and a file descriptor forever. After
-// CONNECT mochi replaces the deadline with 1.5 times the keepalive.
+// CONNECT mochi replaces the deadline with 1.5 times the keepalive. Start
+// replaces it with [limits] connect_timeout (limits.go, applyLimits).
 const connectTimeout = 20 * time.Second
 
 // Listener types of moat.toml.

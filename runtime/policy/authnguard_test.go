@@ -100,7 +100,9 @@ func TestAuthnCoalesced(t *testing.T) {
 	var wg sync.WaitGroup
 	results := make(chan Verdict, n)
 	for range n {
-		wg.Go(func() { results <- d.Authenticate(context.Background(), authnReq("u", "c", "10.0.0.1:5", "right")).Verdict })
+		wg.Go(func() {
+			results <- d.Authenticate(context.Background(), authnReq("u", "c", "10.0.0.1:5", "right")).Verdict
+		})
 	}
 	// Wait until the leader is in the module and the others queue behind.
 	deadline := time.Now().Add(5 * time.Second)
@@ -132,7 +134,9 @@ func TestPluginConcurrency(t *testing.T) {
 	defer d.Close()
 	var wg sync.WaitGroup
 	for i := range 2 {
-		wg.Go(func() { d.Authenticate(context.Background(), authnReq("u", string(rune('a'+i)), "10.0.0.1:1", "right")) })
+		wg.Go(func() {
+			d.Authenticate(context.Background(), authnReq("u", string(rune('a'+i)), "10.0.0.1:1", "right"))
+		})
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for slow.calls.Load() < 2 {
