@@ -63,6 +63,34 @@ func TestBans(t *testing.T) {
 		t.Errorf("unbanned address refused: %#x", code)
 	}
 
+	// By username: refused before any module is asked.
+	if _, err := h.AddBan(Ban{Kind: BanUsername, Value: "mallory"}); err != nil {
+		t.Fatal(err)
+	}
+	_, ca, _ := testutil.ConnectV5(t, addr, testutil.V5Options{ClientID: "m1", Username: "mallory", Password: "x"})
+	if ca == nil || ca.ReasonCode != 0x8A {
+		t.Errorf("banned username: CONNACK %+v, want 0x8A", ca)
+	}
+	_, ca, _ = testutil.ConnectV5(t, addr, testutil.V5Options{ClientID: "m2", Username: "trent", Password: "x"})
+	if ca == nil || ca.ReasonCode == 0x8A {
+		t.Errorf("other username: CONNACK %+v, want the policy's refusal, not 0x8A", ca)
+	}
+	if _, err := h.RemoveBan(BanUsername, "mallory"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A ban ends at its expiry.
+	if _, err := h.AddBan(Ban{Kind: BanClientID, Value: "brief", Expires: time.Now().Add(300 * time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	if code := connackV5(t, addr, "brief"); code != 0x8A {
+		t.Errorf("before expiry: CONNACK %#x, want 0x8A", code)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if code := connackV5(t, addr, "brief"); code != 0 {
+		t.Errorf("after expiry: CONNACK %#x, want 0", code)
+	}
+
 	// An expired ban matches nothing.
 	if _, err := h.AddBan(Ban{Kind: BanUsername, Value: "old", Expires: time.Now().Add(-time.Second)}); err != nil {
 		t.Fatal(err)
