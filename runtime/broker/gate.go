@@ -143,16 +143,7 @@ func (lg *listenerGate) admit(c net.Conn) net.Conn {
 			ip.conns++
 		}
 		g.mu.Unlock()
-		return &gatedConn{Conn: c, release: func() {
-			g.mu.Lock()
-			g.total--
-			lg.n--
-			if ip != nil {
-				ip.conns--
-				ip.seen = time.Now()
-			}
-			g.mu.Unlock()
-		}}
+		return &gatedConn{Conn: c, lg: lg, ip: ip}
 	}
 	closeNow := g.refusing >= maxRefusing
 	if !closeNow {
@@ -165,11 +156,24 @@ func (lg *listenerGate) admit(c net.Conn) net.Conn {
 		_ = c.Close()
 		return nil
 	}
-	return &gatedConn{Conn: c, refusal: r, until: now.Add(refusedDeadline), release: func() {
-		g.mu.Lock()
+	return &gatedConn{Conn: c, lg: lg, refusal: r, until: now.Add(refusedDeadline)}
+}
+
+// release gives back what an admitted or refused socket held.
+func (c *gatedConn) release() {
+	g := c.lg.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if c.refusal != nil {
 		g.refusing--
-		g.mu.Unlock()
-	}}
+		return
+	}
+	g.total--
+	c.lg.n--
+	if c.ip != nil {
+		c.ip.conns--
+		c.ip.seen = time.Now()
+	}
 }
 
 // ipEntry returns the table entry of addr, creating it; nil when neither a
@@ -311,10 +315,11 @@ func addrOf(a net.Addr) netip.Addr {
 // the gate's counts once.
 type gatedConn struct {
 	net.Conn
+	lg      *listenerGate
+	ip      *ipEntry     // nil without per-IP limits
 	refusal *connRefusal // nil when admitted
 	until   time.Time    // refused: the deadline no SetDeadline may pass
 	once    sync.Once
-	release func()
 }
 
 func (c *gatedConn) Close() error {
