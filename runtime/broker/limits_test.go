@@ -213,3 +213,23 @@ func TestLimitMessageRate(t *testing.T) {
 		}
 	})
 }
+
+// TestLimitWebsocketCap: the gate counts websocket connections too, and a
+// refused one still gets its CONNACK through the upgrade.
+func TestLimitWebsocketCap(t *testing.T) {
+	h := startHarness(t, `
+[[listener]]
+name = "ws"
+type = "ws"
+address = "127.0.0.1:0"
+max_connections = 1
+`, nil)
+	url := h.url("ws", "ws")
+	testutil.MustConnectV3(t, url, testutil.V3Options{ClientID: "first"})
+	if code := connackV3(t, url, "second"); code != 3 {
+		t.Errorf("second websocket connection: return code %d, want 3", code)
+	}
+	if n := h.Refused("listener.max_connections"); n != 1 {
+		t.Errorf("Refused = %d, want 1", n)
+	}
+}
