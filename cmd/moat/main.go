@@ -66,6 +66,7 @@ func commands() []command {
 		{"clients", "list the connected clients, or show one", runClients},
 		{"kick", "disconnect a client (MQTT 5: DISCONNECT 0x98)", runKick},
 		{"sessions", "list sessions, or delete one (sessions rm ID)", runSessions},
+		{"ban", "add, remove or list the running broker's bans", runBan},
 		{"passwd", "create and update password files, like mosquitto_passwd", runPasswd},
 		{"migrate", "translate a mosquitto.conf into a moat.toml", runMigrate},
 		{"keygen", "write a new payload key file", runKeygen}, {"keys", "rewrap stored payloads under the active key (broker stopped)", runKeys},

@@ -73,8 +73,11 @@ type Broker struct {
 	sys      *sysPublisher // sys.go
 	sysStop  context.CancelFunc
 	sysDone  chan struct{}
-	stats    *statsHook // stats.go; nil without Options.Stats
-	admin    *adminHook // admin.go
+	stats    *statsHook  // stats.go; nil without Options.Stats
+	admin    *adminHook  // admin.go
+	limits   *limitsHook // limits.go
+	gate     *gate       // gate.go
+	bans     *banList    // bans.go
 
 	mu        sync.Mutex
 	state     state
@@ -142,6 +145,13 @@ func New(opts Options) (*Broker, error) {
 	b := &Broker{log: log, cfg: cfg, srv: srv}
 	srv.Info.Version = sysVersion(opts.Version) // what mochi's start-up $SYS says
 
+	// Limits go first, so that a refused CONNECT costs no module call.
+	b.bans = newBanList(cfg.BanPath())
+	b.gate = newGate(cfg.Limits, b.bans, log)
+	b.limits = newLimitsHook(srv, b.gate, log)
+	if err := b.addHook(b.limits, nil); err != nil {
+		return nil, err
+	}
 	// Order matters where hooks transform packets: protocol fixes come
 	// first (protocol.go), and capabilities refuse filters before policy
 	// sees them.
@@ -251,6 +261,10 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 			return err
 		}
 		lns = append(lns, l)
+		l.applyLimits(b.gate, lc, b.cfg.Limits) // limits.go
+	}
+	if err := b.bans.load(); err != nil {
+		return err
 	}
 
 	if b.cfg.Persistence.Type == "bolt" {

@@ -24,7 +24,8 @@ import (
 // CONNECT packet, TLS handshake and websocket upgrade included. mochi sets no
 // deadline before CONNECT, so without this a peer that opens sockets and
 // stays silent would hold a goroutine and a file descriptor forever. After
-// CONNECT mochi replaces the deadline with 1.5 times the keepalive.
+// CONNECT mochi replaces the deadline with 1.5 times the keepalive. Start
+// replaces it with [limits] connect_timeout (limits.go, applyLimits).
 const connectTimeout = 20 * time.Second
 
 // Listener types of moat.toml.
@@ -54,13 +55,17 @@ type listener struct {
 	typ  string
 	log  *slog.Logger
 
-	raw   net.Listener // the bound TCP socket, for Addr
-	ln    net.Listener // raw, or TLS over raw for tcp/tls listeners
-	conns *connSet     // every accepted socket, until it is closed
-	http  *http.Server // ws and wss only
-	up    websocket.Upgrader
+	raw net.Listener // the bound TCP socket, for Addr
+	// tracking wraps raw; its gate (limits.go) admits each socket.
+	tracking *trackingListener
+	ln       net.Listener // raw, or TLS over raw for tcp/tls listeners
+	conns    *connSet     // every accepted socket, until it is closed
+	http     *http.Server // ws and wss only
+	up       websocket.Upgrader
 
 	establish listeners.EstablishFn
+	// connectTimeout is [limits] connect_timeout (limits.go sets it).
+	connectTimeout time.Duration
 
 	// certs is the certificate in force of a tls or wss listener, which
 	// ReloadCertificates may replace (certs.go); nil on tcp and ws.
@@ -103,8 +108,11 @@ func bind(lc config.Listener, log *slog.Logger) (*listener, error) {
 		certs:  certs,
 		conns:  &connSet{m: make(map[*trackedConn]struct{})},
 		served: make(chan struct{}),
+
+		connectTimeout: connectTimeout,
 	}
-	var ln net.Listener = &trackingListener{Listener: raw, set: l.conns}
+	l.tracking = &trackingListener{Listener: raw, set: l.conns}
+	var ln net.Listener = l.tracking
 	if tcfg != nil {
 		if l.typ == typeWSS {
 			// Websockets ride on HTTP/1.1; never negotiate h2.
@@ -301,7 +309,7 @@ func (l *listener) handle(conn net.Conn) {
 			l.log.Error("recovered from panic serving a connection", "remote", conn.RemoteAddr().String(), "err", fmt.Sprint(v))
 		}
 	}()
-	_ = conn.SetDeadline(time.Now().Add(connectTimeout))
+	_ = conn.SetDeadline(time.Now().Add(l.connectTimeout))
 	if err := l.establish(l.name, conn); err != nil && !errors.Is(err, io.EOF) {
 		l.log.Debug("connection ended", "remote", conn.RemoteAddr().String(), "err", err)
 	}
@@ -381,14 +389,22 @@ func (s *connSet) setWriteDeadline(t time.Time) {
 	}
 }
 
-// trackingListener records every accepted socket in a connSet.
+// trackingListener records every accepted socket in a connSet, once its
+// gate (gate.go) has admitted it.
 type trackingListener struct {
 	net.Listener
-	set *connSet
+	set  *connSet
+	gate *listenerGate // nil: every socket is admitted
 }
 
 func (t *trackingListener) Accept() (net.Conn, error) {
 	c, err := t.Listener.Accept()
+	for err == nil && t.gate != nil {
+		if c = t.gate.admit(c); c != nil {
+			break
+		}
+		c, err = t.Listener.Accept() // refused and closed at once
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -38,6 +38,7 @@ type Config struct {
 	Reload      Reload      `toml:"reload"`
 	Admin       Admin       `toml:"admin"`   // admin.go
 	Metrics     Metrics     `toml:"metrics"` // metrics.go
+	Limits      Limits      `toml:"limits"`  // limits.go
 	Payload     Payload     `toml:"-"`       // keys.go: [[key]], [keys] and [payload]
 	Plugins     []Plugin    `toml:"plugin"`
 
@@ -97,6 +98,16 @@ type Listener struct {
 	// user's network position (a broker on localhost or the LAN) or client
 	// certificate. Mosquitto accepts every origin. Refused on tcp and tls.
 	AllowedOrigins []string `toml:"allowed_origins"`
+
+	// MaxConnections bounds the open sockets of this listener; default 0:
+	// only [limits] max_connections applies.
+	MaxConnections int `toml:"max_connections"`
+	// ConnectionRate is the sustained rate of new connections this
+	// listener accepts, per second, as a token bucket of ConnectionBurst
+	// (default twice the rate); default 0: off. Over it a CONNECT is
+	// refused: MQTT 5 0x9F connection rate exceeded, 3.1.1 code 3.
+	ConnectionRate  float64 `toml:"connection_rate"`
+	ConnectionBurst int     `toml:"connection_burst"`
 }
 
 // TLS reports whether the listener terminates TLS.

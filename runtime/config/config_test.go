@@ -205,6 +205,18 @@ func TestMissingFileKeepsErrNotExist(t *testing.T) {
 
 // goodConfig is what good.toml must decode to, with dir the directory it
 // was loaded from.
+// defaultLimits is [limits] as Parse fills it in for a file in dir.
+func defaultLimits(dir string) Limits {
+	return Limits{
+		MaxClientIDLength: 256, MaxTopicLength: 4096, MaxTopicLevels: 128,
+		MaxSubscriptionsPerClient: 1024, ConnectTimeout: Duration{10 * time.Second},
+		MaxConnections: 100000, RateGrace: Duration{10 * time.Second},
+		BanFile: filepath.Join(dir, "moat.bans"), FlapWindow: Duration{time.Minute},
+		FlapBan: Duration{5 * time.Minute}, AuthnFailureTTL: Duration{2 * time.Second},
+		PluginConcurrency: 1024,
+	}
+}
+
 func goodConfig(dir string) *Config {
 	d := func(s string) Duration {
 		v, err := time.ParseDuration(s)
@@ -245,6 +257,7 @@ func goodConfig(dir string) *Config {
 		Auth:        Auth{AllowAnonymous: true, NoMatch: "allow", AuthzNoMatch: "allow", Timeout: d("2s")},
 		Cache:       Cache{Enabled: false, TTL: d("1m"), MaxPerClient: 10},
 		Wasm:        Wasm{CacheDir: abs("wasm-cache")},
+		Limits:      defaultLimits(dir),
 		Reload:      Reload{Reauthenticate: true, DryRunHistory: 50},
 		Plugins: []Plugin{
 			{
@@ -379,6 +392,7 @@ func TestDefaults(t *testing.T) {
 		Auth:        Auth{AllowAnonymous: false, NoMatch: "deny", AuthzNoMatch: "deny", Timeout: Duration{time.Second}},
 		Cache:       Cache{Enabled: true, TTL: Duration{5 * time.Minute}, MaxPerClient: 1024},
 		Wasm:        Wasm{CacheDir: cacheDir},
+		Limits:      defaultLimits(dir),
 		Reload:      Reload{Reauthenticate: true, DryRunHistory: 1024},
 	}
 	if !reflect.DeepEqual(exported(got), want) {

@@ -86,6 +86,7 @@ func Parse(data []byte, path string) (*Config, error) {
 		{"reload", raw.Reload, &c.Reload},
 		{"admin", raw.Admin, &c.Admin},
 		{"metrics", raw.Metrics, &c.Metrics},
+		{"limits", raw.Limits, &c.Limits},
 	}
 	for _, s := range sections {
 		if !md.IsDefined(s.name) {
@@ -132,6 +133,7 @@ type rawFile struct {
 	Reload      toml.Primitive   `toml:"reload"`
 	Admin       toml.Primitive   `toml:"admin"`
 	Metrics     toml.Primitive   `toml:"metrics"`
+	Limits      toml.Primitive   `toml:"limits"`
 	Plugins     []toml.Primitive `toml:"plugin"`
 	rawPayload                   // keys.go: [[key]], [keys] and [payload]
 }
@@ -508,6 +510,7 @@ func (c *Config) defaults(md *toml.MetaData) {
 	if def("cache", "max_per_client") {
 		c.Cache.MaxPerClient = defaultCacheSize
 	}
+	c.defaultsLimits(md) // limits.go
 	for i := range c.Plugins {
 		if c.Plugins[i].OnError == "" {
 			c.Plugins[i].OnError = "deny"
@@ -554,6 +557,7 @@ func (c *Config) resolve(path string) {
 		c.Wasm.CacheDir = abs(c.Wasm.CacheDir)
 	}
 	c.resolveAdmin(abs)
+	c.resolveLimits(abs) // limits.go
 	for i := range c.Plugins {
 		pl := &c.Plugins[i]
 		pl.Module = abs(pl.Module)

@@ -94,6 +94,7 @@ func (c *Config) validate(p *problems) {
 	}
 
 	c.validateAdmin(p)
+	c.validateLimits(p)  // limits.go
 	c.validatePayload(p) // keys.go
 
 	plugins := map[string]int{}

@@ -68,13 +68,15 @@ type Step[T any] struct {
 	brk *[5]breaker
 	// obs records the step's calls (Options.Observer); nil records nothing.
 	obs StepObserver
+	// conc caps the step's concurrent calls (authnguard.go); nil: no cap.
+	conc *concLimit
 }
 
 // call runs one decision of the step through its breaker: when the breaker
 // is open, decide is not called and the result is errBreakerOpen.
 func stepCall[T, R any](s *Step[T], a Action, log *slog.Logger, chain string, decide func() (R, error)) (R, error) {
 	if s.brk == nil || int(a) >= len(s.brk) {
-		return decide()
+		return concCall(s.conc, decide)
 	}
 	b := &s.brk[a]
 	ok, probe := b.allow()
@@ -82,9 +84,19 @@ func stepCall[T, R any](s *Step[T], a Action, log *slog.Logger, chain string, de
 		var zero R
 		return zero, errBreakerOpen
 	}
-	res, err := decide()
+	res, err := concCall(s.conc, decide)
 	b.done(err, probe, log, chain, s.Name)
 	return res, err
+}
+
+// concCall runs decide within the step's concurrency cap.
+func concCall[R any](c *concLimit, decide func() (R, error)) (R, error) {
+	if !c.acquire() {
+		var zero R
+		return zero, errOverloaded
+	}
+	defer c.release()
+	return decide()
 }
 
 // errLevel is the level a module error is logged at: an answer of an open
@@ -162,6 +174,9 @@ type Options struct {
 	// Observer, when set, is told of every plugin call (outcome and
 	// latency) and breaker transition; see Observer.
 	Observer Observer
+	// PluginConcurrency caps the calls each plugin may have running or
+	// waiting for an instance ([limits] plugin_concurrency); 0: no cap.
+	PluginConcurrency int
 }
 
 // New builds a Policy. The chains run in the order given.
@@ -183,9 +198,9 @@ func New(authn []Step[Authenticator], authz []Step[Authorizer], opts Options) *P
 		sh.noMatch, sh.authzNoMatch, sh.allowAnonymous = opts.NoMatch, opts.AuthzNoMatch, opts.AllowAnonymous
 	}
 	p := &Policy{
-		authn:          withBreakers(authn, &BreakerOptions{}), // a copy, no breaker: see BreakerOptions
-		authz:          withBreakers(authz, bo),
-		payload:        withBreakers(opts.Payload, bo),
+		authn:          withConcurrency(withBreakers(authn, &BreakerOptions{}), opts.PluginConcurrency), // a copy, no breaker: see BreakerOptions
+		authz:          withConcurrency(withBreakers(authz, bo), opts.PluginConcurrency),
+		payload:        withConcurrency(withBreakers(opts.Payload, bo), opts.PluginConcurrency),
 		noMatch:        opts.NoMatch,
 		authzNoMatch:   opts.AuthzNoMatch,
 		allowAnonymous: opts.AllowAnonymous,
@@ -226,19 +241,26 @@ func (p *Policy) Close(ctx context.Context) error {
 
 // authenticate runs the authn chain. Errors are resolved here by each step's
 // OnError and logged; the result always carries a final verdict.
-func (p *Policy) authenticate(ctx context.Context, log *slog.Logger, req *AuthnRequest) AuthnResult {
+func (p *Policy) authenticate(ctx context.Context, log *slog.Logger, req *AuthnRequest) (res AuthnResult) {
+	// erred: a module's error was ignored, so what the rest of the chain
+	// decides is not to be remembered as a failure.
+	erred := false
+	defer func() { res.transient = res.transient || erred }()
 	for i := range p.authn {
 		s := &p.authn[i]
-		res, err := observe(s, authnVerdict, func() (AuthnResult, error) { return s.Module.Authenticate(ctx, req) })
+		res, err := observe(s, authnVerdict, func() (AuthnResult, error) {
+			return concCall(s.conc, func() (AuthnResult, error) { return s.Module.Authenticate(ctx, req) })
+		})
 		if err != nil {
 			log.Log(ctx, errLevel(err), "authn module failed", "audit", "plugin_error", "module", s.Name, "client_id", req.Client.ClientID, "err", err)
+			erred = true
 			switch s.OnError {
 			case ErrorAllow:
 				return AuthnResult{Verdict: Allow, Module: s.Name, Message: "module error, on_error = allow"}
 			case ErrorIgnore:
 				continue
 			default:
-				return AuthnResult{Verdict: Deny, Reason: ReasonNotAuthorized, Module: s.Name, Message: "module error"}
+				return AuthnResult{Verdict: Deny, Reason: ReasonNotAuthorized, Module: s.Name, Message: "module error", transient: true}
 			}
 		}
 		switch res.Verdict {

@@ -29,6 +29,9 @@ type CacheOptions struct {
 	// Stats, when set, counts cache hits and misses; nil counts nothing,
 	// so that a broker without metrics pays no shared atomic per hit.
 	Stats *CacheStats
+	// AuthnFailureTTL is how long a refused authentication is remembered
+	// (authnguard.go); 0: not at all.
+	AuthnFailureTTL time.Duration
 }
 
 // Decider is the broker's single entry point to policy. It is long-lived
@@ -41,6 +44,10 @@ type Decider struct {
 	log  *slog.Logger
 	opts CacheOptions
 	rec  atomic.Pointer[recorder] // nil: no history kept (recorder.go)
+
+	guard     authnGuard // authnguard.go
+	negHits   atomic.Int64
+	coalesced atomic.Int64
 
 	stop chan struct{}
 	done chan struct{}
@@ -135,12 +142,14 @@ func (d *Decider) Authenticate(ctx context.Context, req *AuthnRequest) AuthnResu
 		ctx, cancel = context.WithTimeout(ctx, p.authnTimeout)
 		defer cancel()
 	}
-	res := p.authenticate(ctx, d.log, req)
-	d.recordAuthn(req, res)
-	if len(p.shadows) > 0 {
-		p.observeAuthn(d.log, req, res)
-	}
-	return res
+	return d.authenticateGuarded(ctx, req, func() AuthnResult {
+		res := p.authenticate(ctx, d.log, req)
+		d.recordAuthn(req, res)
+		if len(p.shadows) > 0 {
+			p.observeAuthn(d.log, req, res)
+		}
+		return res
+	})
 }
 
 // Session is the policy state of one connection: who the client is and its

@@ -157,6 +157,9 @@ type AuthnResult struct {
 	Message string
 	// Module names the module that decided; "" when no module did.
 	Module string
+	// transient marks a Deny that came from a module error: the negative
+	// cache (authnguard.go) does not keep it.
+	transient bool
 }
 
 // AuthzRequest asks whether Client may do Action on Topic.

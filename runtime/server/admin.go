@@ -157,6 +157,7 @@ func (a *Admin) newHTTPServer(endpoint string, token bool) *http.Server {
 	mux.HandleFunc("POST "+AdminPath, a.reload)
 	mux.HandleFunc("POST "+DryRunPath, a.dryRun) // dryrun.go
 	a.routes(mux)                                // admin_api.go
+	a.handleBans(mux)                            // bans.go
 	return &http.Server{
 		Handler:           a.authorize(mux, token),
 		ReadHeaderTimeout: 10 * time.Second,

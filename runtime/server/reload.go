@@ -246,6 +246,9 @@ func (s *Server) Reload(ctx context.Context, trigger Trigger) ReloadResult {
 	s.attempted = pluginFiles(cfg.Plugins)
 	s.notifyWatchers()
 	res.NeedsRestart = restartOnly(s.cfg, cfg)
+	// [limits] needs a restart, plugin_concurrency (read by buildPolicy)
+	// included: the new policy keeps the running value.
+	cfg.Limits = s.cfg.Limits
 
 	p, reports, err := buildPolicy(ctx, s.engine, s.modules, cfg, s.observer())
 	if err != nil {

@@ -294,6 +294,8 @@ socket = "off"
 
 [metrics]
 listen = "127.0.0.1:0"
+[limits]
+max_topic_levels = 8
 ` + anonymous + gate("gate", "deny.wasm")
 	e.replace("moat.toml", []byte(doc))
 	res := e.reload(true)
@@ -306,6 +308,7 @@ listen = "127.0.0.1:0"
 		{"cache.ttl", `"5m0s"`, `"1m0s"`},
 		{"admin.socket", `""`, `"off"`},
 		{"metrics.listen", `""`, `"127.0.0.1:0"`},
+		{"limits.max_topic_levels", "128", "8"},
 	}
 	if !reflect.DeepEqual(res.NeedsRestart, want) {
 		t.Errorf("needs restart:\n%v\nwant\n%v", res.NeedsRestart, want)

@@ -36,6 +36,8 @@ import (
 //   - [admin]: the endpoint `moat reload` talks to is opened at start.
 //   - [metrics]: the observability listener is opened at start.
 //   - [payload] require_e2e_disconnect: the payload hook is set up once.
+//   - [limits]: the connection gate, the limits hook and the ban list are
+//     built with the broker; bans themselves change live (`moat ban`).
 //
 // Between them, liveFields, restartSections and the two lists compared
 // by hand (listeners, payload) must cover every field of config.Config
@@ -77,10 +79,10 @@ func diffList[T any](out []Change, name string, a, b []T, summary func(T) string
 // restartSections are the sections compared field by field, in file
 // order; sectionField maps each to its config.Config field.
 var (
-	restartSections = []string{"mqtt", "persistence", "log", "cache", "wasm", "admin", "metrics"}
+	restartSections = []string{"mqtt", "persistence", "log", "cache", "wasm", "admin", "metrics", "limits"}
 	sectionField    = map[string]string{
 		"mqtt": "MQTT", "persistence": "Persistence", "log": "Log",
-		"cache": "Cache", "wasm": "Wasm", "admin": "Admin", "metrics": "Metrics",
+		"cache": "Cache", "wasm": "Wasm", "admin": "Admin", "metrics": "Metrics", "limits": "Limits",
 	}
 	// liveFields are the config.Config fields a reload applies (or that
 	// are not settings); byHand those restartOnly compares itself

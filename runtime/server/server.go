@@ -133,7 +133,9 @@ func (s *Server) provision(ctx context.Context) error {
 	}
 	s.reports = reports
 	s.warn(s.cfg)
-	s.decider = policy.NewDecider(p, s.cacheOptions(), s.log)
+	copts := s.cacheOptions()
+	copts.AuthnFailureTTL = s.cfg.Limits.AuthnFailureTTL.Duration // [limits]
+	s.decider = policy.NewDecider(p, copts, s.log)
 	s.decider.SetHistory(s.cfg.Reload.DryRunHistory)
 	ring, err := broker.LoadRing(ctx, s.cfg, nil)
 	if err != nil {
@@ -280,14 +282,15 @@ func buildPolicy(ctx context.Context, engine *wasm.Engine, ms *modules, cfg *con
 		return nil, nil, errors.Join(errs...)
 	}
 	return policy.New(authn, authz, policy.Options{
-		AllowAnonymous: cfg.Auth.AllowAnonymous,
-		NoMatch:        verdict(cfg.Auth.NoMatch),
-		AuthzNoMatch:   verdict(cfg.Auth.AuthzNoMatch),
-		AuthnTimeout:   cfg.Auth.Timeout.Duration,
-		Closers:        closers,
-		Payload:        payload,
-		Shadows:        shadows,
-		Observer:       obs,
+		AllowAnonymous:    cfg.Auth.AllowAnonymous,
+		NoMatch:           verdict(cfg.Auth.NoMatch),
+		AuthzNoMatch:      verdict(cfg.Auth.AuthzNoMatch),
+		AuthnTimeout:      cfg.Auth.Timeout.Duration,
+		Closers:           closers,
+		Payload:           payload,
+		Shadows:           shadows,
+		Observer:          obs,
+		PluginConcurrency: cfg.Limits.PluginConcurrency,
 	}), reports, nil
 }
 
