@@ -68,8 +68,36 @@ impl Rule {
     }
 }
 
+/// The rules of one section, a run of the sorted rule array: first those
+/// whose first level is a wildcard or substitution, up to `generic`.
+#[derive(Clone, Copy)]
+struct Section {
+    id: u32,
+    user: &'static [u8],
+    start: u32,
+    generic: u32,
+    end: u32,
+}
+
+/// The rules of one section whose first level is the literal `key`.
+#[derive(Clone, Copy)]
+struct Group {
+    section: u32,
+    key: &'static [u8],
+    start: u32,
+    end: u32,
+}
+
 struct Acl {
     rules: &'static [Rule],
+    anon: Option<Section>,
+    patterns: Option<Section>,
+    // Open-addressed hash tables of index+1 (0: empty slot), with a
+    // power-of-two size at least twice the entries.
+    sections: &'static [Section],
+    users: &'static [u32],
+    groups: &'static [Group],
+    group_index: &'static [u32],
     check_subscribe: bool,
     uses_attrs: bool,
     ignore: bool,
@@ -77,7 +105,146 @@ struct Acl {
 
 // Set by configure before any decision; an instance serves one call at a
 // time (sdk/rust/README.md, Memory).
-static mut ACL: Acl = Acl { rules: &[], check_subscribe: false, uses_attrs: false, ignore: false };
+static mut ACL: Acl = Acl {
+    rules: &[],
+    anon: None,
+    patterns: None,
+    sections: &[],
+    users: &[],
+    groups: &[],
+    group_index: &[],
+    check_subscribe: false,
+    uses_attrs: false,
+    ignore: false,
+};
+
+/// FNV-1a over a section number and a key.
+fn hash(section: u32, key: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5 ^ section;
+    h = h.wrapping_mul(0x0100_0193);
+    for &c in key {
+        h ^= c as u32;
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+fn table_size(n: usize) -> usize {
+    (2 * n + 1).next_power_of_two()
+}
+
+impl Acl {
+    fn user_section(&self, user: &[u8]) -> Option<Section> {
+        let mask = self.users.len().wrapping_sub(1);
+        if self.users.is_empty() {
+            return None;
+        }
+        let mut i = hash(0, user) as usize & mask;
+        loop {
+            let e = self.users[i];
+            if e == 0 {
+                return None;
+            }
+            let sec = self.sections[e as usize - 1];
+            if sec.user == user {
+                return Some(sec);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn group(&self, section: u32, key: &[u8]) -> &'static [Rule] {
+        if self.group_index.is_empty() {
+            return &[];
+        }
+        let mask = self.group_index.len() - 1;
+        let mut i = hash(section, key) as usize & mask;
+        loop {
+            let e = self.group_index[i];
+            if e == 0 {
+                return &[];
+            }
+            let g = self.groups[e as usize - 1];
+            if g.section == section && g.key == key {
+                return &self.rules[g.start as usize..g.end as usize];
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
+/// Indexes the sorted rules: sections, and runs of a common first level.
+fn index(rules: &'static [Rule], acl: &mut Acl) -> Result<(), Msg> {
+    // Count sections and groups.
+    let (mut nsec, mut ngroups) = (0, 0);
+    for i in 0..rules.len() {
+        let new_sec = i == 0 || (rules[i].group, rules[i].user) != (rules[i - 1].group, rules[i - 1].user);
+        if new_sec {
+            nsec += 1;
+        }
+        if rules[i].first().is_some() && (new_sec || rules[i].first() != rules[i - 1].first()) {
+            ngroups += 1;
+        }
+    }
+    let empty = Section { id: 0, user: &[], start: 0, generic: 0, end: 0 };
+    let sections = arena::alloc_slice(nsec, empty).ok_or_else(oom)?;
+    let groups = arena::alloc_slice(ngroups, Group { section: 0, key: &[], start: 0, end: 0 }).ok_or_else(oom)?;
+    let (mut s, mut g) = (0usize, 0usize);
+    for i in 0..rules.len() {
+        let r = &rules[i];
+        let new_sec = i == 0 || (r.group, r.user) != (rules[i - 1].group, rules[i - 1].user);
+        if new_sec {
+            sections[s] = Section { id: s as u32, user: r.user, start: i as u32, generic: i as u32, end: i as u32 };
+            s += 1;
+        }
+        let sec = &mut sections[s - 1];
+        sec.end = i as u32 + 1;
+        match r.first() {
+            None => sec.generic = i as u32 + 1,
+            Some(k) => {
+                if new_sec || rules[i - 1].first() != Some(k) {
+                    groups[g] = Group { section: s as u32 - 1, key: k, start: i as u32, end: i as u32 };
+                    g += 1;
+                }
+                groups[g - 1].end = i as u32 + 1;
+            }
+        }
+    }
+    for sec in sections.iter() {
+        let r = &rules[sec.start as usize];
+        match r.group {
+            ANON => acl.anon = Some(*sec),
+            PATTERN => acl.patterns = Some(*sec),
+            _ => {}
+        }
+    }
+    let users = arena::alloc_slice(table_size(nsec), 0u32).ok_or_else(oom)?;
+    let umask = users.len() - 1;
+    for (k, sec) in sections.iter().enumerate() {
+        if rules[sec.start as usize].group != USER {
+            continue;
+        }
+        let mut i = hash(0, sec.user) as usize & umask;
+        while users[i] != 0 {
+            i = (i + 1) & umask;
+        }
+        users[i] = k as u32 + 1;
+    }
+    let gindex = arena::alloc_slice(table_size(ngroups), 0u32).ok_or_else(oom)?;
+    let gmask = gindex.len() - 1;
+    for (k, gr) in groups.iter().enumerate() {
+        let mut i = hash(gr.section, gr.key) as usize & gmask;
+        while gindex[i] != 0 {
+            i = (i + 1) & gmask;
+        }
+        gindex[i] = k as u32 + 1;
+    }
+    acl.sections = sections;
+    acl.users = users;
+    acl.groups = groups;
+    acl.group_index = gindex;
+    Ok(())
+}
 
 // ---------------------------------------------------------------------------
 // Configuration.
@@ -581,7 +748,21 @@ fn parse(text: &'static [u8], name: &'static str) -> Result<Acl, Msg> {
     }
     let rules = &mut p.rules[..p.nrules];
     rules.sort_unstable_by(|a, b| (a.group, a.user, a.first()).cmp(&(b.group, b.user, b.first())));
-    Ok(Acl { rules, check_subscribe: p.check_subscribe, uses_attrs: p.uses_attrs, ignore: false })
+    let rules: &'static [Rule] = rules;
+    let mut acl = Acl {
+        rules,
+        anon: None,
+        patterns: None,
+        sections: &[],
+        users: &[],
+        groups: &[],
+        group_index: &[],
+        check_subscribe: p.check_subscribe,
+        uses_attrs: p.uses_attrs,
+        ignore: false,
+    };
+    index(rules, &mut acl)?;
+    Ok(acl)
 }
 
 // ---------------------------------------------------------------------------
@@ -694,13 +875,14 @@ impl<'a> Query<'a> {
 
     /// Decides within one section: rules with a wildcard or substituted
     /// first level, then those whose literal first level is the topic's.
-    fn section(&self, rules: &[Rule]) -> Verdict {
+    fn section(&self, acl: &Acl, sec: Section) -> Verdict {
         let mut v = Verdict::NoMatch;
-        let g = rules.partition_point(|r| r.first().is_none());
-        if self.run(&rules[..g], &mut v) {
+        if self.run(&acl.rules[sec.start as usize..sec.generic as usize], &mut v) {
             return v;
         }
-        let lits = &rules[g..];
+        if sec.generic == sec.end {
+            return v;
+        }
         let first = match find(self.topic, |c| c == b'/') {
             Some(j) => &self.topic[..j],
             None => self.topic,
@@ -708,9 +890,7 @@ impl<'a> Query<'a> {
         if self.cover && (first == b"+" || first == b"#") {
             return v; // a literal never covers a wildcard
         }
-        let lo = lits.partition_point(|r| r.first().unwrap_or(&[]) < first);
-        let hi = lo + lits[lo..].partition_point(|r| r.first().unwrap_or(&[]) == first);
-        self.run(&lits[lo..hi], &mut v);
+        self.run(acl.group(sec.id, first), &mut v);
         v
     }
 }
@@ -725,13 +905,6 @@ fn scan_value(s: &[u8]) -> (bool, bool) {
         }
     }
     (wild, slash)
-}
-
-/// The rules of one section: group and user.
-fn section_of(rules: &'static [Rule], group: u8, user: &[u8]) -> &'static [Rule] {
-    let lo = rules.partition_point(|r| (r.group, r.user) < (group, user));
-    let hi = lo + rules[lo..].partition_point(|r| r.group == group && r.user == user);
-    &rules[lo..hi]
 }
 
 fn decide(acl: &Acl, r: &AuthzRequest) -> Verdict {
@@ -782,19 +955,17 @@ fn decide(acl: &Acl, r: &AuthzRequest) -> Verdict {
         client_ok: false,
         user_ok: false,
     };
-    let section = if anonymous {
-        section_of(acl.rules, ANON, &[])
-    } else {
-        section_of(acl.rules, USER, username)
+    let section = if anonymous { acl.anon } else { acl.user_section(username) };
+    if let Some(sec) = section {
+        let v = q.section(acl, sec);
+        if v != Verdict::NoMatch {
+            return v;
+        }
+    }
+    let patterns = match acl.patterns {
+        Some(p) => p,
+        None => return Verdict::NoMatch,
     };
-    let v = q.section(section);
-    if v != Verdict::NoMatch {
-        return v;
-    }
-    let patterns = section_of(acl.rules, PATTERN, &[]);
-    if patterns.is_empty() {
-        return Verdict::NoMatch;
-    }
     // CVE-2017-7650: Mosquitto refuses the whole pattern phase for a client
     // whose id or name has a wildcard.
     let (c_wild, c_slash) = scan_value(q.client_id);
@@ -804,7 +975,7 @@ fn decide(acl: &Acl, r: &AuthzRequest) -> Verdict {
     }
     q.client_ok = !q.client_id.is_empty() && !c_slash;
     q.user_ok = !anonymous && !u_slash;
-    q.section(patterns)
+    q.section(acl, patterns)
 }
 
 fn authz(r: &AuthzRequest) -> Authz {

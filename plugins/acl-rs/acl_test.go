@@ -110,7 +110,10 @@ func loadACL(t testing.TB, e *wasm.Engine, module, text, config string) (*wasm.M
 	if config != "" {
 		cfg.ConfigJSON = []byte(config)
 	}
-	m, err := e.Load(context.Background(), cfg)
+	// A bound, so that a module that loops fails the test with its input.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	m, err := e.Load(ctx, cfg)
 	if err == nil {
 		t.Cleanup(func() { m.Close() })
 	}
@@ -166,7 +169,8 @@ func compare(t *testing.T, e *wasm.Engine, module, text string, queries []aclfil
 	if err != nil {
 		t.Fatalf("aclfile accepts the file but the Rust module refuses it: %v\n%s", err, text)
 	}
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
 	for _, q := range queries {
 		if q.Username == "" {
 			q.Anonymous = true // as plugins/acl maps an absent username
@@ -487,23 +491,12 @@ func FuzzACL(f *testing.F) {
 	f.Add(semanticFile, "alice", "c1", "alice/x", uint8(1), uint8(1), false)
 	f.Add("pattern read %c/#\n", "", "c1", "c1/x", uint8(3), uint8(0), false)
 	f.Add("@pattern allow publish maxqos=1 retain=deny %{t}/#\n", "u", "c", "a/b", uint8(1), uint8(1), true)
-	var (
-		once sync.Once
-		e    *wasm.Engine
-	)
 	f.Fuzz(func(t *testing.T, text, user, client, topic string, action, qos uint8, retain bool) {
-		once.Do(func() {
-			var err error
-			e, err = wasm.NewEngine(context.Background(), wasm.EngineOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-		})
 		if len(text) > 4096 || !utf8.ValidString(user+client+topic) {
 			return // MQTT strings are UTF-8; the SDK reads them as str
 		}
 		q := aclfile.Query{Action: aclfile.Action(1 + action%3), Username: user, ClientID: client, Topic: topic, QoS: qos % 4, Retain: retain,
 			Attributes: []aclfile.Attr{{Key: "t", Value: client}}}
-		compare(t, e, rustModule(t), text, []aclfile.Query{q})
+		compare(t, engine(t), rustModule(t), text, []aclfile.Query{q})
 	})
 }
