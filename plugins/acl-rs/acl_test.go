@@ -487,6 +487,8 @@ func TestRandomFiles(t *testing.T) {
 }
 
 // FuzzACL compares the module with aclfile on any file text and request.
+// Each run loads a module (~0.1 s), so fuzz with -fuzzminimizetime 1x, or
+// the worker spends its time minimizing (README.md).
 func FuzzACL(f *testing.F) {
 	f.Add(semanticFile, "alice", "c1", "alice/x", uint8(1), uint8(1), false)
 	f.Add("pattern read %c/#\n", "", "c1", "c1/x", uint8(3), uint8(0), false)
