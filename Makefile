@@ -16,6 +16,8 @@
 #
 # Conventions, so that a new module needs no edit here:
 #   plugins/<name>/*.go           -> bin/plugins/<name>.wasm
+#     (except acl: bin/plugins/acl.wasm is plugins/acl-rs/acl.rs, Rust;
+#     the Go module of plugins/acl is bin/plugins/acl-go.wasm)
 #   examples/plugins/<name>/*.go  -> bin/examples/<name>.wasm
 #   **/testdata/<name>.wat        -> **/testdata/<name>.wasm, beside it
 # The reference policy of each guest SDK (examples/reference/<lang>/) builds
