@@ -272,9 +272,8 @@ fn configure(cfg: &[u8]) -> Result<(), Msg> {
             }
             let s = v.as_str().ok_or_else(|| Msg::from("acl: config: file: want a string"))?;
             let s = s.keep().ok_or_else(oom)?;
-            if !s.is_empty() {
-                file = s;
-            }
+            // The last "file" counts, as in encoding/json; "" is the default.
+            file = if s.is_empty() { "acl" } else { s };
         } else if key_is(&k, "no_match") {
             if v.kind() == json::Kind::Null {
                 continue;
