@@ -18,6 +18,8 @@
 #
 # Conventions, so that a new module needs no edit here:
 #   plugins/<name>/*.go           -> bin/plugins/<name>.wasm
+#     (except acl: bin/plugins/acl.wasm is plugins/acl-rs/acl.rs, Rust;
+#     the Go module of plugins/acl is bin/plugins/acl-go.wasm)
 #   examples/plugins/<name>/*.go  -> bin/examples/<name>.wasm
 #   **/testdata/<name>.wat        -> **/testdata/<name>.wasm, beside it
 # The reference policy of each guest SDK (examples/reference/<lang>/) builds
@@ -64,6 +66,8 @@ RUSTFLAGS_WASM ?= --edition 2021 --target wasm32-unknown-unknown --crate-type cd
                   -C panic=abort -C opt-level=s -C link-arg=-zstack-size=65536 -C strip=symbols
 RUST_SDK       := sdk/rust/moat.rs
 RUST_WASM      := bin/examples/reference-rust.wasm
+# First-party Rust plugins: see the rules after reference-rust.wasm.
+RUST_PLUGIN_WASM := bin/plugins/acl-go.wasm
 
 # The reference policy (examples/reference/POLICY.md), one build per SDK.
 REFERENCE_WASM := bin/examples/reference-go.wasm bin/examples/reference-c.wasm bin/examples/reference-cpp.wasm bin/examples/reference-as.wasm
@@ -74,7 +78,7 @@ endif
 
 .PHONY: build run test bench soak fuzz lint clean install FORCE
 
-build: bin/moat $(PLUGIN_WASM) $(EXAMPLE_WASM) $(REFERENCE_WASM) $(RUST_WASM) $(SDK_TEST_WASM) $(WAT_TARGETS)
+build: bin/moat $(PLUGIN_WASM) $(RUST_PLUGIN_WASM) $(EXAMPLE_WASM) $(REFERENCE_WASM) $(RUST_WASM) $(SDK_TEST_WASM) $(WAT_TARGETS)
 
 # Go targets always run: the go command knows what is out of date, and its
 # build cache makes an up-to-date build cost well under a second.
@@ -98,6 +102,19 @@ cmd/moat/templates/rust/moat.rs: $(RUST_SDK)
 bin/examples/reference-rust.wasm: examples/reference/rust/reference.rs $(RUST_SDK)
 	@mkdir -p $(@D)
 	$(RUSTC) $(RUSTFLAGS_WASM) $< -o $@
+
+# First-party plugins in Rust (plugins/acl-rs/README.md). The shipped
+# bin/plugins/acl.wasm is built from Rust: this explicit rule takes
+# precedence over the Go pattern rule above. The Go module of plugins/acl,
+# whose engine (plugins/acl/aclfile) is the reference the Rust one is
+# checked against, still builds, as bin/plugins/acl-go.wasm, for the
+# cross-checks and benchmarks.
+bin/plugins/acl.wasm: plugins/acl-rs/acl.rs $(RUST_SDK)
+	@mkdir -p $(@D)
+	$(RUSTC) $(RUSTFLAGS_WASM) $< -o $@
+
+bin/plugins/acl-go.wasm: FORCE
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./plugins/acl
 
 # The C and C++ reference policies, on the one header of the C SDK. These
 # explicit rules take precedence over the Go rule for bin/examples/%.wasm,
