@@ -74,8 +74,9 @@ func (h *policyHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool 
 		st = h.restoredState(cl)
 	}
 	if write {
-		qos := st.pub.QoS // checkPublish clears st.pub
-		return h.v3Refused(cl, st, topic, qos, h.checkPublish(cl, st, topic)) // policyhook_v3.go
+		// checkPublish clears st.pub; v3Refused (policyhook_v3.go) needs its QoS.
+		qos := st.pub.QoS
+		return h.v3Refused(cl, st, topic, qos, h.checkPublish(cl, st, topic))
 	}
 	if st.subscribing.Load() {
 		if allowed, decided := st.subscribeCheck(topic, h.deniedFilter); decided {
