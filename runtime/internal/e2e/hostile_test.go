@@ -29,8 +29,9 @@ import (
 //     and for its subscriber's copy, then the next) have a p99 under
 //     goodP99 (or loadFactor times the same client's p99 without the
 //     attack, when the machine alone makes that slower), computed over
-//     every sample taken while the attack ran (nearest rank: with fewer than 100 samples, the slowest). A stalled
-//     broker shows as few, long samples. The p99 of the same client
+//     every sample taken while the attack ran (nearest rank: with fewer
+//     than 100 samples, the slowest). A stalled broker shows as few, long
+//     samples. The p99 of the same client
 //     without an attack, measured first, is reported beside it, to tell a
 //     loaded machine from an attack;
 //   - the process's memory (peak RSS and peak Go heap, sampled every few
