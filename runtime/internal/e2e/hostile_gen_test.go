@@ -127,18 +127,18 @@ func evilPrefix() []byte {
 }
 
 // genBulk: for an evil request, 200 bulk instructions over the whole
-// 16 MiB memory (memory.copy: half of it), or 1000 over a table of 128Ki
+// 16 MiB memory (memory.copy: half of it), or 600 over a table of 128Ki
 // elements (1 MiB, within what a 16MiB memory_limit allows for tables),
 // in straight-line code (no loop, no call: no point where the meter checks
 // the deadline or lets Go stop the world): 3.2 GB of memset, 1.6 GB of
-// memmove or 128Mi table elements: a second or more (the table: a tenth
+// memmove or 75Mi table elements: a second or more (the table: a tenth
 // of that, still well past the deadline), then allow.
 func genBulk(op bulkOp) func() []byte {
 	return func() []byte {
 		const pages, elems = 256, 1 << 17
 		n := 200
 		if op == bulkTableFill {
-			n = 1000
+			n = 600 // within the load limit of 4,096 weighted blocks (6 each)
 		}
 		b := evilPrefix()
 		for range n {
