@@ -21,3 +21,5 @@ require (
 	golang.org/x/sync v0.17.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 )
+
+replace github.com/mochi-mqtt/server/v2 => ./third_party/mochi
