@@ -63,6 +63,8 @@ type Broker struct {
 	hooks   []mqtt.Hook
 	policy  *policyHook
 	payload *payloadHook // payload.go
+	// overload applies the slow-subscriber rule (overload.go).
+	overload *overloadHook
 
 	mu        sync.Mutex
 	state     state
@@ -142,6 +144,10 @@ func New(opts Options) (*Broker, error) {
 	// After the policy hook, whose sessions and verdicts it builds on.
 	b.payload = newPayloadHook(srv, b.policy, opts.Ring, cfg.Payload.RequireE2EDisconnect, log)
 	if err := b.addHook(b.payload, nil); err != nil {
+		return nil, err
+	}
+	b.overload = newOverloadHook(srv, log)
+	if err := b.addHook(b.overload, nil); err != nil {
 		return nil, err
 	}
 	if err := checkAuthHooks(b.hooks, b.policy); err != nil {

@@ -34,6 +34,8 @@ func capabilities(m config.MQTT) *mqtt.Capabilities {
 	c.MaximumPacketSize = uint32(min(int64(m.MaximumPacketSize), math.MaxUint32))
 	c.ReceiveMaximum = m.ReceiveMaximum
 	c.MaximumInflight = m.MaximumInflight
+	c.MaximumClientWritesPending = m.MaximumQueuedMessages
+	c.MaximumClientWritesWait = m.SlowSubscriberTimeout.Duration
 	c.MaximumSessionExpiryInterval = uint32(min(seconds(m.MaximumSessionExpiry.Duration), math.MaxUint32))
 	c.MaximumMessageExpiryInterval = seconds(m.MaximumMessageExpiry.Duration)
 	c.MaximumClients = math.MaxInt64

@@ -21,6 +21,8 @@ const (
 	defaultMaxPacketSize  = 256 * KiB
 	defaultReceiveMaximum = 1024
 	defaultInflight       = 8192
+	defaultQueued         = 8192
+	defaultSlowSubscriber = 10 * time.Second
 	defaultExpiry         = 24 * time.Hour
 	defaultTopicAlias     = math.MaxUint16
 	defaultAuthTimeout    = time.Second
@@ -433,6 +435,12 @@ func (c *Config) defaults(md *toml.MetaData) {
 	}
 	if def("mqtt", "maximum_inflight") {
 		m.MaximumInflight = defaultInflight
+	}
+	if def("mqtt", "maximum_queued_messages") {
+		m.MaximumQueuedMessages = defaultQueued
+	}
+	if def("mqtt", "slow_subscriber_timeout") {
+		m.SlowSubscriberTimeout.Duration = defaultSlowSubscriber
 	}
 	if def("mqtt", "maximum_session_expiry") {
 		m.MaximumSessionExpiry.Duration = defaultExpiry

@@ -149,6 +149,7 @@ type ClientState struct {
 	Subscriptions   *Subscriptions       // a map of the subscription filters a client maintains
 	disconnected    int64                // the time the client disconnected in unix time, for calculating expiry
 	outbound        chan *packets.Packet // queue for pending outbound packets
+	room            chan struct{}        // signalled when inflight room may have been freed; see Server.waitForInflight
 	endOnce         sync.Once            // only end once
 	isTakenOver     atomic.Bool          // used to identify orphaned clients
 	packetID        uint32               // the current highest packetID
@@ -172,6 +173,7 @@ func newClient(c net.Conn, o *ops) *Client {
 			cancelOpen:    cancel,
 			Keepalive:     defaultKeepalive,
 			outbound:      make(chan *packets.Packet, o.options.Capabilities.MaximumClientWritesPending),
+			room:          make(chan struct{}, 1),
 		},
 		Properties: ClientProperties{
 			ProtocolVersion: defaultClientProtocolVersion, // default protocol version
@@ -203,6 +205,15 @@ func (cl *Client) WriteLoop() {
 		case <-cl.State.open.Done():
 			return
 		}
+	}
+}
+
+// signalRoom wakes one publisher waiting for room in cl's inflight store,
+// if any; it never blocks.
+func (cl *Client) signalRoom() {
+	select {
+	case cl.State.room <- struct{}{}:
+	default:
 	}
 }
 

@@ -48,6 +48,7 @@ type Capabilities struct {
 	MaximumClients               int64           `yaml:"maximum_clients" json:"maximum_clients"`                                 // maximum number of connected clients
 	MaximumMessageExpiryInterval int64           `yaml:"maximum_message_expiry_interval" json:"maximum_message_expiry_interval"` // maximum message expiry if message expiry is 0 or over
 	MaximumClientWritesPending   int32           `yaml:"maximum_client_writes_pending" json:"maximum_client_writes_pending"`     // maximum number of pending message writes for a client
+	MaximumClientWritesWait      time.Duration   `yaml:"maximum_client_writes_wait" json:"maximum_client_writes_wait"`           // how long a publisher waits for room for a qos > 0 message before it is dropped; 0 drops at once
 	MaximumSessionExpiryInterval uint32          `yaml:"maximum_session_expiry_interval" json:"maximum_session_expiry_interval"` // maximum number of seconds to keep disconnected sessions
 	MaximumPacketSize            uint32          `yaml:"maximum_packet_size" json:"maximum_packet_size"`                         // maximum packet size, no limit if 0
 	maximumPacketID              uint32          // unexported, used for testing only
@@ -712,6 +713,7 @@ func (s *Server) processPacket(cl *Client, pk packets.Packet) error {
 	}
 
 	s.hooks.OnPacketProcessed(cl, pk, err)
+	cl.signalRoom() // a PUBACK or PUBCOMP may have freed inflight room
 	if err != nil {
 		return err
 	}
@@ -1013,7 +1015,7 @@ func (s *Server) publishToSubscribers(pk packets.Packet) {
 
 	for id, subs := range subscribers.Subscriptions {
 		if cl, ok := s.Clients.Get(id); ok {
-			_, err := s.publishToClient(cl, subs, pk)
+			_, err := s.deliverToClient(cl, subs, pk, true)
 			if err != nil {
 				s.Log.Debug("failed publishing packet", "error", err, "client", cl.ID, "packet", pk)
 			}
@@ -1021,7 +1023,20 @@ func (s *Server) publishToSubscribers(pk packets.Packet) {
 	}
 }
 
+// publishToClient sends pk to cl, or drops it at once if cl has no room.
 func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packets.Packet) (packets.Packet, error) {
+	return s.deliverToClient(cl, sub, pk, false)
+}
+
+// deliverToClient sends pk to cl. If wait is true and cl has no room for a
+// qos > 0 message (its inflight store or its outbound queue is full), the
+// calling goroutine, which is the publisher's read loop, waits up to
+// Capabilities.MaximumClientWritesWait for room, instead of dropping a
+// message the publisher may already have been acknowledged for. While it
+// waits the publisher's socket is not read: backpressure, not loss. A
+// client never waits for itself (it could be the one to free the room).
+func (s *Server) deliverToClient(cl *Client, sub packets.Subscription, pk packets.Packet, wait bool) (packets.Packet, error) {
+	wait = wait && s.Options.Capabilities.MaximumClientWritesWait > 0 && pk.Origin != cl.ID
 	if sub.NoLocal && pk.Origin == cl.ID {
 		return pk, nil // [MQTT-3.8.3-3]
 	}
@@ -1062,10 +1077,10 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 	}
 
 	if out.FixedHeader.Qos > 0 {
-		if cl.State.Inflight.Len() >= int(s.Options.Capabilities.MaximumInflight) {
-			// add hook?
+		if cl.State.Inflight.Len() >= int(s.Options.Capabilities.MaximumInflight) && !(wait && s.waitForInflight(cl)) {
 			atomic.AddInt64(&s.Info.InflightDropped, 1)
 			s.Log.Warn("client store quota reached", "client", cl.ID, "listener", cl.Net.Listener)
+			cl.ops.hooks.OnPublishDropped(cl, out)
 			return out, packets.ErrQuotaExceeded
 		}
 
@@ -1101,8 +1116,16 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 	case cl.State.outbound <- &out:
 		atomic.AddInt32(&cl.State.outboundQty, 1)
 	default:
+		if wait && out.FixedHeader.Qos > 0 {
+			switch s.waitForOutbound(cl, &out) {
+			case nil:
+				return out, nil
+			case packets.CodeDisconnect:
+				return out, packets.CodeDisconnect // kept inflight for the session, as if it had closed before
+			}
+		}
 		atomic.AddInt64(&s.Info.MessagesDropped, 1)
-		cl.ops.hooks.OnPublishDropped(cl, pk)
+		cl.ops.hooks.OnPublishDropped(cl, out)
 		if out.FixedHeader.Qos > 0 {
 			cl.State.Inflight.Delete(out.PacketID) // packet was dropped due to irregular circumstances, so rollback inflight.
 			cl.State.Inflight.IncreaseSendQuota()
@@ -1111,6 +1134,49 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 	}
 
 	return out, nil
+}
+
+// waitForInflight waits until cl's inflight store has room, cl closes, or
+// MaximumClientWritesWait passes, and reports whether there is room. Room
+// is freed by cl's own read loop (PUBACK, PUBCOMP), which signals
+// cl.State.room; the short poll covers waiters that missed the signal.
+func (s *Server) waitForInflight(cl *Client) bool {
+	timer := time.NewTimer(s.Options.Capabilities.MaximumClientWritesWait)
+	defer timer.Stop()
+	poll := time.NewTicker(5 * time.Millisecond)
+	defer poll.Stop()
+	for cl.State.Inflight.Len() >= int(s.Options.Capabilities.MaximumInflight) {
+		if cl.Closed() {
+			return false
+		}
+		select {
+		case <-cl.State.room:
+		case <-poll.C:
+		case <-cl.State.open.Done():
+		case <-timer.C:
+			return cl.State.Inflight.Len() < int(s.Options.Capabilities.MaximumInflight)
+		}
+	}
+	cl.signalRoom() // pass the wake-up on to the next waiter, if any
+	return true
+}
+
+// waitForOutbound waits to queue out for cl's write loop. It returns nil
+// once queued, packets.CodeDisconnect if cl closed meanwhile (out stays in
+// the inflight store, for the session to resend), or
+// packets.ErrPendingClientWritesExceeded after MaximumClientWritesWait.
+func (s *Server) waitForOutbound(cl *Client, out *packets.Packet) error {
+	timer := time.NewTimer(s.Options.Capabilities.MaximumClientWritesWait)
+	defer timer.Stop()
+	select {
+	case cl.State.outbound <- out:
+		atomic.AddInt32(&cl.State.outboundQty, 1)
+		return nil
+	case <-cl.State.open.Done():
+		return packets.CodeDisconnect
+	case <-timer.C:
+		return packets.ErrPendingClientWritesExceeded
+	}
 }
 
 func (s *Server) publishRetainedToClient(cl *Client, sub packets.Subscription, existed bool) {
