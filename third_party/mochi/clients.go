@@ -150,6 +150,7 @@ type ClientState struct {
 	disconnected    int64                // the time the client disconnected in unix time, for calculating expiry
 	outbound        chan *packets.Packet // queue for pending outbound packets
 	room            chan struct{}        // signalled when inflight room may have been freed; see Server.waitForInflight
+	writing         atomic.Bool          // a goroutine drains outbound; see startWriter
 	endOnce         sync.Once            // only end once
 	isTakenOver     atomic.Bool          // used to identify orphaned clients
 	packetID        uint32               // the current highest packetID
@@ -203,6 +204,37 @@ func (cl *Client) WriteLoop() {
 			}
 			atomic.AddInt32(&cl.State.outboundQty, -1)
 		case <-cl.State.open.Done():
+			return
+		}
+	}
+}
+
+// startWriter starts a goroutine that writes what the outbound queue holds
+// and ends once the queue is empty, unless one runs already. Call it after
+// each send to the queue. Unlike a WriteLoop per client, it costs an idle
+// client no goroutine.
+func (cl *Client) startWriter() {
+	if cl.State.writing.CompareAndSwap(false, true) {
+		go cl.drainOutbound()
+	}
+}
+
+// drainOutbound writes queued packets until the queue is empty. A packet
+// queued just as it gives up is seen by its final length check, or else
+// by the sender's startWriter, which then finds writing false.
+func (cl *Client) drainOutbound() {
+	for {
+		select {
+		case pk := <-cl.State.outbound:
+			if err := cl.WritePacket(*pk); err != nil {
+				cl.ops.log.Debug("failed publishing packet", "error", err, "client", cl.ID, "packet", pk)
+			}
+			atomic.AddInt32(&cl.State.outboundQty, -1)
+			continue
+		default:
+		}
+		cl.State.writing.Store(false)
+		if len(cl.State.outbound) == 0 || !cl.State.writing.CompareAndSwap(false, true) {
 			return
 		}
 	}

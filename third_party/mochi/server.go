@@ -408,7 +408,8 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	defer s.Listeners.ClientsWg.Done()
 	s.Listeners.ClientsWg.Add(1)
 
-	go cl.WriteLoop()
+	// No writer goroutine yet: startWriter runs one while the outbound
+	// queue holds something, so that an idle client costs no stack for it.
 	defer cl.Stop(nil)
 
 	pk, err := s.readConnectionPacket(cl)
@@ -1115,6 +1116,7 @@ func (s *Server) deliverToClient(cl *Client, sub packets.Subscription, pk packet
 	select {
 	case cl.State.outbound <- &out:
 		atomic.AddInt32(&cl.State.outboundQty, 1)
+		cl.startWriter()
 	default:
 		if wait && out.FixedHeader.Qos > 0 {
 			switch s.waitForOutbound(cl, &out) {
@@ -1171,6 +1173,7 @@ func (s *Server) waitForOutbound(cl *Client, out *packets.Packet) error {
 	select {
 	case cl.State.outbound <- out:
 		atomic.AddInt32(&cl.State.outboundQty, 1)
+		cl.startWriter()
 		return nil
 	case <-cl.State.open.Done():
 		return packets.CodeDisconnect
