@@ -33,6 +33,9 @@ type overloadHook struct {
 	log *slog.Logger
 
 	stats overloadStats
+	// keepStuck leaves a stuck subscriber connected; only BenchmarkFlood
+	// sets it, to measure moat as it was before the rule.
+	keepStuck bool
 
 	mu    sync.Mutex
 	qos0  map[string]bool // client id -> QoS 0 drop episode open
@@ -98,6 +101,9 @@ func (h *overloadHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 	if cl.Closed() {
 		h.log.Warn("overload: dropping QoS 1/2 messages for an offline session: its in-flight store is full (mqtt.maximum_inflight); logged once until it reconnects or expires",
 			"client_id", cl.ID, "topic", pk.TopicName)
+		return
+	}
+	if h.keepStuck {
 		return
 	}
 	h.log.Warn("overload: disconnecting a stuck subscriber: no room for a QoS 1/2 message within mqtt.slow_subscriber_timeout; its messages without room are dropped",
