@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.golang/packets"
 	mqtt "github.com/mochi-mqtt/server/v2"
 )
 
@@ -525,4 +526,58 @@ func startMoatFlood(b *testing.B, wait bool) string {
 		br.Close(ctx)
 	})
 	return br.Addr("tcp").String()
+}
+
+// TestStuckSubscriberV5 checks that an MQTT 5 subscriber that never
+// acknowledges is told why it is disconnected: DISCONNECT 0x97 Quota
+// exceeded, after the messages its in-flight window had room for.
+func TestStuckSubscriberV5(t *testing.T) {
+	h := startHarness(t, stuckConfig, nil)
+	addr := h.addr("tcp")
+	sub, ack := dialRawV5(t, addr, "stuck-v5", 60)
+	if ack.ReasonCode != 0 {
+		t.Fatalf("connack %#x", ack.ReasonCode)
+	}
+	if rc := sub.subscribe("v5stuck/#"); len(rc) != 1 || rc[0] != 1 {
+		t.Fatalf("suback %v", rc)
+	}
+	pub, err := dialFlood(addr, "v5-pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.conn.Close()
+	for i := range 40 {
+		topic := "v5stuck/t"
+		body := append([]byte{byte(len(topic) >> 8), byte(len(topic))}, topic...)
+		pub.packet(0x32, append(binary.BigEndian.AppendUint16(body, uint16(i+1)), 'x'))
+	}
+	if err := pub.w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	publishes := 0
+	for {
+		_ = sub.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		cp, err := paho.ReadPacket(sub.conn)
+		if err != nil {
+			t.Fatalf("after %d publishes, no DISCONNECT: %v", publishes, err)
+		}
+		if cp.Type == paho.PUBLISH {
+			publishes++
+			continue
+		}
+		d, ok := cp.Content.(*paho.Disconnect)
+		if !ok {
+			t.Fatalf("got %s", cp.PacketType())
+		}
+		if d.ReasonCode != 0x97 {
+			t.Errorf("DISCONNECT reason %#x, want 0x97 Quota exceeded", d.ReasonCode)
+		}
+		break
+	}
+	if publishes != 16 {
+		t.Errorf("%d publishes before DISCONNECT, want the in-flight window of 16", publishes)
+	}
+	if st := h.OverloadStats(); st.StuckEpisodes != 1 {
+		t.Errorf("stats %+v: want one stuck episode", st)
+	}
 }
