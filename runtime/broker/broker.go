@@ -78,6 +78,8 @@ type Broker struct {
 	limits   *limitsHook // limits.go
 	gate     *gate       // gate.go
 	bans     *banList    // bans.go
+	// overload applies the slow-subscriber rule (overload.go).
+	overload *overloadHook
 
 	mu        sync.Mutex
 	state     state
@@ -189,6 +191,10 @@ func New(opts Options) (*Broker, error) {
 	}
 	b.admin = newAdminHook()
 	if err := b.addHook(b.admin, nil); err != nil {
+		return nil, err
+	}
+	b.overload = newOverloadHook(srv, log)
+	if err := b.addHook(b.overload, nil); err != nil {
 		return nil, err
 	}
 	if err := checkAuthHooks(b.hooks, b.policy); err != nil {

@@ -40,6 +40,8 @@ func capabilities(m config.MQTT) *mqtt.Capabilities {
 	c.MaximumPacketSize = uint32(min(int64(m.MaximumPacketSize), math.MaxUint32))
 	c.ReceiveMaximum = m.ReceiveMaximum
 	c.MaximumInflight = m.MaximumInflight
+	c.MaximumClientWritesPending = m.MaximumQueuedMessages
+	c.MaximumClientWritesWait = m.SlowSubscriberTimeout.Duration
 	c.MaximumSessionExpiryInterval = math.MaxUint32
 	if d := m.MaximumSessionExpiry.Duration; d > 0 {
 		c.MaximumSessionExpiryInterval = uint32(min(seconds(d), math.MaxUint32))

@@ -39,6 +39,9 @@ var clientCaused = map[string]bool{
 	"publish packet error":           true, // a hook refused a PUBLISH
 	"parse will error":               true, // a hook refused a will
 	mqtt.ErrMinimumKeepalive.Error(): true, // keepalive below mochi's taste
+	// One line per message dropped for a stuck subscriber; overloadHook
+	// logs once per episode instead.
+	"client store quota reached": true,
 }
 
 // missingKey reports the bolt hook's error for a key that is not there,

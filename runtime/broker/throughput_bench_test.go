@@ -38,7 +38,14 @@ var benchWasm []byte
 // startBare starts bare mochi on a free port and returns its address.
 func startBare(b *testing.B) string {
 	b.Helper()
-	srv := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
+	return startMochi(b, &mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
+}
+
+// startMochi starts mochi with opts and an allow-all hook on a free port
+// and returns its address.
+func startMochi(b *testing.B, opts *mqtt.Options) string {
+	b.Helper()
+	srv := mqtt.New(opts)
 	for _, ev := range []byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck} {
 		if err := srv.AddHook(&allowHook{provides: ev}, nil); err != nil {
 			b.Fatal(err)

@@ -125,6 +125,19 @@ type MQTT struct {
 	// MaximumInflight is how many QoS 1/2 messages the broker keeps in
 	// flight per client; 1..65535, default 8192.
 	MaximumInflight uint16 `toml:"maximum_inflight"`
+	// MaximumQueuedMessages is how many messages wait in a connected
+	// client's outbound queue for its socket; 1..1048576, default 8192.
+	// A QoS 0 message that finds the queue full is dropped and counted; a
+	// QoS 1/2 message waits (see SlowSubscriberTimeout).
+	MaximumQueuedMessages int32 `toml:"maximum_queued_messages"`
+	// SlowSubscriberTimeout is how long a publisher is held, its socket
+	// no longer read, while a QoS 1/2 message waits for room in a
+	// subscriber's in-flight window (MaximumInflight) or outbound queue
+	// (MaximumQueuedMessages). A subscriber still without room after it is
+	// stuck: it is disconnected and the message is dropped for it, counted
+	// and logged once. 1ms to 1h, default 10s. See runtime/RATIONALE.md,
+	// "Delivery under overload".
+	SlowSubscriberTimeout Duration `toml:"slow_subscriber_timeout"`
 	// MaximumSessionExpiry caps the session expiry an MQTT 5 client asks
 	// for, and is how long an MQTT 3.1.1 persistent session (clean session
 	// off) is kept after its client disconnects. Whole seconds up to

@@ -100,6 +100,10 @@ func TestBrokenFiles(t *testing.T) {
 			"bad_mqtt_ranges.toml:17: cache.max_per_client: 0: want at least 1",
 			"bad_mqtt_ranges.toml:20: auth.timeout: 1m30s: want more than 0s and at most 1m0s",
 		}},
+		{"bad_mqtt_overload.toml", []string{
+			"bad_mqtt_overload.toml:6: mqtt.maximum_queued_messages: 0: want 1 to 1048576",
+			"bad_mqtt_overload.toml:7: mqtt.slow_subscriber_timeout: 0s: want 1ms to 1h",
+		}},
 		{"bad_duration.toml", []string{
 			`bad_duration.toml:6: auth.timeout: duration 100 has no unit: write it as a string such as "100s" or "100ms"`,
 			`bad_duration.toml:12: plugin[0].timeout: invalid duration "fast"`,
@@ -241,6 +245,8 @@ func goodConfig(dir string) *Config {
 			MaximumPacketSize:     MiB,
 			ReceiveMaximum:        100,
 			MaximumInflight:       200,
+			MaximumQueuedMessages: 300,
+			SlowSubscriberTimeout: d("3s"),
 			MaximumSessionExpiry:  d("1h"),
 			MaximumMessageExpiry:  d("2h"),
 			MaximumKeepalive:      d("10m"),
@@ -274,7 +280,7 @@ func goodConfig(dir string) *Config {
 				ShadowSample: 1,
 				ConfigJSON: []byte(`{"day":"1979-05-27","greeting":"<hello>","rule":[{"allow":true,"topic":"demo/#"}],` +
 					`"users":[{"password":"demo","username":"demo"}],"when":"1979-05-27T07:32:00Z"}`),
-				Line: 67,
+				Line: 70,
 			},
 			{
 				Name:         "acl",
@@ -285,7 +291,7 @@ func goodConfig(dir string) *Config {
 				MemoryLimit:  128 * MiB,
 				ShadowSample: 1,
 				ConfigJSON:   []byte("{}"),
-				Line:         94,
+				Line:         97,
 			},
 			{
 				Name:         "acl-next",
@@ -297,7 +303,7 @@ func goodConfig(dir string) *Config {
 				Shadow:       true,
 				ShadowSample: 0.25,
 				ConfigJSON:   []byte("{}"),
-				Line:         99,
+				Line:         102,
 			},
 		},
 	}
@@ -380,6 +386,8 @@ func TestDefaults(t *testing.T) {
 			MaximumPacketSize:     256 * KiB,
 			ReceiveMaximum:        1024,
 			MaximumInflight:       8192,
+			MaximumQueuedMessages: 8192,
+			SlowSubscriberTimeout: Duration{10 * time.Second},
 			MaximumQoS:            2,
 			RetainAvailable:       true,
 			WildcardSubscriptions: true,
@@ -479,7 +487,7 @@ func TestPluginConfigJSON(t *testing.T) {
 func TestValidateInCode(t *testing.T) {
 	c := &Config{
 		Listeners:   []Listener{{Name: "a", Type: "tls", Address: "127.0.0.1:0", CertFile: "/nonexistent/srv.pem", KeyFile: "/nonexistent/srv.key", MinTLSVersion: "1.2"}},
-		MQTT:        MQTT{ReceiveMaximum: 1, MaximumInflight: 1},
+		MQTT:        MQTT{ReceiveMaximum: 1, MaximumInflight: 1, MaximumQueuedMessages: 1, SlowSubscriberTimeout: Duration{time.Second}},
 		Persistence: Persistence{Type: "none"}, Log: Log{Level: "info", Format: "text"},
 		Auth: Auth{NoMatch: "deny", AuthzNoMatch: "deny", Timeout: Duration{time.Second}},
 	}

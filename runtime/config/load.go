@@ -21,6 +21,8 @@ const (
 	defaultMaxPacketSize  = 256 * KiB
 	defaultReceiveMaximum = 1024
 	defaultInflight       = 8192
+	defaultQueued         = 8192
+	defaultSlowSubscriber = 10 * time.Second
 	defaultTopicAlias     = math.MaxUint16
 	defaultAuthTimeout    = time.Second
 	defaultCacheTTL       = 5 * time.Minute
@@ -452,6 +454,12 @@ func (c *Config) defaults(md *toml.MetaData) {
 	}
 	// maximum_session_expiry and maximum_message_expiry default to 0s, no
 	// cap: nothing a client did not ask to expire is lost.
+	if def("mqtt", "maximum_queued_messages") {
+		m.MaximumQueuedMessages = defaultQueued
+	}
+	if def("mqtt", "slow_subscriber_timeout") {
+		m.SlowSubscriberTimeout.Duration = defaultSlowSubscriber
+	}
 	if def("mqtt", "maximum_qos") {
 		m.MaximumQoS = 2
 	}

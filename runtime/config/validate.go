@@ -28,6 +28,7 @@ const (
 	maxPacketSize   = 268435455 + 5 // [MQTT-2.2.3] remaining length limit plus fixed header
 	maxKeepalive    = math.MaxUint16 * time.Second
 	maxSessionLimit = math.MaxUint32 * time.Second
+	maxQueued       = 1 << 20 // a pointer each, allocated with the client: 8MiB
 )
 
 // maxHistory bounds [reload] dry_run_history.
@@ -282,6 +283,12 @@ func (c *Config) validateMQTT(p *problems) {
 	}
 	if m.MaximumInflight == 0 {
 		p.add("mqtt.maximum_inflight", errors.New("0: want 1 to 65535"))
+	}
+	if q := m.MaximumQueuedMessages; q < 1 || q > maxQueued {
+		p.add("mqtt.maximum_queued_messages", fmt.Errorf("%d: want 1 to %d", q, maxQueued))
+	}
+	if d := m.SlowSubscriberTimeout.Duration; d < time.Millisecond || d > time.Hour {
+		p.add("mqtt.slow_subscriber_timeout", fmt.Errorf("%s: want 1ms to 1h", d))
 	}
 	if d := m.MaximumSessionExpiry.Duration; d < 0 || d > maxSessionLimit {
 		p.add("mqtt.maximum_session_expiry", fmt.Errorf("%s: want 0s (no cap) to %ds (about 136 years)", d, uint32(math.MaxUint32)))
