@@ -47,6 +47,11 @@ func TestMakeInstall(t *testing.T) {
 		"usr/lib/sysusers.d/moat.conf":        0o644,
 	}
 	for _, p := range plugins {
+		if strings.HasSuffix(p, "-go.wasm") {
+			// The Go build a Rust plugin is checked against (Makefile,
+			// RUST_PLUGIN_WASM): built, never shipped.
+			continue
+		}
 		want["usr/lib/moat/plugins/"+filepath.Base(p)] = 0o644
 	}
 	got := map[string]fs.FileMode{}

@@ -189,6 +189,12 @@ func TestMigrateCorpus(t *testing.T) {
 				t.Fatalf("config.Load of the result: %v\n%s", err, got)
 			}
 			if tc.file == "debian.conf" {
+				// moat check also checks that the persistence directory
+				// is writable: make the one the file names, as the
+				// package's postinst would.
+				if err := os.MkdirAll(filepath.Join(dir, "lib"), 0o755); err != nil {
+					t.Fatal(err)
+				}
 				var so, se bytes.Buffer
 				if code := runCheck([]string{"-c", path}, nil, &so, &se); code != exitOK {
 					t.Fatalf("moat check: exit %d: %s%s", code, so.String(), se.String())

@@ -217,6 +217,15 @@ func TestSessionResume(t *testing.T) {
 		if err := c.Disconnect(&paho.Disconnect{}); err != nil {
 			t.Fatal(err)
 		}
+		// The client returns once DISCONNECT is written; the broker may
+		// read it after the next CONNECT, which would then take over a
+		// live session. Wait until the session is gone.
+		for deadline := time.Now().Add(testutil.Wait); hasSession(h.Broker, opts.ClientID); {
+			if time.Now().After(deadline) {
+				t.Fatal("the session outlived its DISCONNECT with no session expiry")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 		p := testutil.MustConnectV5(t, h.addr("tcp"), testutil.V5Options{})
 		p.Publish(t, "resume/noexpiry-v5", 1, false, "lost")
 
@@ -556,4 +565,14 @@ func (m *manualAckV5) next(t *testing.T) *paho.Publish {
 		t.Fatal("no delivery")
 		return nil
 	}
+}
+
+// hasSession reports whether b holds a session, connected or not, for id.
+func hasSession(b *Broker, id string) bool {
+	for _, ci := range b.Sessions() {
+		if ci.ID == id {
+			return true
+		}
+	}
+	return false
 }

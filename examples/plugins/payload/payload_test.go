@@ -97,8 +97,11 @@ func TestExampleConfig(t *testing.T) {
 	s := string(doc)
 	for old, repl := range map[string]string{
 		`"127.0.0.1:1884"`:               `"127.0.0.1:0"`,
-		`"../bin/examples/demo.wasm"`:    `"` + buildExample(t, root, dir, "demo") + `"`,
-		`"../bin/examples/payload.wasm"`: `"` + buildExample(t, root, dir, "payload") + `"`,
+		// A generous timeout for each Go module: under the race detector on
+		// a loaded machine a decision can take longer than the default
+		// 100ms, and a late result is a plugin error.
+		`"../bin/examples/demo.wasm"`:    `"` + buildExample(t, root, dir, "demo") + `"` + "\ntimeout = \"20s\"",
+		`"../bin/examples/payload.wasm"`: `"` + buildExample(t, root, dir, "payload") + `"` + "\ntimeout = \"20s\"",
 	} {
 		if !strings.Contains(s, old) {
 			t.Fatalf("examples/payload.toml no longer has %s", old)
