@@ -96,7 +96,7 @@ func TestExampleConfig(t *testing.T) {
 	}
 	s := string(doc)
 	for old, repl := range map[string]string{
-		`"127.0.0.1:1884"`:               `"127.0.0.1:0"`,
+		`"127.0.0.1:1884"`: `"127.0.0.1:0"`,
 		// A generous timeout for each Go module: under the race detector on
 		// a loaded machine a decision can take longer than the default
 		// 100ms, and a late result is a plugin error.
