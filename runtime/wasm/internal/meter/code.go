@@ -38,24 +38,26 @@ type indices struct {
 // per value the register allocator spills. frameBytes charges the fixed
 // part in full and 16 bytes per parameter and local, each of which is a
 // value that may be spilled, for arguments passed on the stack and for
-// the copies a merge of control flow makes. Values that live only on the
-// operand stack across a call are not counted: a function that keeps
-// hundreds of them alive across a recursive call has a larger frame than
-// charged (see TestStackEstimate, and sdk/ABI.md §7 for the ceiling that
-// still applies).
+// the copies a merge of control flow makes, and as much per value the
+// function can hold on its operand stack at once (maxHeight), which is
+// what stays live across a call besides the locals. TestStackEstimate
+// measures real frames against it.
 const (
 	frameBase     = 256
-	framePerLocal = 16
+	framePerValue = 16
 	// maxStack caps Limits.Stack so that depth plus one frame never
 	// overflows an i32: a frame is charged at most frameBase +
-	// framePerLocal*maxLocals, under 1 MiB.
+	// framePerValue times the locals (maxLocals) and the operand stack
+	// (fewer values than the body has bytes, Limits.BodySize), and a
+	// function whose frame is charged more than maxStack is refused.
 	maxStack = 1 << 30
 )
 
-// frameBytes is the engine stack charged for one frame of a function with
-// the given parameters and locals together.
-func frameBytes(locals uint64) uint64 {
-	return frameBase + framePerLocal*locals
+// frameBytes is the engine stack charged for one frame of a function
+// that holds the given number of values: parameters, locals and the
+// operand stack's maximum height.
+func frameBytes(values uint64) uint64 {
+	return frameBase + framePerValue*values
 }
 
 // appendEnter appends the code that runs at function entry when the stack
@@ -364,8 +366,12 @@ func (f *fnScope) instrumentBody(dst, body, check []byte, ix indices, base int) 
 	localsEnd := len(dst)
 	dst = append(dst, check...)
 	guard := ix.stack != 0
-	frame := frameBytes(f.locals)
+	var frame uint64
 	if guard {
+		frame = frameBytes(f.locals + f.m.maxHeight(body[pos:]))
+		if frame > maxStack {
+			return nil, fail(0, fmt.Errorf("frame of %d bytes is too large", frame))
+		}
 		typ := f.m.funcTypes[fn]
 		if typ > math.MaxInt32 {
 			return nil, fail(0, fmt.Errorf("type index %d too large", typ))

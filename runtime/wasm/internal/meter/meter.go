@@ -123,6 +123,7 @@ type module struct {
 	// The module's own index spaces, as its author wrote them (see
 	// validate.go), and what limits.go needs.
 	typeParams   []uint32 // parameters of each type
+	typeResults  []uint32 // results of each type
 	funcTypes    []uint32 // type of each function, imported first
 	memories     uint32
 	tags         uint32

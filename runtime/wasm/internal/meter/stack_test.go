@@ -2,6 +2,8 @@ package meter
 
 import (
 	"context"
+	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/tetratelabs/wazero/api"
@@ -144,8 +146,8 @@ func TestStackGuardCatch(t *testing.T) {
 	if err != nil || got[0] != 100 {
 		t.Fatalf("catch(100) = %v, %v", got, err)
 	}
-	if d, want := depth.Get(), 101*frameBytes(1); d != want {
-		t.Errorf("depth %d after catch(100), want the 101 unwound frames, %d", d, want)
+	if d, want := depth.Get(), 101*frameBytes(1+2); d != want {
+		t.Errorf("depth %d after catch(100), want the 101 unwound frames (a parameter and two values on the stack), %d", d, want)
 	}
 }
 
@@ -158,5 +160,131 @@ func TestStackGuardOff(t *testing.T) {
 	}
 	if got, err := mod.ExportedFunction("fall").Call(context.Background(), 100_000); err != nil || got[0] != 100_000 {
 		t.Fatalf("fall(100000) = %v, %v", got, err)
+	}
+}
+
+// recursive returns a module whose export "f" (i64) -> i64 recurses n
+// deep: a function with the given extra i64 locals, all live across the
+// recursive call, and live operand-stack values (sums of the parameter
+// and a constant, pushed before the call and added after it).
+func recursive(locals, live int) []byte {
+	const (
+		localGet = 0x20
+		localSet = 0x21
+		i64Const = 0x42
+		i64Add   = 0x7c
+		i64Eqz   = 0x50
+		i64Sub   = 0x7d
+		call     = 0x10
+		ifOp     = 0x04
+		elseOp   = 0x05
+		end      = 0x0b
+		i64      = 0x7e
+	)
+	var code []byte
+	// Each local gets n + i, so that none is a constant.
+	for i := 1; i <= locals; i++ {
+		code = append(code, localGet, 0x00, i64Const)
+		code = append(code, sleb(i)...)
+		code = append(code, i64Add, localSet)
+		code = append(code, uleb(i)...)
+	}
+	code = append(code, localGet, 0x00, i64Eqz, ifOp, i64, localGet, 0x00, elseOp)
+	for i := 0; i < live; i++ {
+		code = append(code, localGet, 0x00, i64Const)
+		code = append(code, sleb(i+1)...)
+		code = append(code, i64Add)
+	}
+	code = append(code, localGet, 0x00, i64Const, 0x01, i64Sub, call, 0x00)
+	for i := 0; i < live; i++ {
+		code = append(code, i64Add)
+	}
+	for i := 1; i <= locals; i++ {
+		code = append(code, localGet)
+		code = append(code, uleb(i)...)
+		code = append(code, i64Add)
+	}
+	code = append(code, end, end)
+	body := cat(vec(cat(uleb(locals), []byte{i64})), code)
+	if locals == 0 {
+		body = cat([]byte{0x00}, code)
+	}
+	return wasmModule(
+		newSection(secType, vec([]byte{0x60, 0x01, i64, 0x01, i64})),
+		newSection(secFunction, vec([]byte{0x00})),
+		newSection(secExport, vec(append(name("f"), kindFunc, 0x00))),
+		newSection(secCode, vec(cat(uleb(len(body)), body))),
+	)
+}
+
+// sleb encodes a small non-negative number as a signed LEB128.
+func sleb(v int) []byte {
+	var out []byte
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if v == 0 && c&0x40 == 0 {
+			return append(out, c)
+		}
+		out = append(out, c|0x80)
+	}
+}
+
+// engineStack is the length of wazero's engine stack of fn (the field
+// runtime/wasm's stackField reads).
+func engineStack(tb testing.TB, fn api.Function) int {
+	tb.Helper()
+	v := reflect.ValueOf(fn).Elem().FieldByName("stack")
+	if !v.IsValid() {
+		tb.Fatalf("%T has no field stack", fn)
+	}
+	return v.Len()
+}
+
+// TestStackEstimate measures what a frame really takes on wazero's engine
+// stack against what frameBytes charges for it: recursion to the guard's
+// limit must leave an engine stack within twice the budget (the engine
+// doubles it), whether the function's values are locals or stay on the
+// operand stack across the recursive call. The test computes the charge
+// on its own: the parameter, the locals, and the live values plus the
+// two operands of the subtraction on top of them.
+func TestStackEstimate(t *testing.T) {
+	const budget uint64 = 4 << 20
+	ctx := context.Background()
+	for _, tc := range []struct {
+		locals, live int
+	}{
+		{0, 0},
+		{8, 0},
+		{32, 0},
+		{200, 0},
+		{0, 8},
+		{0, 32},
+		{0, 200},
+		{50, 500},
+	} {
+		t.Run(fmt.Sprintf("locals=%d,live=%d", tc.locals, tc.live), func(t *testing.T) {
+			bin, err := Instrument(recursive(tc.locals, tc.live), Limits{Stack: budget})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mod := instantiate(t, newRuntime(t, engines[0].config()), bin)
+			f := mod.ExportedFunction("f")
+			frame := frameBytes(uint64(1+tc.locals) + uint64(tc.live) + 2)
+			frames := budget / frame
+			// One frame more than the limit allows traps; one fewer runs.
+			if _, err := f.Call(ctx, frames-2); err != nil {
+				t.Fatalf("f(%d), within the budget: %v", frames-2, err)
+			}
+			if _, err := f.Call(ctx, frames+1); err == nil {
+				t.Fatalf("f(%d), past the budget, returned", frames+1)
+			}
+			got := engineStack(t, f)
+			t.Logf("%d frames charged %d bytes each: engine stack %d bytes, %d bytes a frame at most",
+				frames, frame, got, uint64(got)/frames)
+			if bound := 2*budget + 64<<10; uint64(got) > bound {
+				t.Errorf("engine stack %d bytes, want at most %d", got, bound)
+			}
+		})
 	}
 }
