@@ -102,6 +102,35 @@ func BenchmarkAuthorize(b *testing.B) {
 	})
 }
 
+// BenchmarkStackGuard is BenchmarkAuthorize/uncached with and without the
+// meter's stack guard (meter.Limits.Stack), in the same run: the guard
+// adds a global update and a compare at every function entry, one global
+// update at every exit, and a global write before each call.
+func BenchmarkStackGuard(b *testing.B) {
+	req := authz("public/sensors/1/temperature")
+	ctx := context.Background()
+	for _, guard := range []bool{false, true} {
+		e := newEngine(b, nil)
+		e.noStackGuard = !guard
+		m := testModule(b, e, "basic", ModuleConfig{Instances: 1, Timeout: time.Second})
+		if (m.stackLimit != 0) != guard {
+			b.Fatalf("stack limit %d with guard %v", m.stackLimit, guard)
+		}
+		name := "none"
+		if guard {
+			name = "guard"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if res, err := m.Authorize(ctx, req); err != nil || res.Verdict != policy.Allow {
+					b.Fatal(res, err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkAuthenticate is one authn decision: "zed" is ignored (the
 // cheapest answer), "alice" is allowed with an attribute and an expiry,
 // which the host copies out of the guest.

@@ -184,6 +184,9 @@ func (e *Engine) Load(ctx context.Context, cfg ModuleConfig) (m *Module, err err
 			info.memoryMin, info.memoryMin*pageSize, cfg.MemoryLimit))
 	}
 	lim := loadLimits(cfg.MemoryLimit)
+	if e.noStackGuard {
+		lim.Stack = 0
+	}
 	m.stackLimit = lim.Stack
 	metered, err := meter.Instrument(bin, lim)
 	if err != nil {
