@@ -66,8 +66,9 @@ func frameBytes(values uint64) uint64 {
 //	global.get $depth
 //	i32.const frame
 //	i32.add
+//	local.tee $scratch    ;; saves reading the global again
 //	global.set $depth
-//	global.get $depth
+//	local.get $scratch
 //	i32.const stack
 //	i32.gt_u
 //	if
@@ -76,11 +77,13 @@ func frameBytes(values uint64) uint64 {
 //
 // A trap leaves depth above the limit, which tells the host why it
 // trapped: no call that runs the guest's own code has depth above it.
-func appendEnter(dst []byte, ix indices, frame uint64) []byte {
+func appendEnter(dst []byte, ix indices, frame uint64, scratch uint32) []byte {
 	const (
 		unreachable = 0x00
 		ifOp        = 0x04
 		end         = 0x0b
+		localGet    = 0x20
+		localTee    = 0x22
 		globalGet   = 0x23
 		globalSet   = 0x24
 		i32Const    = 0x41
@@ -92,10 +95,12 @@ func appendEnter(dst []byte, ix indices, frame uint64) []byte {
 	dst = appendU32(dst, ix.depth)
 	dst = append(dst, i32Const)
 	dst = appendS32(dst, int32(frame))
-	dst = append(dst, i32Add, globalSet)
+	dst = append(dst, i32Add, localTee)
+	dst = appendU32(dst, scratch)
+	dst = append(dst, globalSet)
 	dst = appendU32(dst, ix.depth)
-	dst = append(dst, globalGet)
-	dst = appendU32(dst, ix.depth)
+	dst = append(dst, localGet)
+	dst = appendU32(dst, scratch)
 	dst = append(dst, i32Const)
 	dst = appendS32(dst, int32(min(ix.stack, maxStack)))
 	return append(dst, i32GtU, ifOp, emptyBlock, unreachable, end)
@@ -376,12 +381,13 @@ func (f *fnScope) instrumentBody(dst, body, check []byte, ix indices, base int) 
 		if typ > math.MaxInt32 {
 			return nil, fail(0, fmt.Errorf("type index %d too large", typ))
 		}
-		dst = appendEnter(dst, ix, frame)
+		dst = appendEnter(dst, ix, frame, uint32(f.locals))
 		dst = appendWrap(dst, typ, f.m.typeParams[typ])
 	}
 
-	// scratch is the local that a bulk instruction's length is saved in,
-	// added after the function's own if it has one.
+	// scratch is the local that a bulk instruction's length, and the
+	// stack guard's new depth at entry, are saved in: an i32 added after
+	// the function's own locals when either needs it.
 	scratch := uint32(f.locals)
 	weight, bulk := uint64(weightEntry), uint64(0)
 	copied := pos // body[:copied] is in dst
@@ -457,7 +463,7 @@ func (f *fnScope) instrumentBody(dst, body, check []byte, ix indices, base int) 
 				} else {
 					dst = append(dst, body[copied:]...)
 				}
-				if bulk > 0 {
+				if bulk > 0 || guard {
 					dst = addScratchLocal(dst, start0, localsEnd, groups)
 				}
 				f.m.cost += weight * weight
