@@ -287,8 +287,10 @@ func (in *instance) room(n int) ([]byte, error) {
 // module that recursed deeply once would hold that much for good (941 MiB
 // resident for one plugin with memory_limit = 64 KiB). After each call, a
 // function whose stack grew beyond StackRetain is replaced by a fresh one
-// and the large stack goes to the garbage collector. See sdk/ABI.md §7,
-// "Memory budget and deadlines".
+// and the large stack goes to the garbage collector. How deep one call
+// may go, and so how large the stack grows during it, is the meter's
+// stack guard's to bound (stackBudget). See sdk/ABI.md §7, "Memory budget
+// and deadlines".
 const StackRetain = 256 << 10
 
 // stackField finds the engine stack, a []byte field named "stack", in the
