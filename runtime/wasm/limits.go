@@ -42,10 +42,11 @@ const (
 	// within [MinStack, MaxStack].
 	stackShare = 4
 	// MinStack is the least stack budget of a call, whatever
-	// memory_limit: room for some 700 frames of functions with 8 locals,
-	// several times what the Go, Rust and C modules in this repository use.
-	MinStack = 256 << 10
-	// MaxStack is the most: some 20,000 such frames.
+	// memory_limit: room for some 1,300 frames of this repository's Go
+	// modules (charged 770-800 bytes a frame at the median, up to 34 KB
+	// for the largest runtime functions), many times what they nest.
+	MinStack = 1 << 20
+	// MaxStack is the most: some 10,000 such frames.
 	MaxStack = 8 << 20
 )
 

@@ -38,10 +38,9 @@ type indices struct {
 // per value the register allocator spills. frameBytes charges the fixed
 // part in full and 16 bytes per parameter and local, each of which is a
 // value that may be spilled, for arguments passed on the stack and for
-// the copies a merge of control flow makes, and as much per value the
-// function can hold on its operand stack at once (maxHeight), which is
-// what stays live across a call besides the locals. TestStackEstimate
-// measures real frames against it.
+// the copies a merge of control flow makes, and as much per other value
+// the compiler may spill (spillValues). TestStackEstimate measures real
+// frames against it.
 const (
 	frameBase     = 256
 	framePerValue = 16
@@ -54,8 +53,8 @@ const (
 )
 
 // frameBytes is the engine stack charged for one frame of a function
-// that holds the given number of values: parameters, locals and the
-// operand stack's maximum height.
+// that may spill the given number of values: parameters, locals and
+// spillValues.
 func frameBytes(values uint64) uint64 {
 	return frameBase + framePerValue*values
 }
@@ -373,7 +372,7 @@ func (f *fnScope) instrumentBody(dst, body, check []byte, ix indices, base int) 
 	guard := ix.stack != 0
 	var frame uint64
 	if guard {
-		frame = frameBytes(f.locals + f.m.maxHeight(body[pos:]))
+		frame = frameBytes(f.locals + f.m.spillValues(body[pos:]))
 		if frame > maxStack {
 			return nil, fail(0, fmt.Errorf("frame of %d bytes is too large", frame))
 		}

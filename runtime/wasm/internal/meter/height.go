@@ -1,18 +1,29 @@
 package meter
 
-// maxHeight returns an upper bound on the operand stack height of a
-// function body, code (its instructions after the locals), for the stack
-// guard's frame estimate: every value on the operand stack at a call is
-// one the compiler may spill to the frame. The bound counts each
-// instruction's pushes and at most its pops, resets the height to what
-// the enclosing block declares at else and end, and never lets it drop
+// spillValues estimates, for the stack guard's frame charge, how many
+// values of a function body, code (its instructions after the locals),
+// beyond its parameters and locals, the compiler may give a spill slot.
+// wazero's register allocator gives each spilled SSA value a slot of its
+// own for the whole function, and spills what is live across a call and
+// what does not fit in registers, so the estimate is the sum of
+//
+//   - the operand stack's maximum height (register pressure);
+//   - at every call, the values on the operand stack below its arguments,
+//     which are live across it;
+//   - one per local.set and local.tee, each a new value of a local that
+//     may be live across a later call.
+//
+// The height is an upper bound: each instruction's pushes and at most its
+// pops, reset to what the enclosing block declares at else and end, never
 // below the block's entry (code after a branch is unreachable, and its
-// stack polymorphic). It does not validate: malformed code yields some
-// number, and instrumentBody reports the error.
-func (m *module) maxHeight(code []byte) uint64 {
+// stack polymorphic). Values that merge at the end of a block or a loop
+// header (phis) are not counted apart: they replace values counted here.
+// It does not validate: malformed code yields some number, and
+// instrumentBody reports the error.
+func (m *module) spillValues(code []byte) uint64 {
 	type frame struct{ entry, params, results int64 }
 	ctl := []frame{{}}
-	var h, peak int64
+	var h, peak, across, sets int64
 	pop := func(n int64) {
 		h -= n
 		if e := ctl[len(ctl)-1].entry; h < e {
@@ -85,19 +96,28 @@ func (m *module) maxHeight(code []byte) uint64 {
 			if uint64(f) < uint64(len(m.funcTypes)) {
 				params, results := typ(m.funcTypes[f])
 				pop(params)
+				across += h
 				push(results)
 			}
 		case op == 0x11 || op == 0x14: // call_indirect, call_ref
 			params, results := typ(u32(start + 1))
 			pop(params + 1)
+			across += h
 			push(results)
 		case op == 0x01: // nop
-		case op == 0x1a || op == 0x21 || op == 0x24 || op == 0x0d || op == 0xd6:
+		case op == 0x21: // local.set: a new value of the local
+			pop(1)
+			sets++
+		case op == 0x1a || op == 0x24 || op == 0x0d || op == 0xd6:
 			// drop, local.set, global.set, br_if, br_on_non_null (at least one)
 			pop(1)
 		case op == 0x1b || op == 0x1c: // select
 			pop(3)
 			push(1)
+		case op == 0x22: // local.tee
+			pop(1)
+			push(1)
+			sets++
 		case op == 0x20 || op == 0x23 || op == 0x3f || (op >= 0x41 && op <= 0x44) || op == 0xd0 || op == 0xd2:
 			// local.get, global.get, memory.size, constants, ref.null, ref.func
 			push(1)
@@ -134,7 +154,7 @@ func (m *module) maxHeight(code []byte) uint64 {
 			push(1)
 		}
 	}
-	return uint64(peak)
+	return uint64(peak + across + sets)
 }
 
 // isUnary reports whether the numeric opcode op, in 0x45-0xc4, takes one

@@ -2,7 +2,6 @@ package meter
 
 import (
 	"context"
-	"fmt"
 	"reflect"
 	"testing"
 
@@ -241,48 +240,88 @@ func engineStack(tb testing.TB, fn api.Function) int {
 	return v.Len()
 }
 
-// TestStackEstimate measures what a frame really takes on wazero's engine
-// stack against what frameBytes charges for it: recursion to the guard's
-// limit must leave an engine stack within twice the budget (the engine
-// doubles it), whether the function's values are locals or stay on the
-// operand stack across the recursive call. The test computes the charge
-// on its own: the parameter, the locals, and the live values plus the
-// two operands of the subtraction on top of them.
+// spread returns a module whose export "f" (i64) -> i64 recurses n deep,
+// and whose every frame first makes calls sequential calls to a leaf,
+// each with a different value live across it: wazero gives each such
+// value a spill slot of its own, though only one is live at a time.
+func spread(calls int) []byte {
+	const (
+		localGet = 0x20
+		i64Const = 0x42
+		i64Add   = 0x7c
+		i64Eqz   = 0x50
+		i64Sub   = 0x7d
+		call     = 0x10
+		ifOp     = 0x04
+		elseOp   = 0x05
+		end      = 0x0b
+		i64      = 0x7e
+	)
+	code := []byte{localGet, 0x00, i64Eqz, ifOp, i64, localGet, 0x00, elseOp, localGet, 0x00}
+	for i := 0; i < calls; i++ {
+		// acc; n+i; leaf(n); add; add
+		code = append(code, localGet, 0x00, i64Const)
+		code = append(code, sleb(i+1)...)
+		code = append(code, i64Add, localGet, 0x00, call, 0x01, i64Add, i64Add)
+	}
+	code = append(code, localGet, 0x00, i64Const, 0x01, i64Sub, call, 0x00, i64Add, end, end)
+	body := cat([]byte{0x00}, code)
+	leaf := []byte{0x00, localGet, 0x00, end}
+	return wasmModule(
+		newSection(secType, vec([]byte{0x60, 0x01, i64, 0x01, i64})),
+		newSection(secFunction, vec([]byte{0x00}, []byte{0x00})),
+		newSection(secExport, vec(append(name("f"), kindFunc, 0x00))),
+		newSection(secCode, vec(cat(uleb(len(body)), body), cat(uleb(len(leaf)), leaf))),
+	)
+}
+
+// TestStackEstimate measures what frames really take on wazero's engine
+// stack against what the guard charges: recursion without end must trap
+// with an engine stack within twice the budget (the engine doubles it),
+// whether the function's values are locals, stay on the operand stack
+// across the recursive call, or are live across many different calls.
+// On the guard's first version, which charged parameters and locals
+// only, the live=200 case grew 49 MB and spread=400 68 MB under a 4 MiB
+// budget.
 func TestStackEstimate(t *testing.T) {
 	const budget uint64 = 4 << 20
 	ctx := context.Background()
 	for _, tc := range []struct {
-		locals, live int
+		name string
+		bin  []byte
 	}{
-		{0, 0},
-		{8, 0},
-		{32, 0},
-		{200, 0},
-		{0, 8},
-		{0, 32},
-		{0, 200},
-		{50, 500},
+		{"plain", recursive(0, 0)},
+		{"locals=8", recursive(8, 0)},
+		{"locals=32", recursive(32, 0)},
+		{"locals=200", recursive(200, 0)},
+		{"live=8", recursive(0, 8)},
+		{"live=32", recursive(0, 32)},
+		{"live=200", recursive(0, 200)},
+		{"locals=50,live=500", recursive(50, 500)},
+		{"spread=10", spread(10)},
+		{"spread=100", spread(100)},
+		{"spread=400", spread(400)},
 	} {
-		t.Run(fmt.Sprintf("locals=%d,live=%d", tc.locals, tc.live), func(t *testing.T) {
-			bin, err := Instrument(recursive(tc.locals, tc.live), Limits{Stack: budget})
+		t.Run(tc.name, func(t *testing.T) {
+			bin, err := Instrument(tc.bin, Limits{Stack: budget})
 			if err != nil {
 				t.Fatal(err)
 			}
 			mod := instantiate(t, newRuntime(t, engines[0].config()), bin)
+			depth := depthGlobal(t, mod)
 			f := mod.ExportedFunction("f")
-			frame := frameBytes(uint64(1+tc.locals) + uint64(tc.live) + 2)
-			frames := budget / frame
-			// One frame more than the limit allows traps; one fewer runs.
-			if _, err := f.Call(ctx, frames-2); err != nil {
-				t.Fatalf("f(%d), within the budget: %v", frames-2, err)
+			if _, err := f.Call(ctx, 10); err != nil {
+				t.Fatalf("f(10): %v", err)
 			}
-			if _, err := f.Call(ctx, frames+1); err == nil {
-				t.Fatalf("f(%d), past the budget, returned", frames+1)
+			if _, err := f.Call(ctx, 1<<24); err == nil {
+				t.Fatal("f(1<<24) returned")
 			}
-			got := engineStack(t, f)
-			t.Logf("%d frames charged %d bytes each: engine stack %d bytes, %d bytes a frame at most",
-				frames, frame, got, uint64(got)/frames)
-			if bound := 2*budget + 64<<10; uint64(got) > bound {
+			if d := depth.Get(); d <= budget {
+				t.Fatalf("depth %d after the trap: not the guard's (budget %d)", d, budget)
+			}
+			got := uint64(engineStack(t, f))
+			t.Logf("engine stack %d bytes at the guard's trap (budget %d)", got, budget)
+			if bound := 2*budget + 64<<10; got > bound {
 				t.Errorf("engine stack %d bytes, want at most %d", got, bound)
 			}
 		})
