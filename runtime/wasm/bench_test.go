@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
+	"github.com/moat-mqtt/moat/runtime/internal/testutil"
 	"github.com/moat-mqtt/moat/runtime/policy"
 	"github.com/moat-mqtt/moat/runtime/wasm/internal/meter"
 )
@@ -100,6 +102,54 @@ func BenchmarkAuthorize(b *testing.B) {
 			}
 		})
 	})
+}
+
+// BenchmarkStackGuard is BenchmarkAuthorize/uncached with and without the
+// meter's stack guard (meter.Limits.Stack), in the same run: the guard
+// adds a global update and a compare at every function entry, one global
+// update at every exit, and a global write before each call.
+//
+// The go/ cases do the same with the Go example module (TestGoGuest), whose
+// decision makes many small calls.
+func BenchmarkStackGuard(b *testing.B) {
+	ctx := context.Background()
+	goPath := testutil.Example(b, "demo")
+	goBin, err := os.ReadFile(goPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	demo := &policy.Client{ClientID: "c1", Username: "demo", ProtocolVersion: 5,
+		Attributes: []policy.Attribute{{Key: "tenant", Value: "acme"}}}
+	for _, module := range []string{"basic", "go"} {
+		req, cfg := authz("public/sensors/1/temperature"), ModuleConfig{Instances: 1, Timeout: time.Second}
+		file := "basic"
+		if module == "go" {
+			file = "demo"
+			req = &policy.AuthzRequest{Client: demo, Action: policy.ActionPublish, Topic: "demo/a"}
+			cfg.Path, cfg.Binary, cfg.Decisions = goPath, goBin, []string{"authz"}
+			cfg.ConfigJSON = []byte(`{"rules": [{"username": "demo", "action": "all", "topic": "demo/#"}]}`)
+		}
+		for _, guard := range []bool{false, true} {
+			e := newEngine(b, nil)
+			e.noStackGuard = !guard
+			m := testModule(b, e, file, cfg)
+			if (m.stackLimit != 0) != guard {
+				b.Fatalf("stack limit %d with guard %v", m.stackLimit, guard)
+			}
+			name := module + "/none"
+			if guard {
+				name = module + "/guard"
+			}
+			b.Run(name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if res, err := m.Authorize(ctx, req); err != nil || res.Verdict != policy.Allow {
+						b.Fatal(res, err)
+					}
+				}
+			})
+		}
+	}
 }
 
 // BenchmarkAuthenticate is one authn decision: "zed" is ignored (the

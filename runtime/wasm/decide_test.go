@@ -174,14 +174,18 @@ func TestHostile(t *testing.T) {
 	}
 }
 
-// TestStackOverflow recurses without end; wazero stops it with a trap
-// before the (long) deadline.
+// TestStackOverflow recurses without end; the stack guard stops it with
+// a trap before the (long) deadline, and names the limit.
 func TestStackOverflow(t *testing.T) {
 	guardGC(t)
 	e := newEngine(t, nil)
 	m := testModule(t, e, "hostile", ModuleConfig{Instances: 1, Timeout: 10 * time.Second})
 	_, err := m.Authorize(context.Background(), authz("recurse"))
-	wantErr(t, err, `wasm: plugin "hostile": authorize: `, "stack overflow")
+	wantErr(t, err, `wasm: plugin "hostile": authorize: `, "call depth exceeded (stack limit 8192 KiB)")
+	var se *StackError
+	if !errors.As(err, &se) || se.Limit != MaxStack {
+		t.Errorf("error %v is not a *StackError with limit %d", err, MaxStack)
+	}
 	if res, err := m.Authorize(context.Background(), authz("fine")); err != nil || res.Verdict != policy.Allow {
 		t.Fatalf("after: %+v, %v", res, err)
 	}

@@ -68,6 +68,10 @@ type Engine struct {
 
 	stop chan struct{}
 	done chan struct{}
+
+	// noStackGuard loads modules without the meter's stack guard, for
+	// the benchmark that measures what the guard costs.
+	noStackGuard bool
 }
 
 // NewEngine starts an Engine. The caller must Close it after closing its

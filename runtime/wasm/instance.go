@@ -47,6 +47,9 @@ type instance struct {
 	mem      api.Memory
 	epoch    api.MutableGlobal // written by the Engine's ticker only
 	deadline api.MutableGlobal // written by the calling goroutine only
+	// depth is the meter's stack guard (meter.ExportDepth), reset before
+	// each call; nil when the module was instrumented without one.
+	depth api.MutableGlobal
 	// until is the deadline the host enforces, in epoch ticks: the value
 	// last written to deadline, kept on the host side so that a check
 	// after a call or inside a host function reads no guest state.
@@ -126,6 +129,12 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 		return nil, errors.New("instantiate: instrumented globals or memory missing")
 	}
 	in.epoch, in.deadline = epoch, deadline
+	if m.stackLimit != 0 {
+		if in.depth, _ = mod.ExportedGlobal(meter.ExportDepth).(api.MutableGlobal); in.depth == nil {
+			_ = mod.Close(ctx)
+			return nil, errors.New("instantiate: instrumented depth global missing")
+		}
+	}
 	for k := KindAuthn; k <= KindPayload; k++ {
 		in.decide[k] = mod.ExportedFunction(decisionEx[k])
 	}
@@ -215,8 +224,14 @@ func (in *instance) setDeadline(ctx context.Context) {
 // result that late must not be used (the caller has given up on it, and
 // the decision it would make is the one a slower module could force). The
 // check is one atomic load.
+//
+// The stack guard's depth starts at 0: a call that caught an exception
+// leaves the frames it unwound counted (see meter.ExportDepth).
 func (in *instance) call(fn api.Function, arg uint32) (uint32, error) {
 	in.stack[0] = uint64(arg)
+	if in.depth != nil {
+		in.depth.Set(0)
+	}
 	if err := fn.CallWithStack(in.ctx, in.stack[:]); err != nil {
 		return 0, in.fault(err)
 	}
@@ -272,8 +287,10 @@ func (in *instance) room(n int) ([]byte, error) {
 // module that recursed deeply once would hold that much for good (941 MiB
 // resident for one plugin with memory_limit = 64 KiB). After each call, a
 // function whose stack grew beyond StackRetain is replaced by a fresh one
-// and the large stack goes to the garbage collector. See sdk/ABI.md §7,
-// "Memory budget and deadlines".
+// and the large stack goes to the garbage collector. How deep one call
+// may go, and so how large the stack grows during it, is the meter's
+// stack guard's to bound (stackBudget). See sdk/ABI.md §7, "Memory budget
+// and deadlines".
 const StackRetain = 256 << 10
 
 // stackField finds the engine stack, a []byte field named "stack", in the
@@ -368,7 +385,22 @@ func (in *instance) fault(err error) error {
 	if errors.As(err, &exit) {
 		return fmt.Errorf("proc_exit(%d)", exit.ExitCode())
 	}
+	// The guard traps with the depth above the limit, and no other trap
+	// leaves it there.
+	if in.depth != nil && in.depth.Get() > in.m.stackLimit {
+		return &StackError{Limit: in.m.stackLimit}
+	}
 	return &trapError{err: err}
+}
+
+// StackError is a call stopped by the stack guard: its guest frames would
+// have passed the plugin's stack budget (sdk/ABI.md §7).
+type StackError struct {
+	Limit uint64 // the budget, in bytes as the meter estimates them
+}
+
+func (e *StackError) Error() string {
+	return fmt.Sprintf("call depth exceeded (stack limit %d KiB)", e.Limit>>10)
 }
 
 // trapError is a trap (unreachable, out of bounds, stack overflow...). Its

@@ -36,7 +36,27 @@ const (
 	// tableShare is the fraction of memory_limit that tables may use
 	// together: memory_limit/tableShare bytes, on top of linear memory.
 	tableShare = 8
+
+	// stackShare is the fraction of memory_limit that the engine stack
+	// of one call may use, as the meter estimates it (meter.Limits.Stack),
+	// within [MinStack, MaxStack].
+	stackShare = 4
+	// MinStack is the least stack budget of a call, whatever
+	// memory_limit: room for some 1,300 frames of this repository's Go
+	// modules (charged 770-800 bytes a frame at the median, up to 34 KB
+	// for the largest runtime functions), many times what they nest.
+	MinStack = 1 << 20
+	// MaxStack is the most: some 10,000 such frames.
+	MaxStack = 8 << 20
 )
+
+// stackBudget is the engine stack, in bytes as the meter estimates it,
+// that one call of a plugin with this memory_limit may use: a quarter of
+// memory_limit, within [MinStack, MaxStack]. A call that would go deeper
+// traps (a plugin error). See sdk/ABI.md §7, "Memory budget and deadlines".
+func stackBudget(memoryLimit int64) uint64 {
+	return min(max(uint64(memoryLimit)/stackShare, MinStack), MaxStack)
+}
 
 // loadLimits returns the limits for a plugin whose linear memory is capped
 // at memoryLimit bytes. Tables together may hold memoryLimit/tableShare
@@ -62,5 +82,6 @@ func loadLimits(memoryLimit int64) meter.Limits {
 		Types:         MaxTypes,
 		Imports:       MaxImports,
 		Exports:       MaxExports,
+		Stack:         stackBudget(memoryLimit),
 	}
 }

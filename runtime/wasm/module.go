@@ -93,13 +93,16 @@ type Module struct {
 	// memoryLimit is the plugin's memory budget per instance in bytes
 	// (memory_limit): linear memory and host-side buffers share it.
 	memoryLimit int64
-	files       map[string]string
-	payload     bool
-	config      []byte
-	decides     [KindPayload + 1]bool
-	hasStart    bool
-	hasInit     bool
-	hasConf     bool
+	// stackLimit is the stack guard's budget (meter.Limits.Stack); 0 for
+	// none.
+	stackLimit uint64
+	files      map[string]string
+	payload    bool
+	config     []byte
+	decides    [KindPayload + 1]bool
+	hasStart   bool
+	hasInit    bool
+	hasConf    bool
 
 	rt       wazero.Runtime
 	compiled wazero.CompiledModule
@@ -180,7 +183,12 @@ func (e *Engine) Load(ctx context.Context, cfg ModuleConfig) (m *Module, err err
 		return nil, m.loadErr(fmt.Errorf("memory needs at least %d pages (%d bytes), over the memory_limit of %d bytes",
 			info.memoryMin, info.memoryMin*pageSize, cfg.MemoryLimit))
 	}
-	metered, err := meter.Instrument(bin, loadLimits(cfg.MemoryLimit))
+	lim := loadLimits(cfg.MemoryLimit)
+	if e.noStackGuard {
+		lim.Stack = 0
+	}
+	m.stackLimit = lim.Stack
+	metered, err := meter.Instrument(bin, lim)
 	if err != nil {
 		return nil, m.loadErr(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
@@ -179,7 +180,7 @@ func engineStack(t *testing.T, fn api.Function) int {
 // stack behind in the instance (main kept tens of megabytes per function).
 func TestStackRetained(t *testing.T) {
 	e := newEngine(t, nil)
-	m := testModule(t, e, "deep", ModuleConfig{Instances: 1, Timeout: 10 * time.Second, MemoryLimit: 64 << 10})
+	m := testModule(t, e, "deep", ModuleConfig{Instances: 1, Timeout: 10 * time.Second})
 	ctx := context.Background()
 	if res, err := m.Authorize(ctx, authz("deep")); err != nil || res.Verdict != policy.Allow {
 		t.Fatalf("deep: %+v, %v", res, err)
@@ -194,6 +195,45 @@ func TestStackRetained(t *testing.T) {
 		t.Errorf("instance keeps a stack of %d bytes after the call, want at most %d", n, StackRetain)
 	}
 	wantRecovers(t, m)
+}
+
+// TestStackBound: recursion past the stack budget (sdk/ABI.md §7) ends
+// as a plugin error naming the limit, the engine stack it grew on the way
+// stays within twice the budget (wazero doubles it) however small
+// memory_limit is, and the next call works. On main the call recursed
+// 400,000 deep and grew the stack to tens of megabytes.
+func TestStackBound(t *testing.T) {
+	e := newEngine(t, nil)
+	for _, limit := range []int64{64 << 10, 8 << 20, DefaultMemoryLimit} {
+		t.Run(fmt.Sprint(limit>>10, "KiB"), func(t *testing.T) {
+			m := testModule(t, e, "deep", ModuleConfig{Instances: 1, Timeout: 10 * time.Second, MemoryLimit: limit})
+			budget := stackBudget(limit)
+			ctx := context.Background()
+			s, err := m.acquire(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := s.in
+			in.setDeadline(ctx)
+			in.st.reset(phaseAuthz)
+			_, err = in.run(KindAuthz, request{authz: authz("Deep")})
+			in.st.phase = phaseIdle
+			// The stack the call grew is still there: the function has not
+			// been trimmed, and the engine never shrinks a stack.
+			peak := engineStack(t, in.decide[KindAuthz])
+			m.fail(s) // as decide does after an error
+			var se *StackError
+			if !errors.As(err, &se) || se.Limit != budget {
+				t.Fatalf("Deep: %v, want a *StackError with limit %d", err, budget)
+			}
+			wantErr(t, m.callErr("authorize", err), fmt.Sprintf("call depth exceeded (stack limit %d KiB)", budget>>10))
+			t.Logf("memory_limit %d KiB: stack budget %d KiB, engine stack %d KiB at the trap", limit>>10, budget>>10, peak>>10)
+			if bound := 2*budget + 64<<10; uint64(peak) > bound {
+				t.Errorf("engine stack %d bytes at the trap, want at most %d (twice the budget and the initial stack)", peak, bound)
+			}
+			wantRecovers(t, m)
+		})
+	}
 }
 
 // TestStackProbe: stackSize reads wazero's stack (a wazero upgrade that

@@ -1,6 +1,8 @@
-;; deep: recursion that grows wazero's engine stack to tens of megabytes and
-;; returns normally. moat_authorize with a topic starting 'd' recurses
-;; 400,000 calls deep and allows; any other byte allows at once.
+;; deep: recursion that grows wazero's engine stack. moat_authorize with a
+;; topic starting 'd' recurses 10,000 calls deep (some 1 MiB of engine
+;; stack, within the stack budget of the default memory_limit) and allows;
+;; with 'D' it recurses 400,000 calls deep (tens of megabytes, past any
+;; stack budget) and allows if it returns; any other byte allows at once.
 (module
   (memory (export "memory") 1)
   (func (export "moat_abi_v1"))
@@ -16,6 +18,8 @@
       (else (i32.add (call $deep (i32.sub (local.get $n) (i32.const 1))) (i32.const 1)))))
   (func (export "moat_authorize") (param $n i32) (result i32)
     (if (i32.eq (call $first (i32.const 5)) (i32.const 0x64)) ;; 'd'
+      (then (drop (call $deep (i32.const 10000)))))
+    (if (i32.eq (call $first (i32.const 5)) (i32.const 0x44)) ;; 'D'
       (then (drop (call $deep (i32.const 400000)))))
     (i32.const 1))
 )

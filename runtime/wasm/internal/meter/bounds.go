@@ -81,6 +81,8 @@ func checkTypes(s *section, m *module) error {
 			}
 			if k == 0 {
 				m.typeParams = append(m.typeParams, n)
+			} else {
+				m.typeResults = append(m.typeResults, n)
 			}
 			for j := uint32(0); j < n; j++ {
 				if pos, err = skipValType(b, pos); err != nil {

@@ -21,10 +21,144 @@ import (
 // for loops with heavier bodies, in proportion).
 const yieldInterval = 1 << 12
 
-// indices are the indices of what Instrument adds.
+// indices are the indices of what Instrument adds, and the stack budget.
 type indices struct {
 	epoch, deadline, countdown uint32 // globals
+	depth                      uint32 // global, when stack is set
 	table                      uint32 // the yield table
+	stack                      uint64 // Limits.Stack: 0 for no guard
+}
+
+// Engine stack estimate. wazero's compiler (v1.12.0, wazevo) gives each
+// wasm function a native frame on its engine stack: return address and
+// caller's frame pointer (16 bytes), a stack-bounds check slot (16), the
+// callee-saved registers the function uses (16 bytes each, up to 5
+// general and 8 vector registers on amd64: 208), the argument and result
+// area of the calls it makes, and one spill slot (8 bytes, 16 for a v128)
+// per value the register allocator spills. frameBytes charges the fixed
+// part in full and 16 bytes per parameter and local, each of which is a
+// value that may be spilled, for arguments passed on the stack and for
+// the copies a merge of control flow makes, and as much per other value
+// the compiler may spill (spillValues). TestStackEstimate measures real
+// frames against it.
+const (
+	frameBase     = 256
+	framePerValue = 16
+	// maxStack caps Limits.Stack so that depth plus one frame never
+	// overflows an i32: a frame is charged at most frameBase +
+	// framePerValue times the locals (maxLocals) and the operand stack
+	// (fewer values than the body has bytes, Limits.BodySize), and a
+	// function whose frame is charged more than maxStack is refused.
+	maxStack = 1 << 30
+)
+
+// frameBytes is the engine stack charged for one frame of a function
+// that may spill the given number of values: parameters, locals and
+// spillValues.
+func frameBytes(values uint64) uint64 {
+	return frameBase + framePerValue*values
+}
+
+// appendEnter appends the code that runs at function entry when the stack
+// is guarded, after the check:
+//
+//	global.get $depth
+//	i32.const frame
+//	i32.add
+//	local.tee $scratch    ;; saves reading the global again
+//	global.set $depth
+//	local.get $scratch
+//	i32.const stack
+//	i32.gt_u
+//	if
+//	  unreachable
+//	end
+//
+// A trap leaves depth above the limit, which tells the host why it
+// trapped: no call that runs the guest's own code has depth above it.
+func appendEnter(dst []byte, ix indices, frame uint64, scratch uint32) []byte {
+	const (
+		unreachable = 0x00
+		ifOp        = 0x04
+		end         = 0x0b
+		localGet    = 0x20
+		localTee    = 0x22
+		globalGet   = 0x23
+		globalSet   = 0x24
+		i32Const    = 0x41
+		i32GtU      = 0x4b
+		i32Add      = 0x6a
+		emptyBlock  = 0x40
+	)
+	dst = append(dst, globalGet)
+	dst = appendU32(dst, ix.depth)
+	dst = append(dst, i32Const)
+	dst = appendS32(dst, int32(frame))
+	dst = append(dst, i32Add, localTee)
+	dst = appendU32(dst, scratch)
+	dst = append(dst, globalSet)
+	dst = appendU32(dst, ix.depth)
+	dst = append(dst, localGet)
+	dst = appendU32(dst, scratch)
+	dst = append(dst, i32Const)
+	dst = appendS32(dst, int32(min(ix.stack, maxStack)))
+	return append(dst, i32GtU, ifOp, emptyBlock, unreachable, end)
+}
+
+// appendLeave appends the code that runs on every way out of a function
+// that does not unwind it (the end of its body, which every return and
+// branch to the function's label now reaches, and before a tail call):
+//
+//	global.get $depth
+//	i32.const frame
+//	i32.sub
+//	global.set $depth
+func appendLeave(dst []byte, ix indices, frame uint64) []byte {
+	const (
+		globalGet = 0x23
+		globalSet = 0x24
+		i32Const  = 0x41
+		i32Sub    = 0x6b
+	)
+	dst = append(dst, globalGet)
+	dst = appendU32(dst, ix.depth)
+	dst = append(dst, i32Const)
+	dst = appendS32(dst, int32(frame))
+	dst = append(dst, i32Sub, globalSet)
+	return appendU32(dst, ix.depth)
+}
+
+// appendWrap appends, after appendEnter, the start of the block that
+// wraps the original body when the stack is guarded:
+//
+//	local.get 0 ... local.get params-1
+//	block (type typ)  ;; the function's own type: params -> results
+//	  drop ... drop   ;; params times
+//
+// The body's instructions follow unchanged but for return (see
+// instrumentBody), and the block is closed before appendLeave and the
+// function's end. So every branch to the function's label, which acts as
+// a return, reaches appendLeave: it now targets this block, whose label
+// takes its place, and all other labels keep their indices. The block
+// takes the function's own type so that it yields the function's results
+// whatever they are; that type also takes the parameters, which the
+// block receives and drops at once (the compiler emits nothing for it).
+func appendWrap(dst []byte, typ, params uint32) []byte {
+	const (
+		block    = 0x02
+		drop     = 0x1a
+		localGet = 0x20
+	)
+	for i := uint32(0); i < params; i++ {
+		dst = append(dst, localGet)
+		dst = appendU32(dst, i)
+	}
+	dst = append(dst, block)
+	dst = appendS32(dst, int32(typ)) // a type index is an s33: positive here
+	for i := uint32(0); i < params; i++ {
+		dst = append(dst, drop)
+	}
+	return dst
 }
 
 // appendCheck appends the code that runs at every function entry and loop
@@ -235,9 +369,24 @@ func (f *fnScope) instrumentBody(dst, body, check []byte, ix indices, base int) 
 	dst = append(dst, body[:pos]...)
 	localsEnd := len(dst)
 	dst = append(dst, check...)
+	guard := ix.stack != 0
+	var frame uint64
+	if guard {
+		frame = frameBytes(f.locals + f.m.spillValues(body[pos:]))
+		if frame > maxStack {
+			return nil, fail(0, fmt.Errorf("frame of %d bytes is too large", frame))
+		}
+		typ := f.m.funcTypes[fn]
+		if typ > math.MaxInt32 {
+			return nil, fail(0, fmt.Errorf("type index %d too large", typ))
+		}
+		dst = appendEnter(dst, ix, frame, uint32(f.locals))
+		dst = appendWrap(dst, typ, f.m.typeParams[typ])
+	}
 
-	// scratch is the local that a bulk instruction's length is saved in,
-	// added after the function's own if it has one.
+	// scratch is the local that a bulk instruction's length, and the
+	// stack guard's new depth at entry, are saved in: an i32 added after
+	// the function's own locals when either needs it.
 	scratch := uint32(f.locals)
 	weight, bulk := uint64(weightEntry), uint64(0)
 	copied := pos // body[:copied] is in dst
@@ -252,6 +401,20 @@ func (f *fnScope) instrumentBody(dst, body, check []byte, ix indices, base int) 
 			return nil, fail(start, err)
 		}
 		pos = next
+		if guard {
+			switch body[start] {
+			case 0x0f: // return: to the wrapping block, at label depth-1
+				const br = 0x0c
+				dst = append(dst, body[copied:start]...)
+				dst = append(dst, br)
+				dst = appendU32(dst, uint32(depth-1))
+				copied = pos
+			case 0x12, 0x13, 0x15: // return_call, return_call_indirect, return_call_ref
+				dst = append(dst, body[copied:start]...)
+				dst = appendLeave(dst, ix, frame)
+				copied = start
+			}
+		}
 		switch kind {
 		case immBlock, immTryTable, immLoop:
 			if kind == immLoop {
@@ -290,8 +453,16 @@ func (f *fnScope) instrumentBody(dst, body, check []byte, ix indices, base int) 
 				if pos != len(body) {
 					return nil, fail(start, fmt.Errorf("function ends with %d bytes left in its body", len(body)-pos))
 				}
-				dst = append(dst, body[copied:]...)
-				if bulk > 0 {
+				if guard {
+					const end = 0x0b
+					dst = append(dst, body[copied:start]...)
+					dst = append(dst, end) // the wrapping block
+					dst = appendLeave(dst, ix, frame)
+					dst = append(dst, end)
+				} else {
+					dst = append(dst, body[copied:]...)
+				}
+				if bulk > 0 || guard {
 					dst = addScratchLocal(dst, start0, localsEnd, groups)
 				}
 				f.m.cost += weight * weight

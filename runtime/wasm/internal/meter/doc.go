@@ -58,6 +58,23 @@
 // test is "<= 0", so a large instruction makes the guest exit to Go before
 // it starts.
 //
+// # Stack guard
+//
+// wazero has no stack limit of its own below a ceiling of about 100 MB:
+// each call into an instance runs on an engine stack that doubles as
+// calls nest deeper, so one recursive guest could take that much per call
+// in flight, whatever its memory limit. With Limits.Stack set, Instrument
+// appends a mutable i32 global, exported as [ExportDepth], that counts the
+// estimated engine stack of the frames live in the call (frameBytes: a
+// fixed part and 16 bytes per parameter and local). Each function adds its
+// frame at entry and traps if the total would pass Limits.Stack; its body
+// is wrapped in a block of the function's own type, so that the end of the
+// body, every return (rewritten as a branch to that block) and every
+// branch to the function's label reach one place that takes the frame
+// off again, and a tail call takes it off just before it goes. A frame
+// that an exception unwinds is not taken off: the host resets the global
+// to 0 before each call.
+//
 // # Sealing what Instrument adds
 //
 // The globals and table Instrument appends sit at indices the module could

@@ -10,7 +10,8 @@ import (
 )
 
 // FuzzInstrument checks that Instrument never panics and that, whenever
-// wazero accepts its input, wazero accepts its output too. It validates
+// wazero accepts its input, wazero accepts its output too, with and
+// without the stack guard. It validates
 // with the interpreter, which decodes and validates exactly as the
 // compiler does but compiles much faster.
 func FuzzInstrument(f *testing.F) {
@@ -45,6 +46,13 @@ func FuzzInstrument(f *testing.F) {
 		}
 		if err := compile(ctx, r, out); err != nil {
 			t.Fatalf("wazero accepts the input but not the output: %v", err)
+		}
+		guarded, err := Instrument(in, Limits{Stack: 1 << 20})
+		if err != nil {
+			t.Fatalf("Instrument with a stack guard fails where it succeeds without: %v", err)
+		}
+		if err := compile(ctx, r, guarded); err != nil {
+			t.Fatalf("wazero accepts the input but not the output with a stack guard: %v", err)
 		}
 	})
 }

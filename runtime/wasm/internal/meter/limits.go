@@ -25,6 +25,10 @@ type Limits struct {
 	Types         uint64
 	Imports       uint64
 	Exports       uint64
+	// Stack is the engine stack, in bytes, that one call into the module
+	// may use, as the meter estimates it (see frameBytes); a call that
+	// would go deeper traps. Zero adds no guard.
+	Stack uint64
 }
 
 // Weights of control instructions in Limits.Blocks. wazero v1.12.0's

@@ -18,6 +18,14 @@ const (
 	// value (all ones) so that nothing traps until the host sets it.
 	// Comparisons are unsigned.
 	ExportDeadline = "moat.deadline"
+	// ExportDepth is a mutable i32 global, initially 0, exported only when
+	// Limits.Stack is set: the engine stack, in estimated bytes, of the
+	// guest frames live in the current call (see frameBytes). The guest
+	// traps when it would exceed Limits.Stack, leaving it above the limit,
+	// which is how the host tells that trap from others. The host resets
+	// it to 0 before each call: a frame that an exception unwinds is never
+	// counted out.
+	ExportDepth = "moat.depth"
 	// ExportStart is the module's former start function, exported only if
 	// the module had a start section. The host calls it, under a deadline,
 	// after instantiation.
@@ -115,6 +123,7 @@ type module struct {
 	// The module's own index spaces, as its author wrote them (see
 	// validate.go), and what limits.go needs.
 	typeParams   []uint32 // parameters of each type
+	typeResults  []uint32 // results of each type
 	funcTypes    []uint32 // type of each function, imported first
 	memories     uint32
 	tags         uint32
@@ -147,6 +156,10 @@ type tableLimits struct {
 //
 //   - appends an empty funcref table, which the checks grow by zero so that
 //     the garbage collector can stop the world (see yieldInterval);
+//
+//   - when lim.Stack is set, appends an i32 depth global, exported as
+//     ExportDepth, and guards every function's entry and exits with it
+//     (see appendEnter, appendWrap and the package documentation);
 //
 //   - removes the start section, if any, and exports its function as
 //     ExportStart;
@@ -187,8 +200,8 @@ func Instrument(bin []byte, lim Limits) ([]byte, error) {
 	// New globals and the yield table go after all existing ones, imported
 	// and defined, so that no existing index moves.
 	firstGlobal := uint64(m.importedGlobals) + uint64(m.definedGlobals)
-	if firstGlobal+3 > math.MaxUint32 {
-		return nil, fmt.Errorf("meter: too many globals (%d) to add three", firstGlobal)
+	if firstGlobal+4 > math.MaxUint32 {
+		return nil, fmt.Errorf("meter: too many globals (%d) to add four", firstGlobal)
 	}
 	table := uint64(m.importedTables) + uint64(m.definedTables)
 	if table+1 > math.MaxUint32 {
@@ -198,7 +211,9 @@ func Instrument(bin []byte, lim Limits) ([]byte, error) {
 		epoch:     uint32(firstGlobal),
 		deadline:  uint32(firstGlobal + 1),
 		countdown: uint32(firstGlobal + 2),
+		depth:     uint32(firstGlobal + 3),
 		table:     uint32(table),
+		stack:     lim.Stack,
 	}
 
 	// Instrumenting adds a few dozen bytes per loop; leave room for that.
@@ -214,7 +229,7 @@ func Instrument(bin []byte, lim Limits) ([]byte, error) {
 			tablesDone = true
 		}
 		if !globalsDone && (rank == 0 || rank > sectionRank[secGlobal]) {
-			out = appendSection(out, secGlobal, appendGlobals(nil, 0, nil))
+			out = appendSection(out, secGlobal, appendGlobals(nil, 0, nil, ix))
 			globalsDone = true
 		}
 		if !exportsDone && (rank == 0 || rank > sectionRank[secExport]) {
@@ -256,7 +271,7 @@ func Instrument(bin []byte, lim Limits) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			out = appendSection(out, secGlobal, appendGlobals(nil, count, rest))
+			out = appendSection(out, secGlobal, appendGlobals(nil, count, rest, ix))
 			globalsDone = true
 		case secExport:
 			count, rest, err := readCount(s)
@@ -718,9 +733,14 @@ func appendTables(dst []byte, count uint32, rest []byte) []byte {
 }
 
 // appendGlobals appends a global section's content: count existing entries
-// (rest, unchanged) followed by the epoch, deadline and countdown globals.
-func appendGlobals(dst []byte, count uint32, rest []byte) []byte {
-	dst = appendU32(dst, count+3) // Instrument checked this does not overflow.
+// (rest, unchanged) followed by the epoch, deadline and countdown globals,
+// and the depth global if the stack is guarded.
+func appendGlobals(dst []byte, count uint32, rest []byte, ix indices) []byte {
+	added := uint32(3)
+	if ix.stack != 0 {
+		added++
+	}
+	dst = appendU32(dst, count+added) // Instrument checked this does not overflow.
 	dst = append(dst, rest...)
 	const (
 		i32     = 0x7f
@@ -734,7 +754,11 @@ func appendGlobals(dst []byte, count uint32, rest []byte) []byte {
 	dst = append(dst, i64, mutable, i64c, 0x7f, end) // deadline: i64.const -1
 	dst = append(dst, i32, mutable, i32c)            // countdown
 	dst = appendS32(dst, yieldInterval)
-	return append(dst, end)
+	dst = append(dst, end)
+	if ix.stack != 0 {
+		dst = append(dst, i32, mutable, i32c, 0x00, end) // depth: i32.const 0
+	}
+	return dst
 }
 
 // appendExports appends an export section's content: count existing entries
@@ -766,6 +790,9 @@ func appendExports(dst []byte, count uint32, rest []byte, ix indices, m *module)
 	if m.hasStart {
 		added++
 	}
+	if ix.stack != 0 {
+		added++
+	}
 	if uint64(count)+uint64(added) > math.MaxUint32 {
 		return nil, errors.New("meter: section export: too many exports")
 	}
@@ -774,6 +801,9 @@ func appendExports(dst []byte, count uint32, rest []byte, ix indices, m *module)
 	dst = append(dst, rest...)
 	dst = appendExport(dst, ExportEpoch, kindGlobal, ix.epoch)
 	dst = appendExport(dst, ExportDeadline, kindGlobal, ix.deadline)
+	if ix.stack != 0 {
+		dst = appendExport(dst, ExportDepth, kindGlobal, ix.depth)
+	}
 	if m.hasStart {
 		dst = appendExport(dst, ExportStart, kindFunc, m.startFunc)
 	}

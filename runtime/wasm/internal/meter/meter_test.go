@@ -321,12 +321,16 @@ func TestResults(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range tests {
 		instrumented := mustInstrument(t, tc.bin)
+		guarded, err := Instrument(tc.bin, Limits{Stack: 1 << 20})
+		if err != nil {
+			t.Fatalf("%s: Instrument with a stack guard: %v", tc.name, err)
+		}
 		for _, e := range engines {
 			t.Run(tc.name+"/"+e.name, func(t *testing.T) {
 				for _, v := range []struct {
 					name string
 					bin  []byte
-				}{{"original", tc.bin}, {"instrumented", instrumented}} {
+				}{{"original", tc.bin}, {"instrumented", instrumented}, {"stack guard", guarded}} {
 					// A runtime each: imports.wasm changes a global of env.
 					mod := instantiate(t, newRuntime(t, e.config()), v.bin)
 					got, err := mod.ExportedFunction(tc.fn).Call(ctx, tc.args...)
@@ -335,6 +339,11 @@ func TestResults(t *testing.T) {
 					}
 					if !slices.Equal(got, tc.want) && !(len(got) == 0 && len(tc.want) == 0) {
 						t.Errorf("%s: %s%v = %v, want %v", v.name, tc.fn, tc.args, got, tc.want)
+					}
+					if v.name == "stack guard" {
+						if d := depthGlobal(t, mod).Get(); d != 0 {
+							t.Errorf("%s: depth %d after %s%v, want 0", v.name, d, tc.fn, tc.args)
+						}
 					}
 				}
 			})
