@@ -113,6 +113,7 @@ func TestReferenceTable(t *testing.T) {
 		before := heap()
 		many := mc
 		many.Instances = 17
+		many.MinInstances = 17 // all instantiated now, not on demand
 		m, err := e.Load(ctx, many)
 		if err != nil {
 			t.Fatal(err)
