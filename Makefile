@@ -76,7 +76,7 @@ build: bin/moat $(PLUGIN_WASM) $(EXAMPLE_WASM) $(REFERENCE_WASM) $(RUST_WASM) $(
 
 # Go targets always run: the go command knows what is out of date, and its
 # build cache makes an up-to-date build cost well under a second.
-bin/moat: FORCE cmd/moat/templates/rust/moat.rs
+bin/moat: FORCE cmd/moat/templates/rust/moat.rs cmd/moat/templates/c/moat.h cmd/moat/templates/cpp/moat.h
 	$(GO) build -ldflags '-X main.version=$(VERSION)' -o $@ ./cmd/moat
 
 bin/plugins/%.wasm: FORCE
@@ -91,6 +91,9 @@ bin/examples/reference-go.wasm: FORCE
 # `moat plugin new --lang rust` embeds a copy of the SDK (go:embed cannot
 # reach sdk/); TestTemplateSDKInSync fails when the copy is stale.
 cmd/moat/templates/rust/moat.rs: $(RUST_SDK)
+	cp $< $@
+
+cmd/moat/templates/c/moat.h cmd/moat/templates/cpp/moat.h: sdk/c/moat.h
 	cp $< $@
 
 bin/examples/reference-rust.wasm: examples/reference/rust/reference.rs $(RUST_SDK)

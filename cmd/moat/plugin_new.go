@@ -19,7 +19,8 @@ import (
 // templates/<lang>/. A file whose name ends in .tmpl is rendered with
 // text/template (data: newData) and written without the suffix; any other
 // file is copied as it is. templates/rust/moat.rs is a copy of
-// sdk/rust/moat.rs, which a test keeps identical (TestTemplateSDKInSync):
+// sdk/rust/moat.rs, and templates/c/moat.h and templates/cpp/moat.h of
+// sdk/c/moat.h, which a test keeps identical (TestTemplateSDKInSync):
 // go:embed cannot reach outside this directory.
 //
 //go:embed all:templates
@@ -36,12 +37,13 @@ type language struct {
 
 var languages = []language{
 	{name: "rust", dir: "rust", next: "cd {{.Dir}} && make test"},
+	{name: "c", dir: "c", next: "cd {{.Dir}} && make test"},
+	{name: "cpp", dir: "cpp", next: "cd {{.Dir}} && make test"},
 }
 
 // plannedLanguages are accepted names whose templates are not there yet,
 // so that the error says so rather than "unknown language".
 var plannedLanguages = map[string]string{
-	"c":  "the C SDK (sdk/c)",
 	"go": "the Go SDK (see examples/plugins/demo)",
 	"as": "the AssemblyScript SDK (sdk/assemblyscript)",
 }
