@@ -20,7 +20,8 @@ import (
 // text/template (data: newData) and written without the suffix; any other
 // file is copied as it is. templates/rust/moat.rs is a copy of
 // sdk/rust/moat.rs, and templates/c/moat.h and templates/cpp/moat.h of
-// sdk/c/moat.h, which a test keeps identical (TestTemplateSDKInSync):
+// sdk/c/moat.h, and templates/as/moat/*.ts of
+// sdk/assemblyscript/assembly/*.ts, which a test keeps identical (TestTemplateSDKInSync):
 // go:embed cannot reach outside this directory.
 //
 //go:embed all:templates
@@ -39,13 +40,13 @@ var languages = []language{
 	{name: "rust", dir: "rust", next: "cd {{.Dir}} && make test"},
 	{name: "c", dir: "c", next: "cd {{.Dir}} && make test"},
 	{name: "cpp", dir: "cpp", next: "cd {{.Dir}} && make test"},
+	{name: "as", dir: "as", next: "cd {{.Dir}} && npm install && make test"},
 }
 
 // plannedLanguages are accepted names whose templates are not there yet,
 // so that the error says so rather than "unknown language".
 var plannedLanguages = map[string]string{
 	"go": "the Go SDK (see examples/plugins/demo)",
-	"as": "the AssemblyScript SDK (sdk/assemblyscript)",
 }
 
 type newData struct {

@@ -41,11 +41,26 @@ func runMoat(args ...string) (code int, stdout, stderr string) {
 // TestTemplateSDKInSync keeps the SDK files that `moat plugin new` writes
 // identical to the SDK in sdk/ (go:embed cannot reach it).
 func TestTemplateSDKInSync(t *testing.T) {
+	pairs := map[string]string{}
 	for tmpl, sdk := range map[string]string{
 		"templates/rust/moat.rs": "../../sdk/rust/moat.rs",
 		"templates/c/moat.h":     "../../sdk/c/moat.h",
 		"templates/cpp/moat.h":   "../../sdk/c/moat.h",
 	} {
+		pairs[tmpl] = sdk
+	}
+	asSDK, err := filepath.Glob("../../sdk/assemblyscript/assembly/*.ts")
+	if err != nil || len(asSDK) == 0 {
+		t.Fatalf("the AssemblyScript SDK: %v", err)
+	}
+	for _, f := range asSDK {
+		pairs["templates/as/moat/"+filepath.Base(f)] = f
+	}
+	tmplAS, err := templates.ReadDir("templates/as/moat")
+	if err != nil || len(tmplAS) != len(asSDK) {
+		t.Errorf("templates/as/moat has %d files, sdk/assemblyscript/assembly %d (%v)", len(tmplAS), len(asSDK), err)
+	}
+	for tmpl, sdk := range pairs {
 		want, err := os.ReadFile(sdk)
 		if err != nil {
 			t.Fatal(err)
@@ -57,6 +72,35 @@ func TestTemplateSDKInSync(t *testing.T) {
 		if !bytes.Equal(want, got) {
 			t.Errorf("cmd/moat/%s differs from %s: run make (or cp %[2]s cmd/moat/%[1]s)", tmpl, strings.TrimPrefix(sdk, "../../"))
 		}
+	}
+}
+
+// TestPluginNewAS creates an AssemblyScript project, builds it with its
+// Makefile and the compiler of the repository's node_modules (make build
+// installs it; a user runs npm install in the project), and runs its own
+// cases: they pass at once.
+func TestPluginNewAS(t *testing.T) {
+	asc, err := filepath.Abs("../../node_modules/.bin/asc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(asc); err != nil {
+		t.Fatalf("%v: run make build (npm ci) first", err)
+	}
+	dir := filepath.Join(t.TempDir(), "tenant-policy")
+	code, out, errOut := runMoat("plugin", "new", "--lang", "as", "--dir", dir, "tenant-policy")
+	if code != exitOK || !strings.Contains(out, "npm install && make test") {
+		t.Fatalf("new: exit %d\n%s%s", code, out, errOut)
+	}
+	cmd := exec.Command("make", "tenant-policy.wasm", "ASC="+asc)
+	cmd.Dir = dir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make: %v\n%s", err, b)
+	}
+	mod := filepath.Join(dir, "tenant-policy.wasm")
+	code, out, errOut = runMoat("plugin", "test", mod, "--cases", filepath.Join(dir, "cases.toml"))
+	if code != exitOK || !strings.Contains(out, "5 cases passed") {
+		t.Fatalf("test: exit %d\n%s%s", code, out, errOut)
 	}
 }
 
