@@ -60,6 +60,20 @@ func TestTemplateSDKInSync(t *testing.T) {
 	if err != nil || len(tmplAS) != len(asSDK) {
 		t.Errorf("templates/as/moat has %d files, sdk/assemblyscript/assembly %d (%v)", len(tmplAS), len(asSDK), err)
 	}
+	goSDK, err := filepath.Glob("../../sdk/go/*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nGo := 0
+	for _, f := range goSDK {
+		if !strings.HasSuffix(f, "_test.go") {
+			pairs["templates/go/moat/"+strings.TrimSuffix(filepath.Base(f), ".go")+".gosrc"] = f
+			nGo++
+		}
+	}
+	if tmplGo, err := templates.ReadDir("templates/go/moat"); err != nil || len(tmplGo) != nGo {
+		t.Errorf("templates/go/moat has %d files, sdk/go %d (%v)", len(tmplGo), nGo, err)
+	}
 	for tmpl, sdk := range pairs {
 		want, err := os.ReadFile(sdk)
 		if err != nil {
@@ -93,6 +107,29 @@ func TestPluginNewAS(t *testing.T) {
 		t.Fatalf("new: exit %d\n%s%s", code, out, errOut)
 	}
 	cmd := exec.Command("make", "tenant-policy.wasm", "ASC="+asc)
+	cmd.Dir = dir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make: %v\n%s", err, b)
+	}
+	mod := filepath.Join(dir, "tenant-policy.wasm")
+	code, out, errOut = runMoat("plugin", "test", mod, "--cases", filepath.Join(dir, "cases.toml"))
+	if code != exitOK || !strings.Contains(out, "5 cases passed") {
+		t.Fatalf("test: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestPluginNewGo creates a Go project, builds it with its Makefile and
+// runs its own cases: they pass at once.
+func TestPluginNewGo(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tenant-policy")
+	code, out, errOut := runMoat("plugin", "new", "--lang", "go", "--dir", dir, "tenant-policy")
+	if code != exitOK || !strings.Contains(out, "make test") {
+		t.Fatalf("new: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "moat", "handlers.go")); err != nil {
+		t.Fatalf("the SDK is not in the project as Go source: %v", err)
+	}
+	cmd := exec.Command("make", "tenant-policy.wasm")
 	cmd.Dir = dir
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make: %v\n%s", err, b)
@@ -177,7 +214,6 @@ func TestPluginNewErrors(t *testing.T) {
 		{[]string{"--lang", "rust"}, exitUsage, "want --lang LANG and one NAME"},
 		{[]string{"x"}, exitUsage, "want --lang LANG"},
 		{[]string{"--lang", "cobol", "x"}, exitUsage, `unknown language "cobol"; available: rust`},
-		{[]string{"--lang", "go", "x"}, exitFail, "no go template yet"},
 		{[]string{"--lang", "rust", "Bad Name"}, exitUsage, `name "Bad Name"`},
 	}
 	for _, tc := range tests {
