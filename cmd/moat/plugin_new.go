@@ -18,8 +18,13 @@ import (
 // templates holds one project skeleton per language, under
 // templates/<lang>/. A file whose name ends in .tmpl is rendered with
 // text/template (data: newData) and written without the suffix; any other
-// file is copied as it is. templates/rust/moat.rs is a copy of
-// sdk/rust/moat.rs, which a test keeps identical (TestTemplateSDKInSync):
+// file is copied as it is, but for a name ending in .gosrc, written as .go
+// (Go source in templates/ would otherwise be a package of this module).
+// templates/rust/moat.rs is a copy of
+// sdk/rust/moat.rs, and templates/c/moat.h and templates/cpp/moat.h of
+// sdk/c/moat.h, and templates/as/moat/*.ts of
+// sdk/assemblyscript/assembly/*.ts, and templates/go/moat/*.gosrc of
+// sdk/go/*.go (tests aside), which a test keeps identical (TestTemplateSDKInSync):
 // go:embed cannot reach outside this directory.
 //
 //go:embed all:templates
@@ -36,14 +41,10 @@ type language struct {
 
 var languages = []language{
 	{name: "rust", dir: "rust", next: "cd {{.Dir}} && make test"},
-}
-
-// plannedLanguages are accepted names whose templates are not there yet,
-// so that the error says so rather than "unknown language".
-var plannedLanguages = map[string]string{
-	"c":  "the C SDK (sdk/c)",
-	"go": "the Go SDK (see examples/plugins/demo)",
-	"as": "the AssemblyScript SDK (sdk/assemblyscript)",
+	{name: "c", dir: "c", next: "cd {{.Dir}} && make test"},
+	{name: "cpp", dir: "cpp", next: "cd {{.Dir}} && make test"},
+	{name: "as", dir: "as", next: "cd {{.Dir}} && npm install && make test"},
+	{name: "go", dir: "go", next: "cd {{.Dir}} && make test"},
 }
 
 type newData struct {
@@ -88,10 +89,6 @@ Languages: `+strings.Join(names, ", ")+`.
 		}
 	}
 	if l == nil {
-		if what, ok := plannedLanguages[*lang]; ok {
-			fmt.Fprintf(stderr, "moat plugin new: no %s template yet: write the module with %s; available: %s\n", *lang, what, strings.Join(names, ", "))
-			return exitFail
-		}
 		fmt.Fprintf(stderr, "moat plugin new: unknown language %q; available: %s\n", *lang, strings.Join(names, ", "))
 		return exitUsage
 	}
@@ -141,6 +138,8 @@ func renderTemplate(dir string, data newData) (map[string][]byte, error) {
 				return err
 			}
 			rel, b = name, []byte(s)
+		} else if name, ok := strings.CutSuffix(rel, ".gosrc"); ok {
+			rel = name + ".go"
 		}
 		files[rel] = b
 		return nil

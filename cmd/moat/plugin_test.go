@@ -38,19 +38,130 @@ func runMoat(args ...string) (code int, stdout, stderr string) {
 	return code, o.String(), e.String()
 }
 
-// TestTemplateSDKInSync keeps the SDK that `moat plugin new --lang rust`
-// writes identical to sdk/rust/moat.rs (go:embed cannot reach it).
+// TestTemplateSDKInSync keeps the SDK files that `moat plugin new` writes
+// identical to the SDK in sdk/ (go:embed cannot reach it).
 func TestTemplateSDKInSync(t *testing.T) {
-	sdk, err := os.ReadFile("../../sdk/rust/moat.rs")
+	pairs := map[string]string{}
+	for tmpl, sdk := range map[string]string{
+		"templates/rust/moat.rs": "../../sdk/rust/moat.rs",
+		"templates/c/moat.h":     "../../sdk/c/moat.h",
+		"templates/cpp/moat.h":   "../../sdk/c/moat.h",
+	} {
+		pairs[tmpl] = sdk
+	}
+	asSDK, err := filepath.Glob("../../sdk/assemblyscript/assembly/*.ts")
+	if err != nil || len(asSDK) == 0 {
+		t.Fatalf("the AssemblyScript SDK: %v", err)
+	}
+	for _, f := range asSDK {
+		pairs["templates/as/moat/"+filepath.Base(f)] = f
+	}
+	tmplAS, err := templates.ReadDir("templates/as/moat")
+	if err != nil || len(tmplAS) != len(asSDK) {
+		t.Errorf("templates/as/moat has %d files, sdk/assemblyscript/assembly %d (%v)", len(tmplAS), len(asSDK), err)
+	}
+	goSDK, err := filepath.Glob("../../sdk/go/*.go")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl, err := templates.ReadFile("templates/rust/moat.rs")
+	nGo := 0
+	for _, f := range goSDK {
+		if !strings.HasSuffix(f, "_test.go") {
+			pairs["templates/go/moat/"+strings.TrimSuffix(filepath.Base(f), ".go")+".gosrc"] = f
+			nGo++
+		}
+	}
+	if tmplGo, err := templates.ReadDir("templates/go/moat"); err != nil || len(tmplGo) != nGo {
+		t.Errorf("templates/go/moat has %d files, sdk/go %d (%v)", len(tmplGo), nGo, err)
+	}
+	for tmpl, sdk := range pairs {
+		want, err := os.ReadFile(sdk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := templates.ReadFile(tmpl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(want, got) {
+			t.Errorf("cmd/moat/%s differs from %s: run make (or cp %[2]s cmd/moat/%[1]s)", tmpl, strings.TrimPrefix(sdk, "../../"))
+		}
+	}
+}
+
+// TestPluginNewAS creates an AssemblyScript project, builds it with its
+// Makefile and the compiler of the repository's node_modules (make build
+// installs it; a user runs npm install in the project), and runs its own
+// cases: they pass at once.
+func TestPluginNewAS(t *testing.T) {
+	asc, err := filepath.Abs("../../node_modules/.bin/asc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(sdk, tmpl) {
-		t.Fatal("cmd/moat/templates/rust/moat.rs differs from sdk/rust/moat.rs: cp sdk/rust/moat.rs cmd/moat/templates/rust/moat.rs")
+	if _, err := os.Stat(asc); err != nil {
+		t.Fatalf("%v: run make build (npm ci) first", err)
+	}
+	dir := filepath.Join(t.TempDir(), "tenant-policy")
+	code, out, errOut := runMoat("plugin", "new", "--lang", "as", "--dir", dir, "tenant-policy")
+	if code != exitOK || !strings.Contains(out, "npm install && make test") {
+		t.Fatalf("new: exit %d\n%s%s", code, out, errOut)
+	}
+	cmd := exec.Command("make", "tenant-policy.wasm", "ASC="+asc)
+	cmd.Dir = dir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make: %v\n%s", err, b)
+	}
+	mod := filepath.Join(dir, "tenant-policy.wasm")
+	code, out, errOut = runMoat("plugin", "test", mod, "--cases", filepath.Join(dir, "cases.toml"))
+	if code != exitOK || !strings.Contains(out, "5 cases passed") {
+		t.Fatalf("test: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestPluginNewGo creates a Go project, builds it with its Makefile and
+// runs its own cases: they pass at once.
+func TestPluginNewGo(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tenant-policy")
+	code, out, errOut := runMoat("plugin", "new", "--lang", "go", "--dir", dir, "tenant-policy")
+	if code != exitOK || !strings.Contains(out, "make test") {
+		t.Fatalf("new: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "moat", "handlers.go")); err != nil {
+		t.Fatalf("the SDK is not in the project as Go source: %v", err)
+	}
+	cmd := exec.Command("make", "tenant-policy.wasm")
+	cmd.Dir = dir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make: %v\n%s", err, b)
+	}
+	mod := filepath.Join(dir, "tenant-policy.wasm")
+	code, out, errOut = runMoat("plugin", "test", mod, "--cases", filepath.Join(dir, "cases.toml"))
+	if code != exitOK || !strings.Contains(out, "5 cases passed") {
+		t.Fatalf("test: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestPluginNewC creates a C and a C++ project, builds each with its own
+// Makefile, as its README says, and runs its own cases: they pass at once.
+func TestPluginNewC(t *testing.T) {
+	for _, lang := range []string{"c", "cpp"} {
+		t.Run(lang, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "tenant-policy")
+			code, out, errOut := runMoat("plugin", "new", "--lang", lang, "--dir", dir, "tenant-policy")
+			if code != exitOK || !strings.Contains(out, "make test") {
+				t.Fatalf("new: exit %d\n%s%s", code, out, errOut)
+			}
+			cmd := exec.Command("make", "tenant-policy.wasm")
+			cmd.Dir = dir
+			if b, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("make: %v\n%s", err, b)
+			}
+			mod := filepath.Join(dir, "tenant-policy.wasm")
+			code, out, errOut = runMoat("plugin", "test", mod, "--cases", filepath.Join(dir, "cases.toml"))
+			if code != exitOK || !strings.Contains(out, "5 cases passed") {
+				t.Fatalf("test: exit %d\n%s%s", code, out, errOut)
+			}
+		})
 	}
 }
 
@@ -103,7 +214,6 @@ func TestPluginNewErrors(t *testing.T) {
 		{[]string{"--lang", "rust"}, exitUsage, "want --lang LANG and one NAME"},
 		{[]string{"x"}, exitUsage, "want --lang LANG"},
 		{[]string{"--lang", "cobol", "x"}, exitUsage, `unknown language "cobol"; available: rust`},
-		{[]string{"--lang", "c", "x"}, exitFail, "no c template yet"},
 		{[]string{"--lang", "rust", "Bad Name"}, exitUsage, `name "Bad Name"`},
 	}
 	for _, tc := range tests {

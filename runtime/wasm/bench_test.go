@@ -318,9 +318,7 @@ func BenchmarkNative(b *testing.B) {
 func BenchmarkPoolHint(b *testing.B) {
 	for _, mode := range []hintMode{hintStack, hintRoundRobin, hintLastFreed} {
 		b.Run(fmt.Sprint(mode), func(b *testing.B) {
-			var p pool
-			p.mode = mode
-			p.init(runtime.GOMAXPROCS(0))
+			p := fullPool(runtime.GOMAXPROCS(0), mode)
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -339,7 +337,19 @@ func BenchmarkPoolHint(b *testing.B) {
 // BenchmarkTick is one tick of the epoch ticker over 64 live instances.
 func BenchmarkTick(b *testing.B) {
 	e := newEngine(b, nil)
-	testModule(b, e, "basic", ModuleConfig{Instances: 64})
+	m := testModule(b, e, "basic", ModuleConfig{Instances: 64, IdleTimeout: time.Hour, Timeout: 5 * time.Second})
+	// The pool grows on demand: claim 64 instances so that it has them.
+	var held []*slot
+	for range 64 {
+		s, err := m.acquire(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		held = append(held, s)
+	}
+	for _, s := range held {
+		m.done(s)
+	}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		e.publish(uint64(i))

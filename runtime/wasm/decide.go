@@ -78,7 +78,7 @@ var decisionPhases = [...]phase{KindAuthn: phaseAuthn, KindAuthz: phaseAuthz, Ki
 // the clock, encode the request into the guest buffer, call the guest,
 // decode its result. On success the caller reads what the guest set from
 // s.in.st, then hands the slot back with done; on error the instance has
-// gone to the replacer already and the error names the plugin and the
+// gone to the manager already and the error names the plugin and the
 // decision.
 func (m *Module) decide(ctx context.Context, kind byte, req request) (*slot, result, error) {
 	if !m.decides[kind] {
@@ -178,7 +178,7 @@ func (m *Module) acquire(ctx context.Context) (*slot, error) {
 	return s, nil
 }
 
-// fail hands a slot whose call failed to the replacer. The instance may be
+// fail hands a slot whose call failed to the manager. The instance may be
 // corrupt (a trap can leave guest state half-updated, and a deadline stops
 // the guest anywhere), so it is never reused. The slot stays busy, invisible
 // to callers, until a fresh instance is in it; the failing caller returns
@@ -188,12 +188,19 @@ func (m *Module) fail(s *slot) {
 	m.broken <- s // never blocks: it holds one entry per slot
 }
 
-// replacer closes broken instances and instantiates their replacements, in
-// the background so that no caller waits for it. An instantiation that
-// fails (its initialisation can trap too) is retried with backoff; the
-// slot is out of service meanwhile, and other slots serve.
-func (m *Module) replacer() {
+// manage is the module's one goroutine that instantiates and closes
+// instances, so that no caller waits for either: it replaces broken
+// instances, adds one when a caller finds every instance busy, and closes
+// idle ones. An instantiation that fails (its initialisation can trap
+// too) is retried with backoff for a replacement, its slot out of service
+// meanwhile while other slots serve; a failed growth is logged and not
+// retried for growBackoff, the waiting callers served by the instances
+// there are.
+func (m *Module) manage() {
 	defer close(m.replDone)
+	idle := time.NewTicker(m.idleTime)
+	defer idle.Stop()
+	var growFailed time.Time
 	for {
 		select {
 		case <-m.stopRepl:
@@ -205,12 +212,50 @@ func (m *Module) replacer() {
 				m.pool.release(s) // Close claims it and finds no instance
 				return
 			}
+		case <-m.pool.grow:
+			if time.Since(growFailed) < growBackoff {
+				continue
+			}
+			if err := m.grow(); err != nil {
+				growFailed = time.Now()
+				m.log.Error("cannot add an instance", "err", err, "retry_after", growBackoff)
+			}
+		case <-idle.C:
+			for _, in := range m.pool.idle() {
+				m.closeInstance(in)
+			}
 		}
 	}
 }
 
+// growBackoff is how long the manager ignores requests for more instances
+// after an instantiation failed.
+const growBackoff = time.Second
+
+// grow adds instances while callers wait and the pool is below its cap:
+// one per waiting caller, counting the ones that each new instance's
+// release has woken but that have not yet left the count of waiters.
+func (m *Module) grow() error {
+	for added := int32(1); int(m.pool.live.Load()) < len(m.pool.slots); added++ {
+		in, err := m.newInstance(context.Background())
+		if err != nil {
+			return err
+		}
+		m.pool.add(in)
+		if m.pool.waiters.Load() <= added {
+			return nil
+		}
+		select {
+		case <-m.stopRepl:
+			return nil
+		default:
+		}
+	}
+	return nil
+}
+
 // refill puts a new instance in s and releases it; false when Close
-// stopped it first.
+// stopped it first. Manager only.
 func (m *Module) refill(s *slot) bool {
 	backoff := 10 * time.Millisecond
 	for {
@@ -254,10 +299,12 @@ func (m *Module) Close() error {
 		close(m.pool.closing)
 		close(m.stopRepl)
 		<-m.replDone
-		for i := range m.pool.slots {
+		// The manager has stopped: live no longer changes, and the slots
+		// beyond it are empty.
+		for i := range m.pool.live.Load() {
 			s := &m.pool.slots[i]
-			for !s.busy.CompareAndSwap(false, true) {
-				// A call that fails now queues its slot for a replacer
+			for !m.pool.claim(s) {
+				// A call that fails now queues its slot for a manager
 				// that has stopped: take it from the queue here.
 				m.drainBroken()
 				time.Sleep(100 * time.Microsecond)

@@ -205,7 +205,7 @@ func TestLoopDoesNotBlockOthers(t *testing.T) {
 		_, err := m.Authorize(context.Background(), authz("loop"))
 		looped <- err
 	}()
-	for !m.pool.slots[0].busy.Load() && !m.pool.slots[1].busy.Load() {
+	for !m.pool.slots[0].busy() && !m.pool.slots[1].busy() {
 		time.Sleep(time.Millisecond)
 	}
 	var wg sync.WaitGroup
@@ -324,7 +324,7 @@ func TestClose(t *testing.T) {
 		_, err := m.Authorize(context.Background(), authz("loop"))
 		looped <- err
 	}()
-	for !m.pool.slots[0].busy.Load() {
+	for !m.pool.slots[0].busy() {
 		time.Sleep(time.Millisecond)
 	}
 	time.Sleep(5 * time.Millisecond)

@@ -32,6 +32,9 @@ const (
 	DefaultTimeout     = 100 * time.Millisecond
 	DefaultInitTimeout = 5 * time.Second
 	DefaultMemoryLimit = 128 << 20
+	// DefaultIdleTimeout is how long an instance beyond the first may go
+	// unused before the pool closes it.
+	DefaultIdleTimeout = 30 * time.Second
 	pageSize           = 64 << 10
 )
 
@@ -65,8 +68,19 @@ type ModuleConfig struct {
 	// MiB. sdk/ABI.md §7, "Memory budget and deadlines", has the whole
 	// formula.
 	MemoryLimit int64
-	// Instances is the pool size; default runtime.GOMAXPROCS(0).
+	// Instances is the most instances the pool grows to; default
+	// runtime.GOMAXPROCS(0). The pool starts with one, instantiated by
+	// Load so that a module that cannot start fails there, adds one
+	// whenever a caller finds all of them busy, and closes those unused
+	// for IdleTimeout, keeping one.
 	Instances int
+	// MinInstances is how many instances Load creates and the pool keeps
+	// however idle; default 1, at most Instances.
+	MinInstances int
+	// IdleTimeout is how long an instance may go unused before the pool
+	// closes it (it closes it between one and two IdleTimeouts after its
+	// last call); default DefaultIdleTimeout.
+	IdleTimeout time.Duration
 	// Files grants read access to host files by name (name -> host path).
 	// The guest sees only names; files are read at call time.
 	Files map[string]string
@@ -109,12 +123,13 @@ type Module struct {
 	modCfg   wazero.ModuleConfig
 
 	pool     pool
+	idleTime time.Duration
 	closed   atomic.Bool
 	logLimit logLimiter
 
 	broken   chan *slot    // slots whose instance must be replaced
-	stopRepl chan struct{} // closed by Close
-	replDone chan struct{}
+	stopRepl chan struct{} // closed by Close: the manager stops
+	replDone chan struct{} // closed by the manager when it has stopped
 
 	closeOnce sync.Once
 	closeErr  error
@@ -204,18 +219,21 @@ func (e *Engine) Load(ctx context.Context, cfg ModuleConfig) (m *Module, err err
 	m.broken = make(chan *slot, cfg.Instances)
 	m.stopRepl = make(chan struct{})
 	m.replDone = make(chan struct{})
-	m.pool.init(cfg.Instances)
-	for i := range m.pool.slots {
+	m.pool.init(cfg.Instances, cfg.MinInstances)
+	// MinInstances (one by default) now, so that a module that cannot
+	// start fails its load; the manager adds the others as demand needs
+	// them.
+	for range cfg.MinInstances {
 		in, err := m.newInstance(ctx)
 		if err != nil {
-			for j := range i {
-				m.closeInstance(m.pool.slots[j].in)
+			for i := range m.pool.live.Load() {
+				m.closeInstance(m.pool.slots[i].in)
 			}
 			return nil, errors.Join(m.loadErr(err), m.rt.Close(ctx))
 		}
-		m.pool.slots[i].in = in
+		m.pool.add(in)
 	}
-	go m.replacer()
+	go m.manage()
 	return m, nil
 }
 
@@ -274,6 +292,19 @@ func (m *Module) configure(cfg *ModuleConfig) error {
 	}
 	if cfg.Instances < 1 || cfg.Instances > 1024 {
 		problems = append(problems, fmt.Sprintf("instances %d is not between 1 and 1024", cfg.Instances))
+	}
+	if cfg.MinInstances == 0 {
+		cfg.MinInstances = 1
+	}
+	if cfg.MinInstances < 1 || cfg.MinInstances > cfg.Instances {
+		problems = append(problems, fmt.Sprintf("min instances %d is not between 1 and instances (%d)", cfg.MinInstances, cfg.Instances))
+	}
+	m.idleTime = cfg.IdleTimeout
+	if m.idleTime == 0 {
+		m.idleTime = DefaultIdleTimeout
+	}
+	if m.idleTime < 0 {
+		problems = append(problems, fmt.Sprintf("idle timeout %v is negative", cfg.IdleTimeout))
 	}
 	for name, path := range cfg.Files {
 		if name == "" || path == "" {
