@@ -33,7 +33,11 @@ func TestCertificateReload(t *testing.T) {
 		return ca.Issue(t, testutil.LeafOptions{CommonName: "localhost", DNSNames: []string{"localhost"}})
 	}
 	first, second, third := issue(), issue(), issue()
-	e := startEnv(t, map[string][]byte{"srv.pem": first.CertPEM, "srv-key.pem": first.KeyPEM}, anonymous+`
+	e := startEnv(t, map[string][]byte{"srv.pem": first.CertPEM, "srv-key.pem": first.KeyPEM}, `
+[auth]
+allow_anonymous = true
+authz_no_match = "allow"
+`+`
 [[listener]]
 name = "tls"
 type = "tls"

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,8 +111,8 @@ func TestShadowPlugin(t *testing.T) {
 	// The CONNECTs of alice and bob carried passwords, which the history
 	// does not keep: a dry run says it cannot replay them.
 	dr := e.s.DryRun(context.Background(), Trigger{Source: TriggerAPI}, "")
-	if !dr.Loadable || dr.NotReplayable != 2 || len(dr.Changes) != 0 || len(dr.Notes) != 1 ||
-		!strings.Contains(dr.Notes[0], "2 recorded CONNECTs carried a password") {
+	if !dr.Loadable || dr.NotReplayable != 2 || len(dr.Changes) != 0 ||
+		!slices.ContainsFunc(dr.Notes, func(n string) bool { return strings.Contains(n, "2 recorded CONNECTs carried a password") }) {
 		t.Errorf("dry run: %+v, want 2 CONNECTs not replayable and no change", dr)
 	}
 }

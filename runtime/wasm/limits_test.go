@@ -78,7 +78,10 @@ func TestBulkFillDeadlineAndGC(t *testing.T) {
 	if took > 1500*time.Millisecond {
 		t.Errorf("decision took %v with a 400ms timeout", took)
 	}
-	if gc := <-gcTook; gc > 300*time.Millisecond {
+	// On main the collection waited for every fill (6.4 s); a loaded
+	// machine under the race detector takes a few hundred milliseconds
+	// for an unhindered one.
+	if gc := <-gcTook; gc > time.Second {
 		t.Errorf("a garbage collection during the fills took %v", gc)
 	}
 }

@@ -127,15 +127,16 @@ func evilPrefix() []byte {
 }
 
 // genBulk: for an evil request, 200 bulk instructions over the whole
-// 16 MiB memory (memory.copy: half of it), or 600 over a table of 128Ki
-// elements (1 MiB, within what a 16MiB memory_limit allows for tables),
+// 16 MiB memory (memory.copy: half of it), or 600 over a table of 256Ki
+// elements (2 MiB, all that a 16MiB memory_limit allows for tables),
 // in straight-line code (no loop, no call: no point where the meter checks
 // the deadline or lets Go stop the world): 3.2 GB of memset, 1.6 GB of
-// memmove or 75Mi table elements: a second or more (the table: a tenth
+// memmove or 150Mi table elements: a second or more (the table: a tenth
 // of that, still well past the deadline), then allow.
 func genBulk(op bulkOp) func() []byte {
 	return func() []byte {
-		const pages, elems = 256, 1 << 17
+		// elems is all a 16MiB memory_limit allows tables (limit/64).
+		const pages, elems = 256, 1 << 18
 		n := 200
 		if op == bulkTableFill {
 			n = 600 // within the load limit of 4,096 weighted blocks (6 each)
