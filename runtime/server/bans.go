@@ -89,8 +89,9 @@ func (a *Admin) addBan(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnprocessableEntity, BanResult{Error: err.Error()})
 		return
 	}
-	p, _ := r.Context().Value(peerKey{}).(peer)
-	a.log.Info("admin: ban added", "endpoint", p.endpoint, "peer_uid", p.uid, "kind", ban.Kind, "value", ban.Value, "disconnected", n)
+	a.s.countBan(true)
+	auditAdmin(a.log, "ban add", false, "kind", ban.Kind, "value", ban.Value, "expires", ban.Expires, "ban_reason", ban.Reason,
+		"disconnected", n, "by", who(r))
 	writeJSON(w, http.StatusOK, BanResult{Ban: &ban, Disconnected: n})
 }
 
@@ -107,8 +108,8 @@ func (a *Admin) removeBan(w http.ResponseWriter, r *http.Request) {
 	case !found:
 		writeJSON(w, http.StatusNotFound, BanResult{Error: fmt.Sprintf("no %s ban on %q", kind, value)})
 	default:
-		p, _ := r.Context().Value(peerKey{}).(peer)
-		a.log.Info("admin: ban removed", "endpoint", p.endpoint, "peer_uid", p.uid, "kind", kind, "value", value)
+		a.s.countBan(false)
+		auditAdmin(a.log, "ban remove", false, "kind", kind, "value", value, "by", who(r))
 		writeJSON(w, http.StatusOK, BanResult{Removed: true})
 	}
 }

@@ -170,9 +170,12 @@ audit_allow_sample = 1.0
 		{series: `moat_connections_refused_total`, want: 1},
 		{series: `moat_retained_messages`, want: 1, abs: true}, // not mochi's $SYS topics
 		{series: `moat_subscriptions`, want: 1, abs: true},
-		{series: `moat_plugin_decisions_total{decision="authn",plugin="demo",verdict="allow"}`, want: 1},
+		// alice's CONNECT, and its re-check by the reload (a reload
+		// re-authenticates connected clients by default, as Mosquitto
+		// does on SIGHUP); mallory's CONNECT.
+		{series: `moat_plugin_decisions_total{decision="authn",plugin="demo",verdict="allow"}`, want: 2},
 		{series: `moat_plugin_decisions_total{decision="authn",plugin="demo",verdict="deny"}`, want: 1},
-		{series: `moat_plugin_decision_duration_seconds_count{decision="authn",plugin="demo"}`, want: 2},
+		{series: `moat_plugin_decision_duration_seconds_count{decision="authn",plugin="demo"}`, want: 3},
 		// Publish m/x (1 miss, 9 hits), deliver m/x (1 miss, 9 hits),
 		// publish and deliver m/r (2 misses), subscribe m/# (1 miss),
 		// publish elsewhere (1 miss), and the reload's re-check of m/# (1
