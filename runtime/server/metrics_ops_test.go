@@ -1,6 +1,8 @@
 package server
 
 import (
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -161,5 +163,57 @@ ban_file = "off"
 		if n := e.logs.count(want); n != 1 {
 			t.Errorf("log records %q: %d, want 1", want, n)
 		}
+	}
+}
+
+// TestMetricsOverload makes a subscriber that never reads its socket fall
+// behind a publisher of large QoS 0 messages, and checks that the overload
+// rule's drops are scraped as moat_overload_messages_dropped_total.
+func TestMetricsOverload(t *testing.T) {
+	const pw = "alice-Secret-pw-4711"
+	doc := `
+[metrics]
+listen = "127.0.0.1:0"
+
+[mqtt]
+maximum_inflight = 16
+maximum_queued_messages = 16
+slow_subscriber_timeout = "300ms"
+` + demo([]demoUser{{"alice", pw}}, []demoRule{{"alice", "all", "m/#"}})
+	e := startEnv(t, map[string][]byte{"demo.wasm": demoWasm(t)}, doc)
+	maddr := e.s.MetricsAddr()
+
+	// The stuck subscriber: a raw MQTT 3.1.1 connection that reads its
+	// CONNACK and SUBACK, then nothing.
+	conn, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	str := func(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
+	body := []byte{0, 4, 'M', 'Q', 'T', 'T', 4, 0xC2, 0, 60}
+	body = append(append(append(body, str("stuck")...), str("alice")...), str(pw)...)
+	sub := append(append([]byte{0, 1}, str("m/#")...), 0)
+	if _, err := conn.Write(append(append([]byte{0x10, byte(len(body))}, body...), append([]byte{0x82, byte(len(sub))}, sub...)...)); err != nil {
+		t.Fatal(err)
+	}
+	ack := make([]byte, 4+5)
+	if _, err := io.ReadFull(conn, ack); err != nil || ack[0] != 0x20 || ack[3] != 0 || ack[4] != 0x90 || ack[8] != 0 {
+		t.Fatalf("stuck subscriber: CONNACK and SUBACK % x: %v", ack, err)
+	}
+
+	pub := testutil.MustConnectV3(t, e.url, testutil.V3Options{ClientID: "pub", Username: "alice", Password: pw})
+	payload := strings.Repeat("x", 64<<10)
+	for range 120 {
+		pub.Publish(t, "m/t", 0, false, payload)
+	}
+	waitFor(t, 10*time.Second, "QoS 0 drops for the stuck subscriber", func() bool {
+		m, _ := scrape(t, maddr)
+		return m[`moat_overload_messages_dropped_total{qos="0",reason="queue_full"}`] > 0
+	})
+	m, _ := scrape(t, maddr)
+	st := e.s.Broker().OverloadStats()
+	if got := m[`moat_overload_messages_dropped_total{qos="0",reason="queue_full"}`]; got > float64(st.QoS0Dropped) || got == 0 {
+		t.Errorf("scraped %v QoS 0 drops; the broker counts %d", got, st.QoS0Dropped)
 	}
 }
