@@ -45,6 +45,7 @@ message_rate = 2
 message_burst = 1
 rate_grace = "1ms"
 ban_file = "off"
+authn_failure_ttl = "1m"
 ` + shadowOf(demo(users[:1], rules[:1]), "next") + demo(users, rules)
 	e := startEnvIn(t, dir, map[string][]byte{"demo.wasm": demoWasm(t)}, doc)
 	a, err := e.s.OpenAdmin(AdminOptions{Version: "v9.9.9-test"})
