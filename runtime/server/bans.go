@@ -86,6 +86,7 @@ func (a *Admin) addBan(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := b.AddBan(ban)
 	if err != nil {
+		auditAdmin(a.log, "ban add", false, "kind", ban.Kind, "value", ban.Value, "err", err, "by", who(r))
 		writeJSON(w, http.StatusUnprocessableEntity, BanResult{Error: err.Error()})
 		return
 	}
@@ -104,8 +105,10 @@ func (a *Admin) removeBan(w http.ResponseWriter, r *http.Request) {
 	found, err := b.RemoveBan(kind, value)
 	switch {
 	case err != nil:
+		auditAdmin(a.log, "ban remove", false, "kind", kind, "value", value, "err", err, "by", who(r))
 		writeJSON(w, http.StatusUnprocessableEntity, BanResult{Error: err.Error()})
 	case !found:
+		auditAdmin(a.log, "ban remove", false, "kind", kind, "value", value, "err", "no such ban", "by", who(r))
 		writeJSON(w, http.StatusNotFound, BanResult{Error: fmt.Sprintf("no %s ban on %q", kind, value)})
 	default:
 		a.s.countBan(false)

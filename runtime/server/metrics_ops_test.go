@@ -80,6 +80,9 @@ authn_failure_ttl = "1m"
 	if code, body := call(t, hc, "DELETE", base+"/bans?kind=client_id&value=evil", adminToken, nil, ""); code != 200 {
 		t.Fatalf("DELETE /bans: %d %s", code, body)
 	}
+	if code, body := call(t, hc, "DELETE", base+"/bans?kind=client_id&value=evil", adminToken, nil, ""); code != http.StatusNotFound {
+		t.Fatalf("DELETE /bans again: %d %s, want 404", code, body)
+	}
 	// A refused admin request (a wrong token).
 	if code, _ := call(t, hc, "GET", base+"/clients", badTok, nil, ""); code != http.StatusUnauthorized {
 		t.Errorf("GET /clients with a wrong token: %d, want 401", code)
@@ -158,7 +161,8 @@ authn_failure_ttl = "1m"
 	}
 	for _, want := range []string{
 		`msg="admin action" audit=admin action="ban add" kind=client_id value=evil`,
-		`msg="admin action" audit=admin action="ban remove" kind=client_id value=evil`,
+		`msg="admin action" audit=admin action="ban remove" kind=client_id value=evil by.endpoint=`,
+		`msg="admin action" audit=admin action="ban remove" kind=client_id value=evil err="no such ban"`,
 		`msg="admin request refused" audit=admin action=request method=GET path=/clients err="bad or missing token"`,
 	} {
 		if n := e.logs.count(want); n != 1 {
