@@ -9,6 +9,12 @@
 // package adapts them, so that a build or a test without metrics carries
 // none of it, and so that each package stays testable on its own.
 //
+// The protections (connection limits and bans, rate limits, the failed
+// login cache, overload handling, shadow plugins) count for their own
+// logs and status already; Sources hands this package functions that read
+// those counters, called at scrape time only (operations.go). Exposing
+// them adds no work to the paths that count.
+//
 // There is one Registry per Metrics, never the Prometheus default: two
 // servers in one process (tests) do not share counters, and nothing is
 // global.
