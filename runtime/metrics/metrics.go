@@ -9,6 +9,12 @@
 // package adapts them, so that a build or a test without metrics carries
 // none of it, and so that each package stays testable on its own.
 //
+// The protections (connection limits and bans, rate limits, the failed
+// login cache, overload handling, shadow plugins) count for their own
+// logs and status already; Sources hands this package functions that read
+// those counters, called at scrape time only (operations.go). Exposing
+// them adds no work to the paths that count.
+//
 // There is one Registry per Metrics, never the Prometheus default: two
 // servers in one process (tests) do not share counters, and nothing is
 // global.
@@ -46,11 +52,14 @@ type Metrics struct {
 	poolWaits    *prometheus.CounterVec
 	poolWaitTime *prometheus.HistogramVec
 	reloads      *prometheus.CounterVec
+	bansAdded    prometheus.Counter
+	bansRemoved  prometheus.Counter
 
 	cache policy.CacheStats
 
-	mu     sync.Mutex
-	broker func() broker.Stats // set by SetBroker
+	mu      sync.Mutex
+	broker  func() broker.Stats // set by SetBroker
+	sources Sources             // set by SetSources
 }
 
 var (
@@ -92,6 +101,14 @@ func New() *Metrics {
 		Name: "moat_reloads_total",
 		Help: "Policy reloads by outcome (applied, failed).",
 	}, []string{"outcome"})
+	m.bansAdded = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "moat_bans_added_total",
+		Help: "Bans an operator added or replaced through the admin API (flapping bans are moat_flapping_bans_total).",
+	})
+	m.bansRemoved = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "moat_bans_removed_total",
+		Help: "Bans an operator lifted through the admin API.",
+	})
 	cache := func(name, help string, c func() uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(c()) })
 	}
@@ -99,7 +116,9 @@ func New() *Metrics {
 		m.decisions, m.latency, m.breakerOpens, m.breakersOpen, m.poolWaits, m.poolWaitTime, m.reloads,
 		cache("moat_decision_cache_hits_total", "Authorization decisions answered from the decision cache.", m.cache.Hits.Load),
 		cache("moat_decision_cache_misses_total", "Authorization decisions the decision cache could not answer.", m.cache.Misses.Load),
+		m.bansAdded, m.bansRemoved,
 		&brokerCollector{m: m},
+		&opsCollector{m: m},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

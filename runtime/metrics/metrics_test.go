@@ -32,6 +32,15 @@ func TestLint(t *testing.T) {
 	m.SetBroker(func() broker.Stats {
 		return broker.Stats{Listeners: []broker.ListenerStats{{Name: "tcp"}}, Dropped: map[string]uint64{broker.DropSlowSubscriber: 1}}
 	})
+	m.SetSources(Sources{
+		Limits: func() broker.LimitStats {
+			return broker.LimitStats{ConnectionsRefused: map[string]uint64{"banned": 1},
+				Bans: map[string]int{broker.BanIP: 1}, FlappingBansActive: map[string]int{broker.BanIP: 0}}
+		},
+		Overload: func() broker.OverloadStats { return broker.OverloadStats{QoS0Dropped: 1} },
+		Authn:    func() (int64, int64) { return 1, 2 },
+		Shadow:   func() []policy.ShadowStats { return []policy.ShadowStats{{Name: "next", Disagreed: 1}} },
+	})
 	mfs, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +51,7 @@ func TestLint(t *testing.T) {
 			n++
 		}
 	}
-	if n < 20 {
+	if n < 35 {
 		t.Errorf("%d moat_ metric families, want every one of issue 13", n)
 	}
 	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()

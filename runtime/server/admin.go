@@ -189,7 +189,7 @@ func (a *Admin) authorize(next http.Handler, token bool) http.Handler {
 			if a.uiAdmit(w, r, next) {
 				return
 			}
-			a.log.Warn("admin request refused: bad or missing token", "endpoint", p.endpoint, "remote", r.RemoteAddr)
+			auditAdmin(a.log, "request", true, "method", r.Method, "path", r.URL.Path, "err", "bad or missing token", "by", who(r))
 			w.Header().Set("WWW-Authenticate", `Bearer realm="moat"`)
 			http.Error(w, "moat: a valid bearer token is required", http.StatusUnauthorized)
 			return
@@ -197,11 +197,11 @@ func (a *Admin) authorize(next http.Handler, token bool) http.Handler {
 			// The socket's mode (0600) is set after it is bound, and a
 			// file mode is all that would stand between any local user
 			// and a reload: without credentials, nobody is admitted.
-			a.log.Warn("admin request refused: peer credentials unreadable", "endpoint", p.endpoint, "err", p.credErr)
+			auditAdmin(a.log, "request", true, "method", r.Method, "path", r.URL.Path, "err", "peer credentials unreadable: "+fmt.Sprint(p.credErr), "by", who(r))
 			http.Error(w, "moat: the admin socket cannot tell who is connecting, so it refuses; use [admin] http with a token_file", http.StatusForbidden)
 			return
 		} else if p.uid != os.Geteuid() && p.uid != 0 {
-			a.log.Warn("admin request refused: another user", "endpoint", p.endpoint, "peer_uid", p.uid, "peer_pid", p.pid)
+			auditAdmin(a.log, "request", true, "method", r.Method, "path", r.URL.Path, "err", "another user", "by", who(r))
 			http.Error(w, "moat: only the broker's user and root may use the admin socket", http.StatusForbidden)
 			return
 		}

@@ -29,8 +29,9 @@ import (
 // A client id is one path segment, escaped (url.PathEscape) when it holds
 // a "/" or other reserved characters. Errors are {"error": "..."} with
 // 404 for an unknown client, 400 for a bad body. Actions (kick, delete,
-// reload) are logged at info with who asked; reads at debug, so that the
-// status page's refresh does not fill the log.
+// ban add and remove) are audit records (auditAdmin) with who asked;
+// reads are logged at debug, so that the status page's refresh does not
+// fill the log.
 
 // AdminOptions are what the admin endpoint shows that the Server does not
 // know.
@@ -185,18 +186,18 @@ func (a *Admin) act(w http.ResponseWriter, r *http.Request, action string, do fu
 		return
 	}
 	ci, err := do(id, req.Reason)
-	attrs := []any{"audit", "admin", "action", action, "client_id", id, "reason", req.Reason, "by", who(r)}
+	attrs := []any{"client_id", id, "reason", req.Reason, "by", who(r)}
 	if errors.Is(err, broker.ErrNoClient) {
-		a.log.Info("admin action failed", append(attrs, "err", missing)...)
+		auditAdmin(a.log, action, false, append(attrs, "err", missing)...)
 		writeError(w, http.StatusNotFound, missing+": "+quote(id))
 		return
 	}
 	if err != nil {
-		a.log.Error("admin action failed", append(attrs, "err", err)...)
+		auditAdmin(a.log, action, false, append(attrs, "err", err)...)
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	a.log.Info("admin action", append(attrs, "username", ci.Username, "was_connected", ci.Connected)...)
+	auditAdmin(a.log, action, false, append(attrs, "username", ci.Username, "was_connected", ci.Connected)...)
 	writeJSON(w, http.StatusOK, ci)
 }
 

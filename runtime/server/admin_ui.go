@@ -115,12 +115,11 @@ func (a *Admin) uiLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(given)), a.token) != 1 {
-		p, _ := r.Context().Value(peerKey{}).(peer)
-		a.log.Warn("admin request refused: bad token at the status page login", "endpoint", p.endpoint, "remote", r.RemoteAddr)
+		auditAdmin(a.log, "status page login", true, "err", "bad token", "by", who(r))
 		uiLoginForm(w, http.StatusUnauthorized, "That is not the token of [admin] token_file.")
 		return
 	}
-	a.log.Info("admin action", "audit", "admin", "action", "status page login", "by", who(r))
+	auditAdmin(a.log, "status page login", false, "by", who(r))
 	http.SetCookie(w, &http.Cookie{
 		Name: uiCookieName, Value: string(a.uiCookie), Path: "/",
 		HttpOnly: true, SameSite: http.SameSiteStrictMode,

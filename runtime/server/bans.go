@@ -86,11 +86,13 @@ func (a *Admin) addBan(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := b.AddBan(ban)
 	if err != nil {
+		auditAdmin(a.log, "ban add", false, "kind", ban.Kind, "value", ban.Value, "err", err, "by", who(r))
 		writeJSON(w, http.StatusUnprocessableEntity, BanResult{Error: err.Error()})
 		return
 	}
-	p, _ := r.Context().Value(peerKey{}).(peer)
-	a.log.Info("admin: ban added", "endpoint", p.endpoint, "peer_uid", p.uid, "kind", ban.Kind, "value", ban.Value, "disconnected", n)
+	a.s.countBan(true)
+	auditAdmin(a.log, "ban add", false, "kind", ban.Kind, "value", ban.Value, "expires", ban.Expires, "ban_reason", ban.Reason,
+		"disconnected", n, "by", who(r))
 	writeJSON(w, http.StatusOK, BanResult{Ban: &ban, Disconnected: n})
 }
 
@@ -103,12 +105,14 @@ func (a *Admin) removeBan(w http.ResponseWriter, r *http.Request) {
 	found, err := b.RemoveBan(kind, value)
 	switch {
 	case err != nil:
+		auditAdmin(a.log, "ban remove", false, "kind", kind, "value", value, "err", err, "by", who(r))
 		writeJSON(w, http.StatusUnprocessableEntity, BanResult{Error: err.Error()})
 	case !found:
+		auditAdmin(a.log, "ban remove", false, "kind", kind, "value", value, "err", "no such ban", "by", who(r))
 		writeJSON(w, http.StatusNotFound, BanResult{Error: fmt.Sprintf("no %s ban on %q", kind, value)})
 	default:
-		p, _ := r.Context().Value(peerKey{}).(peer)
-		a.log.Info("admin: ban removed", "endpoint", p.endpoint, "peer_uid", p.uid, "kind", kind, "value", value)
+		a.s.countBan(false)
+		auditAdmin(a.log, "ban remove", false, "kind", kind, "value", value, "by", who(r))
 		writeJSON(w, http.StatusOK, BanResult{Removed: true})
 	}
 }

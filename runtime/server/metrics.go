@@ -44,6 +44,17 @@ func (s *Server) countReload(applied bool) {
 	}
 }
 
+// countBan counts a ban an operator added (added) or lifted.
+func (s *Server) countBan(added bool) {
+	switch {
+	case s.metrics == nil:
+	case added:
+		s.metrics.BanAdded()
+	default:
+		s.metrics.BanRemoved()
+	}
+}
+
 // startMetrics opens the metrics listener, if configured. Start calls it
 // after the broker's listeners are open, so that /readyz is never served
 // before them.
@@ -52,6 +63,17 @@ func (s *Server) startMetrics() error {
 		return nil
 	}
 	b, d := s.broker, s.decider // set by New, unset by Close after the listener is closed
+	s.metrics.SetSources(metrics.Sources{
+		Limits:   b.LimitStats,
+		Overload: b.OverloadStats,
+		Authn:    d.AuthnStats,
+		Shadow: func() []policy.ShadowStats {
+			if p := d.Policy(); p != nil {
+				return p.ShadowStats()
+			}
+			return nil
+		},
+	})
 	ln, err := metrics.Listen(s.cfg.Metrics.Listen, s.metrics, func() error { return ready(b, d) }, s.log)
 	if err != nil {
 		return err
