@@ -77,6 +77,12 @@ func TestAdminDeleteSession(t *testing.T) {
 	live := testutil.MustConnectV3(t, h.url("tcp", "tcp"), testutil.V3Options{ClientID: "live", Persistent: true})
 	live.Subscribe(t, "q/#", 1)
 
+	// mochi acknowledges a publish before it queues it for the offline
+	// session: wait for the queue.
+	waitUntil(t, "the publish queued for the offline session", func() bool {
+		ss := h.Sessions()
+		return len(ss) == 3 && ss[1].Queued == 1
+	})
 	ss := h.Sessions()
 	if len(ss) != 3 || ss[1].ID != "offline" || ss[1].Connected || ss[1].Queued != 1 || ss[1].DisconnectedAt.IsZero() || len(ss[1].Subscriptions) != 1 {
 		t.Fatalf("sessions = %+v", ss)
