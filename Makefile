@@ -82,9 +82,7 @@ build: bin/moat $(PLUGIN_WASM) $(RUST_PLUGIN_WASM) $(EXAMPLE_WASM) $(REFERENCE_W
 
 # Go targets always run: the go command knows what is out of date, and its
 # build cache makes an up-to-date build cost well under a second.
-bin/moat: FORCE cmd/moat/templates/rust/moat.rs cmd/moat/templates/c/moat.h cmd/moat/templates/cpp/moat.h \
-	$(patsubst sdk/assemblyscript/assembly/%,cmd/moat/templates/as/moat/%,$(wildcard sdk/assemblyscript/assembly/*.ts)) \
-	$(patsubst sdk/go/%.go,cmd/moat/templates/go/moat/%.gosrc,$(filter-out %_test.go,$(wildcard sdk/go/*.go)))
+bin/moat: FORCE
 	$(GO) build -ldflags '-X main.version=$(VERSION)' -o $@ ./cmd/moat
 
 bin/plugins/%.wasm: FORCE
@@ -95,20 +93,6 @@ bin/examples/%.wasm: FORCE
 
 bin/examples/reference-go.wasm: FORCE
 	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./examples/reference/go
-
-# `moat plugin new --lang rust` embeds a copy of the SDK (go:embed cannot
-# reach sdk/); TestTemplateSDKInSync fails when the copy is stale.
-cmd/moat/templates/rust/moat.rs: $(RUST_SDK)
-	cp $< $@
-
-cmd/moat/templates/c/moat.h cmd/moat/templates/cpp/moat.h: sdk/c/moat.h
-	cp $< $@
-
-cmd/moat/templates/as/moat/%.ts: sdk/assemblyscript/assembly/%.ts
-	cp $< $@
-
-cmd/moat/templates/go/moat/%.gosrc: sdk/go/%.go
-	cp $< $@
 
 bin/examples/reference-rust.wasm: examples/reference/rust/reference.rs $(RUST_SDK)
 	@mkdir -p $(@D)

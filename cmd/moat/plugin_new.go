@@ -13,19 +13,15 @@ import (
 	"sort"
 	"strings"
 	"text/template"
+
+	"github.com/moat-mqtt/moat/sdk"
 )
 
 // templates holds one project skeleton per language, under
 // templates/<lang>/. A file whose name ends in .tmpl is rendered with
 // text/template (data: newData) and written without the suffix; any other
-// file is copied as it is, but for a name ending in .gosrc, written as .go
-// (Go source in templates/ would otherwise be a package of this module).
-// templates/rust/moat.rs is a copy of
-// sdk/rust/moat.rs, and templates/c/moat.h and templates/cpp/moat.h of
-// sdk/c/moat.h, and templates/as/moat/*.ts of
-// sdk/assemblyscript/assembly/*.ts, and templates/go/moat/*.gosrc of
-// sdk/go/*.go (tests aside), which a test keeps identical (TestTemplateSDKInSync):
-// go:embed cannot reach outside this directory.
+// file is copied as it is. The SDK a project needs is not in templates/:
+// it comes from package sdk (language.sdk), the repository's one copy.
 //
 //go:embed all:templates
 var templates embed.FS
@@ -35,16 +31,19 @@ var templates embed.FS
 type language struct {
 	name string
 	dir  string // under templates/
+	// sdk maps a pattern of sdk.Files to the project directory its files
+	// are copied into ("" for the project's root). Go tests are skipped.
+	sdk map[string]string
 	// next is what the user runs after creating the project.
 	next string
 }
 
 var languages = []language{
-	{name: "rust", dir: "rust", next: "cd {{.Dir}} && make test"},
-	{name: "c", dir: "c", next: "cd {{.Dir}} && make test"},
-	{name: "cpp", dir: "cpp", next: "cd {{.Dir}} && make test"},
-	{name: "as", dir: "as", next: "cd {{.Dir}} && npm install && make test"},
-	{name: "go", dir: "go", next: "cd {{.Dir}} && make test"},
+	{name: "rust", dir: "rust", sdk: map[string]string{"rust/moat.rs": ""}, next: "cd {{.Dir}} && make test"},
+	{name: "c", dir: "c", sdk: map[string]string{"c/moat.h": ""}, next: "cd {{.Dir}} && make test"},
+	{name: "cpp", dir: "cpp", sdk: map[string]string{"c/moat.h": ""}, next: "cd {{.Dir}} && make test"},
+	{name: "as", dir: "as", sdk: map[string]string{"assemblyscript/assembly/*.ts": "moat"}, next: "cd {{.Dir}} && npm install && make test"},
+	{name: "go", dir: "go", sdk: map[string]string{"go/*.go": "moat"}, next: "cd {{.Dir}} && make test"},
 }
 
 type newData struct {
@@ -96,7 +95,7 @@ Languages: `+strings.Join(names, ", ")+`.
 		*dir = name
 	}
 	data := newData{Name: name, Dir: *dir}
-	files, err := renderTemplate(l.dir, data)
+	files, err := renderProject(l, data)
 	if err != nil {
 		fmt.Fprintf(stderr, "moat plugin new: %v\n", err)
 		return exitFail
@@ -118,10 +117,10 @@ Languages: `+strings.Join(names, ", ")+`.
 	return exitOK
 }
 
-// renderTemplate returns the files of templates/<dir>, rendered, by
-// relative path.
-func renderTemplate(dir string, data newData) (map[string][]byte, error) {
-	root := path.Join("templates", dir)
+// renderProject returns the files of a new project of language l, by
+// relative path: templates/<l.dir>, rendered, and the SDK files l needs.
+func renderProject(l *language, data newData) (map[string][]byte, error) {
+	root := path.Join("templates", l.dir)
 	files := map[string][]byte{}
 	err := fs.WalkDir(templates, root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -138,14 +137,28 @@ func renderTemplate(dir string, data newData) (map[string][]byte, error) {
 				return err
 			}
 			rel, b = name, []byte(s)
-		} else if name, ok := strings.CutSuffix(rel, ".gosrc"); ok {
-			rel = name + ".go"
 		}
 		files[rel] = b
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("template %s: %w", dir, err)
+		return nil, fmt.Errorf("template %s: %w", l.dir, err)
+	}
+	for pattern, dst := range l.sdk {
+		matches, err := fs.Glob(sdk.Files, pattern)
+		if err != nil || len(matches) == 0 {
+			return nil, fmt.Errorf("template %s: sdk %s: no files (%v)", l.dir, pattern, err)
+		}
+		for _, m := range matches {
+			if strings.HasSuffix(m, "_test.go") {
+				continue
+			}
+			b, err := sdk.Files.ReadFile(m)
+			if err != nil {
+				return nil, fmt.Errorf("template %s: %w", l.dir, err)
+			}
+			files[path.Join(dst, path.Base(m))] = b
+		}
 	}
 	return files, nil
 }

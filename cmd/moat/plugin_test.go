@@ -38,53 +38,48 @@ func runMoat(args ...string) (code int, stdout, stderr string) {
 	return code, o.String(), e.String()
 }
 
-// TestTemplateSDKInSync keeps the SDK files that `moat plugin new` writes
-// identical to the SDK in sdk/ (go:embed cannot reach it).
-func TestTemplateSDKInSync(t *testing.T) {
-	pairs := map[string]string{}
-	for tmpl, sdk := range map[string]string{
-		"templates/rust/moat.rs": "../../sdk/rust/moat.rs",
-		"templates/c/moat.h":     "../../sdk/c/moat.h",
-		"templates/cpp/moat.h":   "../../sdk/c/moat.h",
-	} {
-		pairs[tmpl] = sdk
+// TestProjectSDK checks that every language's project gets its SDK as
+// sdk/ has it, where its build files expect it.
+func TestProjectSDK(t *testing.T) {
+	want := map[string]map[string]string{ // language: project file -> repository file
+		"rust": {"moat.rs": "sdk/rust/moat.rs"},
+		"c":    {"moat.h": "sdk/c/moat.h"},
+		"cpp":  {"moat.h": "sdk/c/moat.h"},
+		"as":   {},
+		"go":   {},
 	}
-	asSDK, err := filepath.Glob("../../sdk/assemblyscript/assembly/*.ts")
-	if err != nil || len(asSDK) == 0 {
-		t.Fatalf("the AssemblyScript SDK: %v", err)
-	}
+	asSDK, _ := filepath.Glob("../../sdk/assemblyscript/assembly/*.ts")
 	for _, f := range asSDK {
-		pairs["templates/as/moat/"+filepath.Base(f)] = f
+		want["as"]["moat/"+filepath.Base(f)] = "sdk/assemblyscript/assembly/" + filepath.Base(f)
 	}
-	tmplAS, err := templates.ReadDir("templates/as/moat")
-	if err != nil || len(tmplAS) != len(asSDK) {
-		t.Errorf("templates/as/moat has %d files, sdk/assemblyscript/assembly %d (%v)", len(tmplAS), len(asSDK), err)
-	}
-	goSDK, err := filepath.Glob("../../sdk/go/*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	nGo := 0
+	goSDK, _ := filepath.Glob("../../sdk/go/*.go")
 	for _, f := range goSDK {
 		if !strings.HasSuffix(f, "_test.go") {
-			pairs["templates/go/moat/"+strings.TrimSuffix(filepath.Base(f), ".go")+".gosrc"] = f
-			nGo++
+			want["go"]["moat/"+filepath.Base(f)] = "sdk/go/" + filepath.Base(f)
 		}
 	}
-	if tmplGo, err := templates.ReadDir("templates/go/moat"); err != nil || len(tmplGo) != nGo {
-		t.Errorf("templates/go/moat has %d files, sdk/go %d (%v)", len(tmplGo), nGo, err)
+	if len(asSDK) == 0 || len(want["go"]) == 0 {
+		t.Fatalf("no SDK sources found: %d AssemblyScript, %d Go", len(asSDK), len(want["go"]))
 	}
-	for tmpl, sdk := range pairs {
-		want, err := os.ReadFile(sdk)
+	for i := range languages {
+		l := &languages[i]
+		files, err := renderProject(l, newData{Name: "p", Dir: "p"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := templates.ReadFile(tmpl)
-		if err != nil {
-			t.Fatal(err)
+		for name, repo := range want[l.name] {
+			disk, err := os.ReadFile(filepath.Join("../..", repo))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(files[name], disk) {
+				t.Errorf("%s project: %s is not %s", l.name, name, repo)
+			}
 		}
-		if !bytes.Equal(want, got) {
-			t.Errorf("cmd/moat/%s differs from %s: run make (or cp %[2]s cmd/moat/%[1]s)", tmpl, strings.TrimPrefix(sdk, "../../"))
+		for name := range files {
+			if strings.HasSuffix(name, "_test.go") {
+				t.Errorf("%s project: has test file %s", l.name, name)
+			}
 		}
 	}
 }
