@@ -41,7 +41,7 @@ var (
 )
 
 // shipped is the module `make build` writes from passwd.rs.
-const shipped = "passwd-rs.wasm"
+const shipped = "passwd.wasm"
 
 // rustModule is bin/plugins/passwd.wasm when `make build` made it from
 // passwd.rs after its last edit and moat.rs's, else a fresh build, so that
@@ -552,4 +552,19 @@ func TestArgon2Guest(t *testing.T) {
 	}
 	n := compare(t, e, mod, text.String(), "", passwdfile.Options{}, nil, qs)
 	t.Logf("%d requests: same decisions", n)
+}
+
+// FuzzPasswd compares the module with passwdfile on any file text, user
+// and password. Each run loads a module (~0.1 s): fuzz with
+// -fuzzminimizetime 1x.
+func FuzzPasswd(f *testing.F) {
+	f.Add("alice:$6$w5Kob+n3MmA291wj$P+fErBmqCcoryUfFnxYvCNpU2X8Hs54crndXwRTXwehZuVfGqCfNwgc16OHmWxemA2Jm9mEtZvSDy4YAsyv3jg==\n", "alice", []byte("x"))
+	f.Add("bob:$7$101$c2FsdHNhbHRzYWx0$"+strings.Repeat("A", 86)+"==\n", "bob", []byte(""))
+	f.Add("carol:PBKDF2$sha256$1000$c2FsdA==$AAAAAAAAAAAAAAAAAAAAAA==\n# c\n", "carol", []byte("pw"))
+	f.Fuzz(func(t *testing.T, text, user string, password []byte) {
+		if len(text) > 4096 || !utf8.ValidString(user) || strings.Contains(text, "$argon2id$") {
+			return // MQTT usernames are UTF-8; argon2id lines may cost seconds
+		}
+		compare(t, engine(t), rustModule(t), text, "", passwdfile.Options{}, nil, []query{{user: user, password: password}})
+	})
 }
