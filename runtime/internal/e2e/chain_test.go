@@ -66,7 +66,8 @@ func chainConfig(t *testing.T, keyFile string) *config.Config {
 	}
 	rewrite(`(?m)^address = "127\.0\.0\.1:1883"`, `address = "127.0.0.1:0"`, 1)
 	rewrite(`(?m)^keys = "chain/jwt-public\.pem"`, `keys = "`+keyFile+`"`, 1)
-	rewrite(`(?m)^timeout = "[0-9a-z]+"`, `timeout = "20s"`, 2)
+	// The example's two, and the two added above.
+	rewrite(`(?m)^timeout = "[0-9a-z]+"`, `timeout = "20s"`, 4)
 	rewrite(`(?m)^name = "mqtt"`, `name = "`+listener+`"`, 1)
 	doc += "\n[wasm]\ncache_dir = \"" + wasmCache + "\"\n"
 	cfg, err := config.Parse([]byte(doc), path)
