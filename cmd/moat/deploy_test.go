@@ -47,6 +47,11 @@ func TestMakeInstall(t *testing.T) {
 		"usr/lib/sysusers.d/moat.conf":        0o644,
 	}
 	for _, p := range plugins {
+		// bin/plugins/<name>-go.wasm are the Go builds of modules shipped in
+		// Rust (acl, passwd), kept for cross-checks and benchmarks only.
+		if strings.HasSuffix(p, "-go.wasm") {
+			continue
+		}
 		want["usr/lib/moat/plugins/"+filepath.Base(p)] = 0o644
 	}
 	got := map[string]fs.FileMode{}
