@@ -470,7 +470,7 @@ func TestRandomFiles(t *testing.T) {
 	alphabet := "$=:/+.,#AZaz09 \t\r\n" + "mtpiv"
 	deadline := time.Now().Add(soak(t))
 	files, refused, queries := 0, 0, 0
-	for files < 60 || time.Now().Before(deadline) {
+	for files < 30 || time.Now().Before(deadline) {
 		var b strings.Builder
 		n := 1 + r.Intn(4)
 		var qs []query
