@@ -329,7 +329,9 @@ fn parse(text: &'static [u8], name: &str, utf8_salt: bool) -> Res<File> {
                 (&rest[..i], &rest[i + 1..])
             }
             None => {
-                if rest.len() > MAX_LINE {
+                // bufio.Scanner fails once its buffer is full without a
+                // newline, even at the end of the file.
+                if rest.len() >= MAX_LINE {
                     return Err(moat_msg!("passwd: {}:{}: line longer than {} bytes", name, n, MAX_LINE));
                 }
                 (rest, &rest[rest.len()..])
@@ -382,23 +384,25 @@ fn parse(text: &'static [u8], name: &str, utf8_salt: bool) -> Res<File> {
     }
     let entries = &mut entries[..count];
     // The dummy: the first entry in file order of the most common cost.
+    // Classes of equal cost, each as (first entry, count): files have few.
     let mut dummy = DEFAULT_DUMMY;
-    if fail.is_none() {
-        let mut best = 0;
+    if fail.is_none() && count > 0 {
+        let classes = arena::alloc_slice(count, (0usize, 0usize)).ok_or_else(oom)?;
+        let mut k = 0;
         for (i, e) in entries.iter().enumerate() {
-            let mut c = 0;
-            // Count once per distinct cost: only at the first entry of it.
-            if entries[..i].iter().any(|p| p.cost_eq(e)) {
-                continue;
-            }
-            for o in entries[i..].iter() {
-                if o.cost_eq(e) {
-                    c += 1;
+            match classes[..k].iter().position(|&(f, _)| entries[f].cost_eq(e)) {
+                Some(c) => classes[c].1 += 1,
+                None => {
+                    classes[k] = (i, 1);
+                    k += 1;
                 }
             }
+        }
+        let mut best = 0;
+        for &(f, c) in classes[..k].iter() {
             if c > best {
                 best = c;
-                dummy = *e;
+                dummy = entries[f];
             }
         }
     }
@@ -454,6 +458,7 @@ fn err_unknown(s: &[u8]) -> Msg {
 fn parse_hash(s: &'static [u8], utf8_salt: bool) -> Res<Entry> {
     let mut e = DEFAULT_DUMMY;
     e.text = s;
+    (e.iter, e.mem, e.par) = (0, 0, 0);
     if s.starts_with(b"$6$") {
         let glibc = "$6$ hash looks like glibc's SHA-crypt, not Mosquitto's $6$ (one SHA-512 pass): not supported";
         let p = split::<3>(&s[3..]);

@@ -405,6 +405,12 @@ func TestParseErrors(t *testing.T) {
 		good + "# c\n\n  \t\n" + "bob:$6$x\n",
 		"\uFEFF" + good + "x\n",
 		strings.Repeat("a", 300*1024) + "\n",
+		// bufio.Scanner's limit, with and without a final newline.
+		strings.Repeat("a", 256*1024),
+		strings.Repeat("a", 256*1024-1),
+		strings.Repeat("a", 256*1024-1) + "\n",
+		strings.Repeat("a", 256*1024) + "\n",
+		good + strings.Repeat("a", 256*1024),
 	} {
 		ref, refErr := passwdfile.Parse(strings.NewReader(text), "passwords")
 		if refErr == nil {
