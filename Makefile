@@ -18,8 +18,9 @@
 #
 # Conventions, so that a new module needs no edit here:
 #   plugins/<name>/*.go           -> bin/plugins/<name>.wasm
-#     (except acl: bin/plugins/acl.wasm is plugins/acl-rs/acl.rs, Rust;
-#     the Go module of plugins/acl is bin/plugins/acl-go.wasm)
+#     (except acl and passwd: bin/plugins/acl.wasm is plugins/acl-rs/acl.rs
+#     and bin/plugins/passwd.wasm plugins/passwd-rs/passwd.rs, Rust; the Go
+#     modules are bin/plugins/acl-go.wasm and bin/plugins/passwd-go.wasm)
 #   examples/plugins/<name>/*.go  -> bin/examples/<name>.wasm
 #   **/testdata/<name>.wat        -> **/testdata/<name>.wasm, beside it
 # The reference policy of each guest SDK (examples/reference/<lang>/) builds
@@ -67,7 +68,7 @@ RUSTFLAGS_WASM ?= --edition 2021 --target wasm32-unknown-unknown --crate-type cd
 RUST_SDK       := sdk/rust/moat.rs
 RUST_WASM      := bin/examples/reference-rust.wasm
 # First-party Rust plugins: see the rules after reference-rust.wasm.
-RUST_PLUGIN_WASM := bin/plugins/acl-go.wasm
+RUST_PLUGIN_WASM := bin/plugins/acl-go.wasm bin/plugins/passwd-go.wasm
 
 # The reference policy (examples/reference/POLICY.md), one build per SDK.
 REFERENCE_WASM := bin/examples/reference-go.wasm bin/examples/reference-c.wasm bin/examples/reference-cpp.wasm bin/examples/reference-as.wasm
@@ -110,6 +111,16 @@ bin/plugins/acl.wasm: plugins/acl-rs/acl.rs $(RUST_SDK)
 
 bin/plugins/acl-go.wasm: FORCE
 	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./plugins/acl
+
+# The same for passwd (plugins/passwd-rs/README.md): bin/plugins/passwd.wasm
+# is plugins/passwd-rs/passwd.rs, checked against plugins/passwd/passwdfile;
+# the Go module of plugins/passwd is bin/plugins/passwd-go.wasm.
+bin/plugins/passwd.wasm: plugins/passwd-rs/passwd.rs $(RUST_SDK)
+	@mkdir -p $(@D)
+	$(RUSTC) $(RUSTFLAGS_WASM) $< -o $@
+
+bin/plugins/passwd-go.wasm: FORCE
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./plugins/passwd
 
 # The C and C++ reference policies, on the one header of the C SDK. These
 # explicit rules take precedence over the Go rule for bin/examples/%.wasm,

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -90,6 +91,12 @@ begins to shut down.
 		closeServer(s, *grace, log)
 		return exitFail
 	}
+	// Loading the policy (compiling modules, configuring every instance,
+	// probing password costs) leaves garbage that the runtime would give
+	// back to the OS only over minutes; an idle broker's RSS is counted
+	// against bare mochi's (runtime/broker BenchmarkIdleRSS), so return
+	// it now: one collection, once per start.
+	debug.FreeOSMemory()
 	admin, err := s.OpenAdmin(server.AdminOptions{Version: version})
 	if err != nil {
 		log.Error("cannot start", "config", *path, "err", err)

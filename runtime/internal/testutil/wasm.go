@@ -29,8 +29,60 @@ var (
 // module is missing there (a bare `go test`), it is built once per test
 // process into a temporary directory, so tests always run real modules made
 // from this repository's sources.
+//
+// A plugin shipped in Rust (plugins/<name>-rs/<name>.rs: acl, passwd) is
+// that module, as the Makefile builds it; a stale or missing bin/ copy is
+// rebuilt with rustc, never replaced by the Go module of plugins/<name>.
 func Plugin(t testing.TB, name string) string {
-	return module(t, filepath.Join("bin", "plugins", name+".wasm"), "./plugins/"+name)
+	rel := filepath.Join("bin", "plugins", name+".wasm")
+	src := filepath.Join("plugins", name+"-rs", name+".rs")
+	if _, err := os.Stat(filepath.Join(RepoRoot(t), src)); err == nil {
+		return rustModule(t, rel, src)
+	}
+	return module(t, rel, "./plugins/"+name)
+}
+
+// rustFlags is RUSTFLAGS_WASM of the Makefile.
+var rustFlags = []string{"--edition", "2021", "--target", "wasm32-unknown-unknown", "--crate-type", "cdylib",
+	"-C", "panic=abort", "-C", "opt-level=s", "-C", "link-arg=-zstack-size=65536", "-C", "strip=symbols"}
+
+func rustModule(t testing.TB, rel, src string) string {
+	t.Helper()
+	root := RepoRoot(t)
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := buildCache[src]; ok {
+		return p
+	}
+	built := filepath.Join(root, rel)
+	if st, err := os.Stat(built); err == nil {
+		fresh := true
+		for _, s := range []string{src, filepath.Join("sdk", "rust", "moat.rs")} {
+			if si, err := os.Stat(filepath.Join(root, s)); err != nil || si.ModTime().After(st.ModTime()) {
+				fresh = false
+			}
+		}
+		if fresh {
+			buildCache[src] = built
+			return built
+		}
+	}
+	dir, err := os.MkdirTemp("", "moat-wasm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, filepath.Base(rel))
+	rustc := os.Getenv("RUSTC")
+	if rustc == "" {
+		rustc = "/usr/bin/rustc"
+	}
+	cmd := exec.Command(rustc, append(rustFlags, src, "-o", out)...)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("testutil: building %s: %v\n%s", src, err, b)
+	}
+	buildCache[src] = out
+	return out
 }
 
 // Example returns the path of an example module built from
