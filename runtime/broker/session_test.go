@@ -30,7 +30,9 @@ func sessionAuthz(t testing.TB) policy.Authorizer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := engine.Load(ctx, wasm.ModuleConfig{Name: "session", Binary: sessionWasm, Decisions: []string{"authz"}, Instances: 2})
+	// A generous timeout: under the race detector on a loaded machine a
+	// decision can overrun the default, which would deny for the wrong reason.
+	m, err := engine.Load(ctx, wasm.ModuleConfig{Name: "session", Binary: sessionWasm, Decisions: []string{"authz"}, Instances: 2, Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
