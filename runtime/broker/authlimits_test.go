@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"strings"
 	"testing"
+	"time"
 
 	ppackets "github.com/eclipse/paho.golang/packets"
 
@@ -31,7 +32,7 @@ func TestEnhancedAuthLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := engine.Load(ctx, wasm.ModuleConfig{Name: "authlimits", Binary: authLimitsWasm, Decisions: []string{"authn"}, Instances: 2})
+	m, err := engine.Load(ctx, wasm.ModuleConfig{Name: "authlimits", Binary: authLimitsWasm, Decisions: []string{"authn"}, Instances: 2, Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
