@@ -168,6 +168,7 @@ func TestSessionResume(t *testing.T) {
 		c := testutil.MustConnectV3(t, h.url("tcp", "tcp"), opts)
 		c.Subscribe(t, "resume/v3", 1)
 		c.Client.Disconnect(250)
+		waitSessionOffline(t, h.Broker, opts.ClientID)
 
 		p := testutil.MustConnectV3(t, h.url("tcp", "tcp"), testutil.V3Options{})
 		p.Publish(t, "resume/v3", 1, false, "while away")
@@ -182,6 +183,7 @@ func TestSessionResume(t *testing.T) {
 		c := testutil.MustConnectV3(t, h.url("tcp", "tcp"), opts)
 		c.Subscribe(t, "resume/clean-v3", 1)
 		c.Client.Disconnect(250)
+		waitGone(t, h.Broker, opts.ClientID)
 
 		p := testutil.MustConnectV3(t, h.url("tcp", "tcp"), testutil.V3Options{})
 		p.Publish(t, "resume/clean-v3", 1, false, "lost")
@@ -198,6 +200,7 @@ func TestSessionResume(t *testing.T) {
 		if err := c.Disconnect(&paho.Disconnect{}); err != nil {
 			t.Fatal(err)
 		}
+		waitSessionOffline(t, h.Broker, opts.ClientID)
 
 		p := testutil.MustConnectV5(t, h.addr("tcp"), testutil.V5Options{})
 		p.Publish(t, "resume/v5", 1, false, "while away")
@@ -217,15 +220,7 @@ func TestSessionResume(t *testing.T) {
 		if err := c.Disconnect(&paho.Disconnect{}); err != nil {
 			t.Fatal(err)
 		}
-		// The client returns once DISCONNECT is written; the broker may
-		// read it after the next CONNECT, which would then take over a
-		// live session. Wait until the session is gone.
-		for deadline := time.Now().Add(testutil.Wait); hasSession(h.Broker, opts.ClientID); {
-			if time.Now().After(deadline) {
-				t.Fatal("the session outlived its DISCONNECT with no session expiry")
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitGone(t, h.Broker, opts.ClientID)
 		p := testutil.MustConnectV5(t, h.addr("tcp"), testutil.V5Options{})
 		p.Publish(t, "resume/noexpiry-v5", 1, false, "lost")
 
@@ -567,12 +562,34 @@ func (m *manualAckV5) next(t *testing.T) *paho.Publish {
 	}
 }
 
-// hasSession reports whether b holds a session, connected or not, for id.
-func hasSession(b *Broker, id string) bool {
-	for _, ci := range b.Sessions() {
-		if ci.ID == id {
-			return true
+// waitSessionOffline and waitGone wait until b holds the session of client id
+// offline, or none. A client returns once its DISCONNECT is written; the
+// broker may read it after the test's next packet, which would then meet
+// a live session (a takeover, or a live delivery).
+func waitSessionOffline(t *testing.T, b *Broker, id string) {
+	t.Helper()
+	waitSession(t, b, id, "offline", func(ci *ClientInfo) bool { return ci != nil && !ci.Connected })
+}
+
+func waitGone(t *testing.T, b *Broker, id string) {
+	t.Helper()
+	waitSession(t, b, id, "gone", func(ci *ClientInfo) bool { return ci == nil })
+}
+
+func waitSession(t *testing.T, b *Broker, id, want string, ok func(*ClientInfo) bool) {
+	t.Helper()
+	for deadline := time.Now().Add(testutil.Wait); ; time.Sleep(5 * time.Millisecond) {
+		var found *ClientInfo
+		for _, ci := range b.Sessions() {
+			if ci.ID == id {
+				found = &ci
+			}
+		}
+		if ok(found) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the session of %q is not %s after its DISCONNECT: %+v", id, want, found)
 		}
 	}
-	return false
 }
