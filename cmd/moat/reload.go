@@ -67,7 +67,7 @@ itself at once, so try the edit in a copy first.
 	if *dryRun {
 		return runDryRun(ctx, client, target, *path, *candidate, stdout, stderr)
 	}
-	res, err := postReload(ctx, client, target.url, target.token)
+	res, err := postAdmin[server.ReloadResult](ctx, client, target.url, target.token)
 	if err != nil {
 		fmt.Fprintf(stderr, "moat reload: %s: %v\n", target.name, err)
 		if cfgErr != nil {
@@ -140,9 +140,11 @@ func adminClient(cfg *config.Config, socket string) (*http.Client, adminTarget, 
 	return &http.Client{}, adminTarget{name: cfg.Admin.HTTP, url: "http://" + cfg.Admin.HTTP + server.AdminPath, token: tok}, nil
 }
 
-// postReload sends the reload request and decodes the result.
-func postReload(ctx context.Context, c *http.Client, url, token string) (server.ReloadResult, error) {
-	var res server.ReloadResult
+// postAdmin sends a POST to one of the admin endpoint's reload routes and
+// decodes its result, which the endpoint answers with 200 (applied, or
+// would be) or 422 (refused); any other status is an error.
+func postAdmin[T any](ctx context.Context, c *http.Client, url, token string) (T, error) {
+	var res T
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
 	if err != nil {
 		return res, err
@@ -155,7 +157,7 @@ func postReload(ctx context.Context, c *http.Client, url, token string) (server.
 		return res, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return res, err
 	}

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -30,7 +28,7 @@ func runDryRun(ctx context.Context, c *http.Client, target adminTarget, path, ca
 		u += "?config=" + url.QueryEscape(abs)
 		path = candidate
 	}
-	res, err := postDryRun(ctx, c, u, target.token)
+	res, err := postAdmin[server.DryRunResult](ctx, c, u, target.token)
 	if err != nil {
 		fmt.Fprintf(stderr, "moat reload: %s: %v\n", target.name, err)
 		return exitFail
@@ -44,34 +42,6 @@ func runDryRun(ctx context.Context, c *http.Client, target adminTarget, path, ca
 	}
 	printDryRun(stdout, path, res)
 	return exitOK
-}
-
-// postDryRun sends the dry-run request and decodes the result.
-func postDryRun(ctx context.Context, c *http.Client, url, token string) (server.DryRunResult, error) {
-	var res server.DryRunResult
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
-	if err != nil {
-		return res, err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return res, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return res, err
-	}
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusUnprocessableEntity {
-		return res, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(body))
-	}
-	if err := json.Unmarshal(body, &res); err != nil {
-		return res, fmt.Errorf("unreadable answer (%s): %w", resp.Status, err)
-	}
-	return res, nil
 }
 
 // printDryRun prints what a reload would change:

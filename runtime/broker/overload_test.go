@@ -1,12 +1,10 @@
 package broker
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -28,18 +26,14 @@ import (
 
 // floodClient is a raw MQTT 3.1.1 connection: paho's client would queue,
 // retry and pace on its own, and hide what the broker does.
-type floodClient struct {
-	conn net.Conn
-	r    *bufio.Reader
-	w    *bufio.Writer
-}
+type floodClient struct{ frameConn }
 
 func dialFlood(addr, id string) (*floodClient, error) {
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	c := &floodClient{conn: conn, r: bufio.NewReaderSize(conn, 32<<10), w: bufio.NewWriterSize(conn, 32<<10)}
+	c := &floodClient{newFrameConn(conn, 32<<10)}
 	vh := []byte{0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 60} // clean session, keepalive 60s
 	body := append(vh, byte(len(id)>>8), byte(len(id)))
 	c.packet(0x10, append(body, id...))
@@ -55,46 +49,9 @@ func dialFlood(addr, id string) (*floodClient, error) {
 	return c, nil
 }
 
-func (c *floodClient) packet(header byte, body []byte) {
-	c.w.WriteByte(header)
-	n := len(body)
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		c.w.WriteByte(d)
-		if n == 0 {
-			break
-		}
-	}
-	c.w.Write(body)
-}
-
 // read returns the next packet's type (high nibble), flags (low nibble)
 // and body.
-func (c *floodClient) read() (byte, []byte, error) {
-	h, err := c.r.ReadByte()
-	if err != nil {
-		return 0, nil, err
-	}
-	n, mul := 0, 1
-	for {
-		d, err := c.r.ReadByte()
-		if err != nil {
-			return 0, nil, err
-		}
-		n += int(d&0x7f) * mul
-		if d&0x80 == 0 {
-			break
-		}
-		mul *= 128
-	}
-	buf := make([]byte, n)
-	_, err = io.ReadFull(c.r, buf)
-	return h, buf, err
-}
+func (c *floodClient) read() (byte, []byte, error) { return c.readPacket() }
 
 // floodResult counts, per publisher, what was acknowledged and what was
 // delivered.

@@ -119,10 +119,18 @@ func startMoat(b *testing.B, authn, authz, cache bool) string {
 }
 
 // benchClient is just enough MQTT 3.1.1 to drive a broker hard.
-type benchClient struct {
+type benchClient struct{ frameConn }
+
+// frameConn frames MQTT packets over a buffered connection: the wire side
+// of the raw load clients of the benchmarks and of the flood tests.
+type frameConn struct {
 	conn net.Conn
 	r    *bufio.Reader
 	w    *bufio.Writer
+}
+
+func newFrameConn(conn net.Conn, size int) frameConn {
+	return frameConn{conn: conn, r: bufio.NewReaderSize(conn, size), w: bufio.NewWriterSize(conn, size)}
 }
 
 func dialBench(b *testing.B, addr, id string) *benchClient {
@@ -131,7 +139,7 @@ func dialBench(b *testing.B, addr, id string) *benchClient {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := &benchClient{conn: conn, r: bufio.NewReaderSize(conn, 64<<10), w: bufio.NewWriterSize(conn, 64<<10)}
+	c := &benchClient{newFrameConn(conn, 64<<10)}
 	if err := c.connect(id); err != nil {
 		b.Fatal(err)
 	}
@@ -156,7 +164,9 @@ func (c *benchClient) connect(id string) error {
 	return nil
 }
 
-func (c *benchClient) packet(header byte, body []byte) {
+// packet buffers one packet: the fixed header byte, the remaining length
+// and body.
+func (c *frameConn) packet(header byte, body []byte) {
 	c.w.WriteByte(header)
 	n := len(body)
 	for {
@@ -173,7 +183,15 @@ func (c *benchClient) packet(header byte, body []byte) {
 	c.w.Write(body)
 }
 
+// read returns the next packet's type (high nibble) and body.
 func (c *benchClient) read() (byte, []byte, error) {
+	h, body, err := c.readPacket()
+	return h & 0xf0, body, err
+}
+
+// readPacket returns the next packet's fixed header byte (type and flags)
+// and body.
+func (c *frameConn) readPacket() (byte, []byte, error) {
 	h, err := c.r.ReadByte()
 	if err != nil {
 		return 0, nil, err
@@ -192,7 +210,7 @@ func (c *benchClient) read() (byte, []byte, error) {
 	}
 	buf := make([]byte, n)
 	_, err = io.ReadFull(c.r, buf)
-	return h & 0xf0, buf, err
+	return h, buf, err
 }
 
 func (c *benchClient) subscribe(b *testing.B, filter string, qos byte) {

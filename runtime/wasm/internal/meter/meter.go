@@ -565,75 +565,79 @@ func readTables(s *section, m *module) error {
 	return nil
 }
 
-// readMemories counts the defined memories.
-func readMemories(s *section, m *module) error {
+// readVec reads a section that is one vector of entries: entry reads
+// entry i from pos and returns where it ends, or an error that already
+// names the entry. Bytes after the last entry are refused, naming what
+// the entries are. It returns the number of entries.
+func readVec(s *section, what string, entry func(i uint32, pos int) (int, error)) (uint32, error) {
 	b := s.content
 	count, pos, err := readVecLen(b, 0)
 	if err != nil {
-		return s.errorf(0, "read count: %w", err)
+		return 0, s.errorf(0, "read count: %w", err)
 	}
 	for i := uint32(0); i < count; i++ {
-		if pos, err = skipLimits(b, pos); err != nil {
-			return s.errorf(pos, "memory %d: %w", i, err)
+		if pos, err = entry(i, pos); err != nil {
+			return 0, err
 		}
 	}
 	if pos != len(b) {
-		return s.errorf(pos, "%d bytes after the last memory", len(b)-pos)
+		return 0, s.errorf(pos, "%d bytes after the last %s", len(b)-pos, what)
 	}
+	return count, nil
+}
+
+// readMemories counts the defined memories.
+func readMemories(s *section, m *module) error {
+	count, err := readVec(s, "memory", func(i uint32, pos int) (int, error) {
+		end, err := skipLimits(s.content, pos)
+		if err != nil {
+			return 0, s.errorf(end, "memory %d: %w", i, err)
+		}
+		return end, nil
+	})
 	m.memories += count
-	return nil
+	return err
 }
 
 // readTags counts the defined tags and checks their types.
 func readTags(s *section, m *module) error {
 	b := s.content
-	count, pos, err := readVecLen(b, 0)
-	if err != nil {
-		return s.errorf(0, "read count: %w", err)
-	}
-	for i := uint32(0); i < count; i++ {
-		entry := pos
-		var typ uint32
-		if pos, err = skipBytes(b, pos, 1); err == nil { // attribute
+	count, err := readVec(s, "tag", func(i uint32, entry int) (int, error) {
+		pos, err := skipBytes(b, entry, 1) // attribute
+		if err == nil {
+			var typ uint32
 			if typ, pos, err = readU32(b, pos); err == nil {
 				err = checkIndex("type", typ, uint64(m.types))
 			}
 		}
 		if err != nil {
-			return s.errorf(entry, "tag %d: %w", i, err)
+			return 0, s.errorf(entry, "tag %d: %w", i, err)
 		}
-	}
-	if pos != len(b) {
-		return s.errorf(pos, "%d bytes after the last tag", len(b)-pos)
-	}
+		return pos, nil
+	})
 	m.tags += count
-	return nil
+	return err
 }
 
 // readGlobals reads the defined globals. An initialiser may read the
 // globals before its own.
 func readGlobals(s *section, m *module) error {
 	b := s.content
-	count, pos, err := readVecLen(b, 0)
-	if err != nil {
-		return s.errorf(0, "read count: %w", err)
-	}
-	for i := uint32(0); i < count; i++ {
-		entry := pos
-		if pos, err = skipValType(b, pos); err == nil {
+	count, err := readVec(s, "global", func(i uint32, entry int) (int, error) {
+		n := uint64(m.importedGlobals) + uint64(i)
+		pos, err := skipValType(b, entry)
+		if err == nil {
 			if pos, err = skipBytes(b, pos, 1); err == nil { // mutability
-				pos, err = checkConstExpr(b, pos, m, uint64(m.importedGlobals)+uint64(i))
+				pos, err = checkConstExpr(b, pos, m, n)
 			}
 		}
 		if err != nil {
-			return s.errorf(entry, "global %d: %w", uint64(m.importedGlobals)+uint64(i), err)
+			return 0, s.errorf(entry, "global %d: %w", n, err)
 		}
-	}
-	if pos != len(b) {
-		return s.errorf(pos, "%d bytes after the last global", len(b)-pos)
-	}
+		return pos, nil
+	})
 	m.definedGlobals = count
-	return nil
+	return err
 }
 
 // checkExports checks that every export names something the module has,
