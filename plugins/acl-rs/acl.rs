@@ -46,43 +46,72 @@ const ANON: u8 = 0;
 const USER: u8 = 1;
 const PATTERN: u8 = 2;
 
+// Rule classes: how a query finds a rule within its section, in sort
+// order. The first three are runs scanned whole; the others are keyed by
+// one literal level through the group table.
+const ANY: u8 = 0; // first level '+', '#' or %{name}: every query scans it
+const USER_ANY: u8 = 1; // %u, then no literal: when the topic starts with the username
+const CLIENT_ANY: u8 = 2; // %c, then no literal: when the topic starts with the client id
+const FIRST: u8 = 3; // literal first level: keyed by it
+const USER_SECOND: u8 = 4; // %u/literal: keyed by the literal second level
+const CLIENT_SECOND: u8 = 5; // %c/literal: likewise
+
 #[derive(Clone, Copy)]
 struct Rule {
     group: u8,
     user: &'static [u8],
+    class: u8,
+    key: &'static [u8], // the literal level of a keyed class
     deny: bool,
     no_retain: bool,
     actions: u8,
     max_qos: u8,
+    // Level count, and whether the last level is '#' (which also matches
+    // the parent level): a topic needs nlev levels, or nlev-1 or more.
+    nlev: u8,
+    hash_tail: bool,
     levels: &'static [Level],
 }
 
 impl Rule {
-    /// The first level as a sort key: wildcards and substitutions (None)
-    /// sort before literals.
-    fn first(&self) -> Option<&'static [u8]> {
-        match self.levels.first() {
-            Some(Level::Lit(s)) => Some(s),
-            _ => None,
-        }
+    /// Sets the class, key and level count from the levels.
+    fn classify(&mut self) {
+        let (class, key) = match self.levels {
+            [Level::Lit(s), ..] => (FIRST, *s),
+            [Level::User, Level::Lit(s), ..] => (USER_SECOND, *s),
+            [Level::User, ..] => (USER_ANY, &[][..]),
+            [Level::Client, Level::Lit(s), ..] => (CLIENT_SECOND, *s),
+            [Level::Client, ..] => (CLIENT_ANY, &[][..]),
+            _ => (ANY, &[][..]),
+        };
+        self.class = class;
+        self.key = key;
+        // A filter has at most MAX_TOPIC_LEVELS+1 levels (valid_filter).
+        self.nlev = self.levels.len() as u8;
+        self.hash_tail = self.levels.last() == Some(&Level::Hash);
     }
 }
 
-/// The rules of one section, a run of the sorted rule array: first those
-/// whose first level is a wildcard or substitution, up to `generic`.
+/// The rules of one section, a run of the sorted rule array: the classes
+/// ANY, USER_ANY and CLIENT_ANY end at any_end, user_end and client_end;
+/// the keyed groups follow.
 #[derive(Clone, Copy)]
 struct Section {
     id: u32,
     user: &'static [u8],
     start: u32,
-    generic: u32,
+    any_end: u32,
+    user_end: u32,
+    client_end: u32,
     end: u32,
+    keyed: u8, // bit 1 << class for each keyed class present
 }
 
-/// The rules of one section whose first level is the literal `key`.
+/// The rules of one section whose key, for their class, is `key`.
 #[derive(Clone, Copy)]
 struct Group {
     section: u32,
+    class: u8,
     key: &'static [u8],
     start: u32,
     end: u32,
@@ -90,8 +119,8 @@ struct Group {
 
 struct Acl {
     rules: &'static [Rule],
-    anon: Option<Section>,
-    patterns: Option<Section>,
+    anon: Option<&'static Section>,
+    patterns: Option<&'static Section>,
     // Open-addressed hash tables of index+1 (0: empty slot), with a
     // power-of-two size at least twice the entries.
     sections: &'static [Section],
@@ -118,15 +147,97 @@ static mut ACL: Acl = Acl {
     ignore: false,
 };
 
-/// FNV-1a over a section number and a key.
-fn hash(section: u32, key: &[u8]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5 ^ section;
-    h = h.wrapping_mul(0x0100_0193);
-    for &c in key {
-        h ^= c as u32;
-        h = h.wrapping_mul(0x0100_0193);
+// ---------------------------------------------------------------------------
+// Byte strings a word at a time.
+//
+// The host meters the guest (runtime/RATIONALE.md, "Stopping runaway
+// guests"): every loop iteration and every call runs an epoch check, so a
+// byte loop costs several times its own work. The hot path therefore
+// reads strings eight bytes per iteration and keeps its helpers inlined.
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+const LOWS: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+
+/// The bytes s[i..i+8], or the rest of s zero-padded; i < s.len().
+#[inline(always)]
+fn word(s: &[u8], i: usize) -> u64 {
+    let rest = s.len() - i;
+    let p = s[i..].as_ptr();
+    // SAFETY: every read lies within s[i..], whose length is rest.
+    unsafe {
+        if rest >= 8 {
+            return u64::from_le((p as *const u64).read_unaligned());
+        }
+        let (mut w, mut k) = (0u64, 0usize);
+        if rest & 4 != 0 {
+            w = u32::from_le((p as *const u32).read_unaligned()) as u64;
+            k = 4;
+        }
+        if rest & 2 != 0 {
+            w |= (u16::from_le((p.add(k) as *const u16).read_unaligned()) as u64) << (8 * k);
+            k += 2;
+        }
+        if rest & 1 != 0 {
+            w |= (*p.add(k) as u64) << (8 * k);
+        }
+        w
+    }
+}
+
+/// 0x80 in each byte of w that is c, and 0 elsewhere (exact: no borrow
+/// crosses bytes).
+#[inline(always)]
+fn bytes_eq(w: u64, c: u8) -> u64 {
+    let x = w ^ (ONES * c as u64);
+    !((x & LOWS).wrapping_add(LOWS) | x | LOWS)
+}
+
+/// a == b, a word at a time.
+#[inline(always)]
+fn eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 < n {
+            if word(a, i) != word(b, i) {
+                return false;
+            }
+            i += 8;
+        }
+        return word(a, n - 8) == word(b, n - 8);
+    }
+    n == 0 || word(a, 0) == word(b, 0)
+}
+
+/// A hash of s, a word at a time; slot() mixes it with a table tag.
+#[inline(always)]
+fn hash(s: &[u8]) -> u64 {
+    let mut h = (s.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut i = 0;
+    while i < s.len() {
+        h = (h ^ word(s, i)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^= h >> 31;
+        i += 8;
     }
     h
+}
+
+/// The home slot of a hash under a tag (0 for users, group_tag for
+/// groups) in a table of mask+1 slots.
+#[inline(always)]
+fn slot(h: u64, tag: u64, mask: usize) -> usize {
+    let mut x = h ^ tag.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^= x >> 32;
+    x = x.wrapping_mul(0xd6e8_feb8_6659_fd93);
+    (x >> 32) as usize & mask
+}
+
+fn group_tag(section: u32, class: u8) -> u64 {
+    ((section as u64) << 3 | class as u64) + 1
 }
 
 fn table_size(n: usize) -> usize {
@@ -134,38 +245,41 @@ fn table_size(n: usize) -> usize {
 }
 
 impl Acl {
-    fn user_section(&self, user: &[u8]) -> Option<Section> {
-        let mask = self.users.len().wrapping_sub(1);
+    #[inline(always)]
+    fn user_section(&self, user: &[u8]) -> Option<&'static Section> {
         if self.users.is_empty() {
             return None;
         }
-        let mut i = hash(0, user) as usize & mask;
+        let mask = self.users.len() - 1;
+        let mut i = slot(hash(user), 0, mask);
         loop {
             let e = self.users[i];
             if e == 0 {
                 return None;
             }
-            let sec = self.sections[e as usize - 1];
-            if sec.user == user {
+            let sec = &self.sections[e as usize - 1];
+            if eq(sec.user, user) {
                 return Some(sec);
             }
             i = (i + 1) & mask;
         }
     }
 
-    fn group(&self, section: u32, key: &[u8]) -> &'static [Rule] {
+    /// The rules of the section's group for class and key, whose hash is h.
+    #[inline(always)]
+    fn group(&self, section: u32, class: u8, key: &[u8], h: u64) -> &'static [Rule] {
         if self.group_index.is_empty() {
             return &[];
         }
         let mask = self.group_index.len() - 1;
-        let mut i = hash(section, key) as usize & mask;
+        let mut i = slot(h, group_tag(section, class), mask);
         loop {
             let e = self.group_index[i];
             if e == 0 {
                 return &[];
             }
-            let g = self.groups[e as usize - 1];
-            if g.section == section && g.key == key {
+            let g = &self.groups[e as usize - 1];
+            if g.section == section && g.class == class && eq(g.key, key) {
                 return &self.rules[g.start as usize..g.end as usize];
             }
             i = (i + 1) & mask;
@@ -173,48 +287,57 @@ impl Acl {
     }
 }
 
-/// Indexes the sorted rules: sections, and runs of a common first level.
+/// Indexes the sorted rules: sections, the runs of the scanned classes,
+/// and groups of a common class and key.
 fn index(rules: &'static [Rule], acl: &mut Acl) -> Result<(), Msg> {
-    // Count sections and groups.
+    let new_sec = |i: usize| i == 0 || (rules[i].group, rules[i].user) != (rules[i - 1].group, rules[i - 1].user);
+    let new_group = |i: usize| {
+        rules[i].class >= FIRST
+            && (new_sec(i) || (rules[i].class, rules[i].key) != (rules[i - 1].class, rules[i - 1].key))
+    };
     let (mut nsec, mut ngroups) = (0, 0);
     for i in 0..rules.len() {
-        let new_sec = i == 0 || (rules[i].group, rules[i].user) != (rules[i - 1].group, rules[i - 1].user);
-        if new_sec {
-            nsec += 1;
-        }
-        if rules[i].first().is_some() && (new_sec || rules[i].first() != rules[i - 1].first()) {
-            ngroups += 1;
-        }
+        nsec += new_sec(i) as usize;
+        ngroups += new_group(i) as usize;
     }
-    let empty = Section { id: 0, user: &[], start: 0, generic: 0, end: 0 };
+    let empty = Section { id: 0, user: &[], start: 0, any_end: 0, user_end: 0, client_end: 0, end: 0, keyed: 0 };
     let sections = arena::alloc_slice(nsec, empty).ok_or_else(oom)?;
-    let groups = arena::alloc_slice(ngroups, Group { section: 0, key: &[], start: 0, end: 0 }).ok_or_else(oom)?;
+    let no_group = Group { section: 0, class: 0, key: &[], start: 0, end: 0 };
+    let groups = arena::alloc_slice(ngroups, no_group).ok_or_else(oom)?;
     let (mut s, mut g) = (0usize, 0usize);
     for i in 0..rules.len() {
         let r = &rules[i];
-        let new_sec = i == 0 || (r.group, r.user) != (rules[i - 1].group, rules[i - 1].user);
-        if new_sec {
-            sections[s] = Section { id: s as u32, user: r.user, start: i as u32, generic: i as u32, end: i as u32 };
+        let at = i as u32;
+        if new_sec(i) {
+            sections[s] = Section { id: s as u32, user: r.user, start: at, any_end: at, user_end: at, client_end: at, end: at, keyed: 0 };
             s += 1;
         }
         let sec = &mut sections[s - 1];
-        sec.end = i as u32 + 1;
-        match r.first() {
-            None => sec.generic = i as u32 + 1,
-            Some(k) => {
-                if new_sec || rules[i - 1].first() != Some(k) {
-                    groups[g] = Group { section: s as u32 - 1, key: k, start: i as u32, end: i as u32 };
-                    g += 1;
-                }
-                groups[g - 1].end = i as u32 + 1;
-            }
+        sec.end = at + 1;
+        // Rules are sorted by class, so each run ends after its last rule
+        // or, when it has none, where the previous one ends.
+        if r.class <= ANY {
+            sec.any_end = at + 1;
         }
+        if r.class <= USER_ANY {
+            sec.user_end = at + 1;
+        }
+        if r.class <= CLIENT_ANY {
+            sec.client_end = at + 1;
+            continue;
+        }
+        sec.keyed |= 1 << r.class;
+        if new_group(i) {
+            groups[g] = Group { section: s as u32 - 1, class: r.class, key: r.key, start: at, end: at };
+            g += 1;
+        }
+        groups[g - 1].end = at + 1;
     }
-    for sec in sections.iter() {
-        let r = &rules[sec.start as usize];
-        match r.group {
-            ANON => acl.anon = Some(*sec),
-            PATTERN => acl.patterns = Some(*sec),
+    let sections: &'static [Section] = sections;
+    for sec in sections {
+        match rules[sec.start as usize].group {
+            ANON => acl.anon = Some(sec),
+            PATTERN => acl.patterns = Some(sec),
             _ => {}
         }
     }
@@ -224,7 +347,7 @@ fn index(rules: &'static [Rule], acl: &mut Acl) -> Result<(), Msg> {
         if rules[sec.start as usize].group != USER {
             continue;
         }
-        let mut i = hash(0, sec.user) as usize & umask;
+        let mut i = slot(hash(sec.user), 0, umask);
         while users[i] != 0 {
             i = (i + 1) & umask;
         }
@@ -233,7 +356,7 @@ fn index(rules: &'static [Rule], acl: &mut Acl) -> Result<(), Msg> {
     let gindex = arena::alloc_slice(table_size(ngroups), 0u32).ok_or_else(oom)?;
     let gmask = gindex.len() - 1;
     for (k, gr) in groups.iter().enumerate() {
-        let mut i = hash(gr.section, gr.key) as usize & gmask;
+        let mut i = slot(hash(gr.key), group_tag(gr.section, gr.class), gmask);
         while gindex[i] != 0 {
             i = (i + 1) & gmask;
         }
@@ -436,14 +559,6 @@ fn valid_filter(f: &[u8]) -> Option<&'static str> {
     None
 }
 
-fn has_wildcard(s: &[u8]) -> bool {
-    s.iter().any(|&c| c == b'+' || c == b'#')
-}
-
-fn valid_name(t: &[u8]) -> bool {
-    !t.is_empty() && t.len() <= MAX_TOPIC_LEN && !has_wildcard(t)
-}
-
 impl Parser {
     fn fail(&mut self, line: usize, m: Msg) {
         self.errors += 1;
@@ -502,7 +617,7 @@ impl Parser {
         } else {
             (ANON, &[][..])
         };
-        Rule { group, user, deny: false, no_retain: false, actions: 0, max_qos: 2, levels: &[] }
+        Rule { group, user, class: ANY, key: &[], deny: false, no_retain: false, actions: 0, max_qos: 2, nlev: 0, hash_tail: false, levels: &[] }
     }
 
     fn mosquitto_rule(&mut self, n: usize, pattern: bool, rest: &'static [u8]) {
@@ -697,7 +812,19 @@ fn parse(text: &'static [u8], name: &'static str) -> Result<Acl, Msg> {
     // Upper bounds: a rule per line, a level per '/' plus one per line.
     let lines = text.iter().filter(|&&c| c == b'\n').count() + 1;
     let slashes = text.iter().filter(|&&c| c == b'/').count();
-    let empty = Rule { group: 0, user: &[], deny: false, no_retain: false, actions: 0, max_qos: 2, levels: &[] };
+    let empty = Rule {
+        group: 0,
+        user: &[],
+        class: ANY,
+        key: &[],
+        deny: false,
+        no_retain: false,
+        actions: 0,
+        max_qos: 2,
+        nlev: 0,
+        hash_tail: false,
+        levels: &[],
+    };
     let mut p = Parser {
         name,
         rules: arena::alloc_slice(lines, empty).ok_or_else(oom)?,
@@ -746,7 +873,10 @@ fn parse(text: &'static [u8], name: &'static str) -> Result<Acl, Msg> {
         return Err(moat_msg!("acl: {}:{}: {}{}", p.name, line, m.as_str(), more));
     }
     let rules = &mut p.rules[..p.nrules];
-    rules.sort_unstable_by(|a, b| (a.group, a.user, a.first()).cmp(&(b.group, b.user, b.first())));
+    for r in rules.iter_mut() {
+        r.classify();
+    }
+    rules.sort_unstable_by(|a, b| (a.group, a.user, a.class, a.key).cmp(&(b.group, b.user, b.class, b.key)));
     let rules: &'static [Rule] = rules;
     let mut acl = Acl {
         rules,
@@ -774,6 +904,94 @@ enum Verdict {
     Deny,
 }
 
+/// Topic levels recorded per request: a filter has at most
+/// MAX_TOPIC_LEVELS+1 levels, so a rule never looks past them; a topic with
+/// more counts as CAP+1 levels, which only a '#' rule can match.
+const CAP: usize = 256;
+
+/// CUTS[i] is where level i of the request's topic starts, and level i
+/// ends one byte before CUTS[i+1]. Static rather than on the stack so that
+/// a request does not pay for zeroing it; an instance serves one call at a
+/// time.
+static mut CUTS: [u32; CAP + 1] = [0; CAP + 1];
+
+/// What one pass over the topic learns.
+struct Scanned {
+    nlev: usize, // level count, CAP+1 for more than CAP
+    wild: bool,  // has '+' or '#'
+    high: bool,  // has a byte >= 0x80 (UTF-8 to check)
+}
+
+/// Scans the topic a word at a time, recording its level starts in CUTS.
+fn scan_topic(t: &[u8]) -> Scanned {
+    // SAFETY: one call at a time per instance; nothing else borrows CUTS.
+    let cuts = unsafe { &mut CUTS };
+    cuts[0] = 0;
+    let (mut slashes, mut wild, mut high) = (0usize, 0u64, 0u64);
+    let mut i = 0;
+    while i < t.len() {
+        let w = word(t, i);
+        high |= w;
+        wild |= bytes_eq(w, b'+') | bytes_eq(w, b'#');
+        let mut m = bytes_eq(w, b'/');
+        while m != 0 {
+            slashes += 1;
+            if slashes <= CAP {
+                cuts[slashes] = (i + (m.trailing_zeros() as usize >> 3) + 1) as u32;
+            }
+            m &= m - 1;
+        }
+        i += 8;
+    }
+    let nlev = slashes + 1;
+    if nlev <= CAP {
+        cuts[nlev] = t.len() as u32 + 1;
+    }
+    Scanned { nlev: nlev.min(CAP + 1), wild: wild != 0, high: high & HIGHS != 0 }
+}
+
+/// Field id of request b as moat::Request::field reads it (sdk/ABI.md
+/// §3), "" when absent; inlined, because every call costs the meter's
+/// checks.
+#[inline(always)]
+fn field(b: &[u8], id: usize) -> &[u8] {
+    let d = 16 + 8 * id;
+    if b.len() < d + 8 || id >= u16::from_le_bytes([b[6], b[7]]) as usize {
+        return &[];
+    }
+    let off = u32::from_le_bytes([b[d], b[d + 1], b[d + 2], b[d + 3]]) as usize;
+    let len = u32::from_le_bytes([b[d + 4], b[d + 5], b[d + 6], b[d + 7]]) as usize;
+    if off == 0 {
+        return &[];
+    }
+    match off.checked_add(len) {
+        Some(end) if end <= b.len() => &b[off..end],
+        _ => &[],
+    }
+}
+
+/// A client's name field (client id or username) of request b as the
+/// SDK's str accessors give it ("" when absent or not UTF-8), and whether
+/// it has a wildcard and a '/'.
+#[inline(always)]
+fn name(b: &[u8], id: usize) -> (&[u8], bool, bool) {
+    let s = field(b, id);
+    let (mut wild, mut slash, mut high) = (0u64, 0u64, 0u64);
+    let mut i = 0;
+    while i < s.len() {
+        let w = word(s, i);
+        high |= w;
+        wild |= bytes_eq(w, b'+') | bytes_eq(w, b'#');
+        slash |= bytes_eq(w, b'/');
+        i += 8;
+    }
+    if high & HIGHS != 0 && core::str::from_utf8(s).is_err() {
+        return (&[], false, false);
+    }
+    (s, wild != 0, slash != 0)
+}
+
+/// One request, with its topic's levels in CUTS.
 struct Query<'a> {
     action: Action,
     want: u8,
@@ -781,6 +999,10 @@ struct Query<'a> {
     client_id: &'a [u8],
     username: &'a [u8],
     topic: &'a [u8],
+    nlev: usize,
+    dollar: bool,
+    first: &'a [u8],
+    first_hash: u64,
     qos: u8,
     retain: bool,
     attrs: Pairs<'a>,
@@ -789,6 +1011,14 @@ struct Query<'a> {
 }
 
 impl<'a> Query<'a> {
+    /// Level i of the topic; i < nlev and i < CAP.
+    #[inline(always)]
+    fn level(&self, i: usize) -> &'a [u8] {
+        // SAFETY: scan_topic wrote CUTS[..=min(nlev, CAP)] for this topic.
+        let cuts = unsafe { &CUTS };
+        &self.topic[cuts[i] as usize..cuts[i + 1] as usize - 1]
+    }
+
     fn value(&self, l: &Level) -> Option<&'a [u8]> {
         match l {
             Level::Client if self.client_ok => Some(self.client_id),
@@ -807,29 +1037,27 @@ impl<'a> Query<'a> {
     }
 
     /// Whether the rule's filter matches the topic (or, for a subscribe,
-    /// covers the filter), as the trie walk of aclfile decides.
-    fn matches(&self, levels: &[Level]) -> bool {
-        let dollar = self.topic.first() == Some(&b'$');
-        let mut rest: Option<&[u8]> = Some(self.topic);
-        for (i, fl) in levels.iter().enumerate() {
+    /// covers the filter), as the trie walk of aclfile decides. Its first
+    /// `skip` levels are known to match.
+    #[inline(always)]
+    fn matches(&self, r: &Rule, skip: usize) -> bool {
+        let n = r.nlev as usize;
+        if if r.hash_tail { self.nlev + 1 < n } else { self.nlev != n } {
+            return false;
+        }
+        // Now every level before a '#' exists in the topic.
+        for i in skip..n {
+            let fl = &r.levels[i];
             let root = i == 0;
             if *fl == Level::Hash {
-                return !(root && dollar);
+                return !(root && self.dollar);
             }
-            let t = match rest {
-                Some(t) => t,
-                None => return false,
-            };
-            let (tl, next) = match find(t, |c| c == b'/') {
-                Some(j) => (&t[..j], Some(&t[j + 1..])),
-                None => (t, None),
-            };
-            rest = next;
-            if self.cover {
-                if tl == b"#" {
+            let tl = self.level(i);
+            if self.cover && tl.len() == 1 {
+                if tl[0] == b'#' {
                     return false;
                 }
-                if tl == b"+" {
+                if tl[0] == b'+' {
                     if *fl == Level::Plus {
                         continue;
                     }
@@ -837,15 +1065,15 @@ impl<'a> Query<'a> {
                 }
             }
             let ok = match fl {
-                Level::Lit(s) => *s == tl,
-                Level::Plus => !(root && dollar),
-                _ => !(root && dollar) && self.value(fl) == Some(tl),
+                Level::Lit(s) => eq(s, tl),
+                Level::Plus => !(root && self.dollar),
+                _ => !(root && self.dollar) && self.value(fl).map_or(false, |v| eq(v, tl)),
             };
             if !ok {
                 return false;
             }
         }
-        rest.is_none()
+        true
     }
 
     fn permits(&self, r: &Rule) -> bool {
@@ -855,41 +1083,59 @@ impl<'a> Query<'a> {
         !(self.retain && r.no_retain && self.action == Action::Publish)
     }
 
-    /// Scans the rules: a deny wins at once, else any permitting allow.
-    fn run(&self, rules: &[Rule], v: &mut Verdict) -> bool {
-        for r in rules {
-            if r.actions & self.want == 0 || !self.matches(r.levels) {
-                continue;
-            }
-            if r.deny {
-                *v = Verdict::Deny;
-                return true;
-            }
-            if self.permits(r) {
-                *v = Verdict::Allow;
+    /// Decides within one section. The candidates are the rules any topic
+    /// may match, the group of the topic's first level, and, when the
+    /// topic starts with the username or client id, the rules that start
+    /// with %u or %c; each run with the number of its leading levels known
+    /// to match. They are scanned in one loop: a deny wins at once, else
+    /// any permitting allow.
+    fn section(&self, acl: &Acl, sec: &Section) -> Verdict {
+        let rules = acl.rules;
+        let mut runs: [(&[Rule], usize); 6] = [(&[], 0); 6];
+        runs[0] = (&rules[sec.start as usize..sec.any_end as usize], 0);
+        let mut n = 1;
+        if sec.keyed & 1 << FIRST != 0 {
+            runs[n] = (acl.group(sec.id, FIRST, self.first, self.first_hash), 1);
+            n += 1;
+        }
+        // A %u or %c level matches neither a '$' first level nor (for a
+        // subscribe) a wildcard, which a valid name never has.
+        if !self.dollar {
+            let mut second: Option<(&[u8], u64)> = None;
+            for (ok, name, run_start, run_end, class) in [
+                (self.user_ok, self.username, sec.any_end, sec.user_end, USER_SECOND),
+                (self.client_ok, self.client_id, sec.user_end, sec.client_end, CLIENT_SECOND),
+            ] {
+                let keyed = sec.keyed & 1 << class != 0;
+                if !ok || (run_start == run_end && !keyed) || !eq(name, self.first) {
+                    continue;
+                }
+                runs[n] = (&rules[run_start as usize..run_end as usize], 1);
+                n += 1;
+                if keyed && self.nlev >= 2 {
+                    let (l, h) = *second.get_or_insert_with(|| {
+                        let l = self.level(1);
+                        (l, hash(l))
+                    });
+                    runs[n] = (acl.group(sec.id, class, l, h), 2);
+                    n += 1;
+                }
             }
         }
-        false
-    }
-
-    /// Decides within one section: rules with a wildcard or substituted
-    /// first level, then those whose literal first level is the topic's.
-    fn section(&self, acl: &Acl, sec: Section) -> Verdict {
         let mut v = Verdict::NoMatch;
-        if self.run(&acl.rules[sec.start as usize..sec.generic as usize], &mut v) {
-            return v;
+        for &(run, skip) in &runs[..n] {
+            for r in run {
+                if r.actions & self.want == 0 || !self.matches(r, skip) {
+                    continue;
+                }
+                if r.deny {
+                    return Verdict::Deny;
+                }
+                if self.permits(r) {
+                    v = Verdict::Allow;
+                }
+            }
         }
-        if sec.generic == sec.end {
-            return v;
-        }
-        let first = match find(self.topic, |c| c == b'/') {
-            Some(j) => &self.topic[..j],
-            None => self.topic,
-        };
-        if self.cover && (first == b"+" || first == b"#") {
-            return v; // a literal never covers a wildcard
-        }
-        self.run(acl.group(sec.id, first), &mut v);
         v
     }
 }
@@ -912,15 +1158,26 @@ fn decide(acl: &Acl, r: &AuthzRequest) -> Verdict {
         return Verdict::Deny;
     }
     let action = r.action();
-    let topic = r.topic().as_bytes();
     let qos = r.qos();
     if qos > 2 {
         return Verdict::Deny;
     }
+    // The topic as AuthzRequest::topic gives it, "" when absent or not
+    // UTF-8; "" is neither a valid name nor a valid filter, so absent,
+    // empty, overlong and non-UTF-8 topics are all denied here.
+    let b = r.bytes();
+    let topic = field(b, field::TOPIC);
+    if topic.is_empty() || topic.len() > MAX_TOPIC_LEN {
+        return Verdict::Deny;
+    }
+    let t = scan_topic(topic);
+    if t.high && core::str::from_utf8(topic).is_err() {
+        return Verdict::Deny;
+    }
     let want = match action {
         Action::Publish | Action::Deliver => {
-            if !valid_name(topic) {
-                return Verdict::Deny;
+            if t.wild {
+                return Verdict::Deny; // not a valid name
             }
             if action == Action::Publish {
                 PUBLISH
@@ -929,7 +1186,8 @@ fn decide(acl: &Acl, r: &AuthzRequest) -> Verdict {
             }
         }
         Action::Subscribe => {
-            if valid_filter(topic).is_some() {
+            // Without wildcards, valid_filter only counts the separators.
+            if (t.wild || t.nlev > MAX_TOPIC_LEVELS + 1) && valid_filter(topic).is_some() {
                 return Verdict::Deny;
             }
             if !acl.check_subscribe {
@@ -939,15 +1197,24 @@ fn decide(acl: &Acl, r: &AuthzRequest) -> Verdict {
         }
         _ => return Verdict::Deny,
     };
-    let username = r.username().as_bytes();
+    let (username, u_wild, u_slash) = name(b, field::USERNAME);
     let anonymous = username.is_empty();
+    let first = {
+        // SAFETY: scan_topic wrote CUTS[1] (CAP > 1).
+        let end = unsafe { CUTS[1] } as usize - 1;
+        &topic[..end]
+    };
     let mut q = Query {
         action,
         want,
         cover: action == Action::Subscribe,
-        client_id: r.client_id().as_bytes(),
+        client_id: &[],
         username,
         topic,
+        nlev: t.nlev,
+        dollar: topic[0] == b'$',
+        first,
+        first_hash: hash(first),
         qos,
         retain: r.retain(),
         attrs: if acl.uses_attrs { r.attributes() } else { Pairs::new(&[]) },
@@ -967,12 +1234,12 @@ fn decide(acl: &Acl, r: &AuthzRequest) -> Verdict {
     };
     // CVE-2017-7650: Mosquitto refuses the whole pattern phase for a client
     // whose id or name has a wildcard.
-    let (c_wild, c_slash) = scan_value(q.client_id);
-    let (u_wild, u_slash) = if anonymous { (false, true) } else { scan_value(username) };
-    if c_wild || u_wild {
+    let (client_id, c_wild, c_slash) = name(b, field::CLIENT_ID);
+    if c_wild || (!anonymous && u_wild) {
         return Verdict::Deny;
     }
-    q.client_ok = !q.client_id.is_empty() && !c_slash;
+    q.client_id = client_id;
+    q.client_ok = !client_id.is_empty() && !c_slash;
     q.user_ok = !anonymous && !u_slash;
     q.section(acl, patterns)
 }
