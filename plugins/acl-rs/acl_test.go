@@ -502,3 +502,210 @@ func FuzzACL(f *testing.F) {
 		compare(t, engine(t), rustModule(t), text, []aclfile.Query{q})
 	})
 }
+
+// indexFiles are files whose decisions depend on each part of the
+// module's rule index (acl.rs, "Rule classes"): keyed first levels shared
+// by several sections, %u and %c at the first level with and without a
+// literal second level, '+' and '#' around them, and '$'.
+var indexFiles = []string{
+	`@subscribe check
+topic read a/#
+topic deny a/secret
+user alice
+topic readwrite a/+/x
+topic deny alice/b
+topic write %u/x
+pattern readwrite %u/#
+pattern deny %u/admin/#
+pattern read %c/dev/+
+pattern write %c/+/out
+pattern deny %c/dev/secret
+@pattern allow subscribe,deliver maxqos=1 %u/feeds/+
+@pattern allow publish retain=deny %c/dev/x
+pattern read +/%u/inbox
+pattern read a/%c
+pattern read %{t}/%u
+`,
+	`pattern read %u
+pattern write %c
+pattern readwrite %u/%c/#
+pattern deny %c/%u
+pattern read %u/+/%c
+`,
+	`user alice
+topic read alice/#
+user bob
+topic read alice/#
+topic read bob/#
+pattern read a/#
+pattern read alice/x
+pattern deny b/%u
+`,
+	`pattern read #
+pattern deny %u/#
+pattern read %c/#
+topic read +/#
+`,
+	// Levels and names of 8 bytes and more that differ in one byte, at
+	// the start, the middle or the end of a word.
+	`user sensor-user-00001
+topic read sensor-00000001/#
+topic deny sensor-00000001/abcdefgh/#
+pattern read %u/abcdefghijklmnopq
+pattern deny %u/abcdefgi
+pattern read abcdefgh/%c/+
+pattern read sensor-00000002/%u
+`,
+}
+
+// indexWords are the topic levels of the index queries: the names of
+// indexUsers and indexClients, the files' literals, and wildcards.
+var (
+	indexWords = []string{"a", "b", "x", "alice", "bob", "c1", "dev", "admin", "feeds", "out", "inbox", "secret", "$a", "", "+", "#",
+		"sensor-00000001", "sensor-00000002", "sensor-10000001", "abcdefgh", "abcdefgi", "bbcdefgh", "abcdefghijklmnopq", "abcdefghijklmnopr", "xbcdefghijklmnopq"}
+	indexUsers   = []string{"", "alice", "bob", "c1", "a", "$a", "x/y", "sensor-user-00001", "sensor-user-00002", "sensor-user-10001"}
+	indexClients = []string{"c1", "alice", "a", "", "dev", "$a", "c/1", "abcdefgh", "abcdefgi", "abcdefghijklmnopq"}
+)
+
+// indexQuery is a random query whose first level is often the username or
+// the client id, so that %u and %c rules are reached.
+func indexQuery(r *rand.Rand) aclfile.Query {
+	q := aclfile.Query{
+		Action:   aclfile.Action(1 + r.Intn(3)),
+		Username: indexUsers[r.Intn(len(indexUsers))],
+		ClientID: indexClients[r.Intn(len(indexClients))],
+		QoS:      uint8(r.Intn(3)),
+		Retain:   r.Intn(4) == 0,
+	}
+	if r.Intn(2) == 0 {
+		q.Attributes = []aclfile.Attr{{Key: "t", Value: indexWords[r.Intn(4)]}}
+	}
+	n := 1 + r.Intn(5)
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = indexWords[r.Intn(len(indexWords))]
+		if q.Action != aclfile.Subscribe && (parts[i] == "+" || parts[i] == "#") {
+			parts[i] = "x"
+		}
+		if parts[i] == "#" && i != n-1 {
+			parts[i] = "+"
+		}
+	}
+	switch r.Intn(5) {
+	case 0, 1:
+		parts[0] = q.Username
+	case 2:
+		parts[0] = q.ClientID
+	}
+	q.Topic = strings.Join(parts, "/")
+	return q
+}
+
+// indexFile writes a random file of many rules in few sections, with keys
+// shared across sections and classes and substitutions at every level.
+func indexFile(r *rand.Rand) string {
+	words := []string{"a", "b", "x", "alice", "c1", "dev", "admin", "$a", "sensor-00000001", "abcdefgh", "abcdefghijklmnopq"}
+	level := func(first bool) string {
+		switch x := r.Intn(10); {
+		case x < 4:
+			return words[r.Intn(len(words))]
+		case x < 6 || first && x < 8:
+			return []string{"%u", "%c"}[r.Intn(2)]
+		case x < 8:
+			return "+"
+		case x < 9:
+			return "#"
+		default:
+			return "%{t}"
+		}
+	}
+	filter := func() string {
+		n := 1 + r.Intn(4)
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = level(i == 0)
+			if parts[i] == "#" && i != n-1 {
+				parts[i] = "+"
+			}
+		}
+		return strings.Join(parts, "/")
+	}
+	var b strings.Builder
+	b.WriteString("@subscribe check\n")
+	for range 20 + r.Intn(100) {
+		switch r.Intn(12) {
+		case 0:
+			b.WriteString("user " + []string{"alice", "bob", "c1", "a", "sensor-user-00001"}[r.Intn(5)] + "\n")
+		case 1, 2:
+			b.WriteString("topic " + []string{"", "read ", "write ", "deny "}[r.Intn(4)] + strings.ReplaceAll(filter(), "%{t}", "t") + "\n")
+		case 3, 4, 5, 6:
+			b.WriteString("pattern " + []string{"", "read ", "write ", "readwrite ", "deny "}[r.Intn(5)] + strings.ReplaceAll(filter(), "%{t}", "%u") + "\n")
+		default:
+			kw := []string{"@topic", "@pattern", "@pattern"}[r.Intn(3)]
+			perm := []string{"allow", "allow", "deny"}[r.Intn(3)]
+			acts := []string{"publish", "subscribe", "deliver", "read", "readwrite", "publish,deliver"}[r.Intn(6)]
+			opts := ""
+			if perm == "allow" {
+				opts = []string{"", "", "maxqos=0 ", "maxqos=1 ", "retain=deny "}[r.Intn(5)]
+				if acts == "deliver" || !strings.Contains(acts, "write") && !strings.Contains(acts, "publish") && strings.HasPrefix(opts, "retain") {
+					opts = "" // options the rule's actions do not take
+				}
+			}
+			f := filter()
+			if kw == "@topic" {
+				f = strings.ReplaceAll(f, "%{t}", "t")
+			}
+			b.WriteString(kw + " " + perm + " " + acts + " " + opts + f + "\n")
+		}
+	}
+	return b.String()
+}
+
+// TestIndex compares the module with aclfile where the rule index decides
+// which rules a request reaches: the indexFiles on every combination of a
+// vocabulary, then random files of many rules, for half of soak(t).
+func TestIndex(t *testing.T) {
+	e := engine(t)
+	mod := rustModule(t)
+	r := rand.New(rand.NewSource(2))
+	var fixed []aclfile.Query
+	for range 4000 {
+		fixed = append(fixed, indexQuery(r))
+	}
+	// Topics of more levels than the module records (acl.rs, CAP).
+	for _, n := range []int{255, 256, 257, 300} {
+		for _, user := range []string{"alice", "a"} {
+			topic := user + strings.Repeat("/a", n-1)
+			for _, a := range []aclfile.Action{aclfile.Publish, aclfile.Subscribe} {
+				fixed = append(fixed, aclfile.Query{Action: a, Username: user, ClientID: "c1", Topic: topic})
+				fixed = append(fixed, aclfile.Query{Action: a, Username: user, ClientID: "c1", Topic: topic + "/#"})
+			}
+		}
+	}
+	for _, text := range indexFiles {
+		if ref, err := aclfile.Parse(strings.NewReader(text), "acl"); err != nil {
+			t.Fatalf("aclfile refuses an index file: %v", err)
+		} else if ref.Len() == 0 {
+			t.Fatal("an index file has no rules")
+		}
+		compare(t, e, mod, text, fixed)
+	}
+	r = rand.New(rand.NewSource(time.Now().UnixNano()))
+	deadline := time.Now().Add(soak(t) / 2)
+	files, queries := 0, 0
+	for files < 10 || time.Now().Before(deadline) {
+		text := indexFile(r)
+		qs := make([]aclfile.Query, 400)
+		for i := range qs {
+			qs[i] = indexQuery(r)
+		}
+		n := compare(t, e, mod, text, qs)
+		if n == 0 {
+			_, err := aclfile.Parse(strings.NewReader(text), "acl")
+			t.Fatalf("aclfile refuses a generated index file: %v\n%s", err, text)
+		}
+		files++
+		queries += n
+	}
+	t.Logf("%d files, %d requests: same decisions", files, queries)
+}
