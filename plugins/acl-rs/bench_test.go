@@ -93,6 +93,56 @@ func BenchmarkDecision(b *testing.B) {
 	}
 }
 
+// substFile is a file of n patterns whose first level is %u or %c, the
+// Mosquitto idiom for per-user and per-device trees: the rules that a
+// module cannot key by a literal first level.
+func substFile(n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		if i%2 == 0 {
+			fmt.Fprintf(&b, "pattern readwrite %%u/dev%d/#\n", i)
+		} else {
+			fmt.Fprintf(&b, "pattern read %%c/dev%d/+\n", i)
+		}
+	}
+	return b.String()
+}
+
+// BenchmarkDecisionSubst is BenchmarkDecision on substFile: a hit of a %u
+// rule, of a %c rule, and a miss whose first level is the username.
+func BenchmarkDecisionSubst(b *testing.B) {
+	const n = 1000
+	bench := &policy.Client{ClientID: "bench-1", Username: "bench", ProtocolVersion: 5}
+	queries := []struct {
+		name string
+		req  *policy.AuthzRequest
+		want policy.Verdict
+	}{
+		{"user-hit", &policy.AuthzRequest{Client: bench, Action: policy.ActionPublish, Topic: fmt.Sprintf("bench/dev%d/x/y", n-2)}, policy.Allow},
+		{"client-hit", &policy.AuthzRequest{Client: bench, Action: policy.ActionDeliver, Topic: fmt.Sprintf("bench-1/dev%d/x", n-1)}, policy.Allow},
+		{"user-miss", &policy.AuthzRequest{Client: bench, Action: policy.ActionPublish, Topic: "bench/nowhere/x"}, policy.Deny},
+	}
+	text := substFile(n)
+	ctx := context.Background()
+	for _, mod := range []struct{ lang, path string }{{"go", goModule(b)}, {"rust", rustModule(b)}} {
+		e := engine(b)
+		m, err := loadACL(b, e, mod.path, text, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, q := range queries {
+			b.Run(fmt.Sprintf("rules=%d/%s/%s", n, q.name, mod.lang), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if res, err := m.Authorize(ctx, q.req); err != nil || res.Verdict != q.want {
+						b.Fatal(res, err)
+					}
+				}
+			})
+		}
+	}
+}
+
 // BenchmarkFootprint measures what a module costs the broker: its size, a
 // cold load (fresh engine: compile, instantiate, configure with the
 // 1,000-rule file) and the Go heap each further instance takes (a load of
