@@ -61,7 +61,6 @@ struct Rule {
     group: u8,
     user: &'static [u8],
     class: u8,
-    key: &'static [u8], // the literal level of a keyed class
     deny: bool,
     no_retain: bool,
     actions: u8,
@@ -74,21 +73,33 @@ struct Rule {
 }
 
 impl Rule {
-    /// Sets the class, key and level count from the levels.
+    /// Sets the class and level count from the levels.
     fn classify(&mut self) {
-        let (class, key) = match self.levels {
-            [Level::Lit(s), ..] => (FIRST, *s),
-            [Level::User, Level::Lit(s), ..] => (USER_SECOND, *s),
-            [Level::User, ..] => (USER_ANY, &[][..]),
-            [Level::Client, Level::Lit(s), ..] => (CLIENT_SECOND, *s),
-            [Level::Client, ..] => (CLIENT_ANY, &[][..]),
-            _ => (ANY, &[][..]),
+        self.class = match self.levels {
+            [Level::Lit(_), ..] => FIRST,
+            [Level::User, Level::Lit(_), ..] => USER_SECOND,
+            [Level::User, ..] => USER_ANY,
+            [Level::Client, Level::Lit(_), ..] => CLIENT_SECOND,
+            [Level::Client, ..] => CLIENT_ANY,
+            _ => ANY,
         };
-        self.class = class;
-        self.key = key;
         // A filter has at most MAX_TOPIC_LEVELS+1 levels (valid_filter).
         self.nlev = self.levels.len() as u8;
         self.hash_tail = self.levels.last() == Some(&Level::Hash);
+    }
+
+    /// The literal level a keyed class is keyed by; "" for the others.
+    /// Computed, not stored: a rule of the configured file stays 24 bytes.
+    fn key(&self) -> &'static [u8] {
+        let i = match self.class {
+            FIRST => 0,
+            USER_SECOND | CLIENT_SECOND => 1,
+            _ => return &[],
+        };
+        match self.levels[i] {
+            Level::Lit(s) => s,
+            _ => &[],
+        }
     }
 }
 
@@ -110,8 +121,7 @@ struct Section {
 /// The rules of one section whose key, for their class, is `key`.
 #[derive(Clone, Copy)]
 struct Group {
-    section: u32,
-    class: u8,
+    tag: u32, // group_tag of the section and class
     key: &'static [u8],
     start: u32,
     end: u32,
@@ -236,8 +246,10 @@ fn slot(h: u64, tag: u64, mask: usize) -> usize {
     (x >> 32) as usize & mask
 }
 
-fn group_tag(section: u32, class: u8) -> u64 {
-    ((section as u64) << 3 | class as u64) + 1
+/// A group's section and class in one word (sections are fewer than
+/// the file's lines, so far below 2^28).
+fn group_tag(section: u32, class: u8) -> u32 {
+    (section << 3 | class as u32) + 1
 }
 
 fn table_size(n: usize) -> usize {
@@ -272,14 +284,15 @@ impl Acl {
             return &[];
         }
         let mask = self.group_index.len() - 1;
-        let mut i = slot(h, group_tag(section, class), mask);
+        let tag = group_tag(section, class);
+        let mut i = slot(h, tag as u64, mask);
         loop {
             let e = self.group_index[i];
             if e == 0 {
                 return &[];
             }
             let g = &self.groups[e as usize - 1];
-            if g.section == section && g.class == class && eq(g.key, key) {
+            if g.tag == tag && eq(g.key, key) {
                 return &self.rules[g.start as usize..g.end as usize];
             }
             i = (i + 1) & mask;
@@ -293,7 +306,7 @@ fn index(rules: &'static [Rule], acl: &mut Acl) -> Result<(), Msg> {
     let new_sec = |i: usize| i == 0 || (rules[i].group, rules[i].user) != (rules[i - 1].group, rules[i - 1].user);
     let new_group = |i: usize| {
         rules[i].class >= FIRST
-            && (new_sec(i) || (rules[i].class, rules[i].key) != (rules[i - 1].class, rules[i - 1].key))
+            && (new_sec(i) || (rules[i].class, rules[i].key()) != (rules[i - 1].class, rules[i - 1].key()))
     };
     let (mut nsec, mut ngroups) = (0, 0);
     for i in 0..rules.len() {
@@ -302,7 +315,7 @@ fn index(rules: &'static [Rule], acl: &mut Acl) -> Result<(), Msg> {
     }
     let empty = Section { id: 0, user: &[], start: 0, any_end: 0, user_end: 0, client_end: 0, end: 0, keyed: 0 };
     let sections = arena::alloc_slice(nsec, empty).ok_or_else(oom)?;
-    let no_group = Group { section: 0, class: 0, key: &[], start: 0, end: 0 };
+    let no_group = Group { tag: 0, key: &[], start: 0, end: 0 };
     let groups = arena::alloc_slice(ngroups, no_group).ok_or_else(oom)?;
     let (mut s, mut g) = (0usize, 0usize);
     for i in 0..rules.len() {
@@ -328,7 +341,7 @@ fn index(rules: &'static [Rule], acl: &mut Acl) -> Result<(), Msg> {
         }
         sec.keyed |= 1 << r.class;
         if new_group(i) {
-            groups[g] = Group { section: s as u32 - 1, class: r.class, key: r.key, start: at, end: at };
+            groups[g] = Group { tag: group_tag(s as u32 - 1, r.class), key: r.key(), start: at, end: at };
             g += 1;
         }
         groups[g - 1].end = at + 1;
@@ -356,7 +369,7 @@ fn index(rules: &'static [Rule], acl: &mut Acl) -> Result<(), Msg> {
     let gindex = arena::alloc_slice(table_size(ngroups), 0u32).ok_or_else(oom)?;
     let gmask = gindex.len() - 1;
     for (k, gr) in groups.iter().enumerate() {
-        let mut i = slot(hash(gr.key), group_tag(gr.section, gr.class), gmask);
+        let mut i = slot(hash(gr.key), gr.tag as u64, gmask);
         while gindex[i] != 0 {
             i = (i + 1) & gmask;
         }
@@ -617,7 +630,7 @@ impl Parser {
         } else {
             (ANON, &[][..])
         };
-        Rule { group, user, class: ANY, key: &[], deny: false, no_retain: false, actions: 0, max_qos: 2, nlev: 0, hash_tail: false, levels: &[] }
+        Rule { group, user, class: ANY, deny: false, no_retain: false, actions: 0, max_qos: 2, nlev: 0, hash_tail: false, levels: &[] }
     }
 
     fn mosquitto_rule(&mut self, n: usize, pattern: bool, rest: &'static [u8]) {
@@ -816,7 +829,6 @@ fn parse(text: &'static [u8], name: &'static str) -> Result<Acl, Msg> {
         group: 0,
         user: &[],
         class: ANY,
-        key: &[],
         deny: false,
         no_retain: false,
         actions: 0,
@@ -876,7 +888,7 @@ fn parse(text: &'static [u8], name: &'static str) -> Result<Acl, Msg> {
     for r in rules.iter_mut() {
         r.classify();
     }
-    rules.sort_unstable_by(|a, b| (a.group, a.user, a.class, a.key).cmp(&(b.group, b.user, b.class, b.key)));
+    rules.sort_unstable_by(|a, b| (a.group, a.user, a.class, a.key()).cmp(&(b.group, b.user, b.class, b.key())));
     let rules: &'static [Rule] = rules;
     let mut acl = Acl {
         rules,

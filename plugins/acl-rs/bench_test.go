@@ -189,10 +189,11 @@ func BenchmarkFootprint(b *testing.B) {
 }
 
 // loadHeap is the Go heap that loading mc with n instances on a fresh
-// engine adds.
+// engine adds. The pool starts with MinInstances, so both are n.
 func loadHeap(b *testing.B, mc wasm.ModuleConfig, n int) int64 {
 	ctx := context.Background()
 	mc.Instances = n
+	mc.MinInstances = n
 	e, err := wasm.NewEngine(ctx, wasm.EngineOptions{})
 	if err != nil {
 		b.Fatal(err)
