@@ -7,9 +7,13 @@
 //!
 //! Decisions do not depend on rule order (a matching deny wins, else any
 //! matching allow whose options permit), so the rules are kept in one array
-//! sorted by (section, first filter level) and a query scans only the
-//! rules of its section whose first level is its topic's first level or a
-//! wildcard or substitution. Nothing is allocated per request.
+//! sorted by section, class and key (see "Rule classes") and a query scans
+//! only the rules of its section that its topic can match: those starting
+//! with a wildcard or attribute, those keyed by its first level, and, when
+//! its first level is the username or client id, those starting with %u or
+//! %c (keyed by its second level when that is literal). The request is
+//! read a word at a time in few calls, because the host meters every loop
+//! iteration and call. Nothing is allocated per request.
 #![no_std]
 
 #[macro_use]
