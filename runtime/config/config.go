@@ -127,8 +127,8 @@ type MQTT struct {
 	MaximumInflight uint16 `toml:"maximum_inflight"`
 	// MaximumQueuedMessages is how many messages wait in a connected
 	// client's outbound queue for its socket; 1..1048576, default 8192.
-	// A QoS 0 message that finds the queue full is dropped and counted; a
-	// QoS 1/2 message waits (see SlowSubscriberTimeout).
+	// The queue takes memory only while it holds messages. What happens
+	// when it is full: see MaximumQueuedBytes.
 	MaximumQueuedMessages int32 `toml:"maximum_queued_messages"`
 	// MaximumQueuedBytes bounds the same queue by size: the topic and
 	// payload bytes of the messages in it (headers and properties are not
