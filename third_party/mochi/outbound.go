@@ -22,16 +22,16 @@ const keepQueueCap = 8
 //
 // When a packet finds the queue full, push makes room by evicting the
 // oldest queued qos 0 packets (at most once delivery allows it); it never
-// evicts a qos 1 or 2 packet. The zero value is an empty queue, safe for
+// evicts a qos 1 or 2 packet, nor one that sets a topic alias. The zero value is an empty queue, safe for
 // concurrent use.
 type outboundQueue struct {
 	mu     sync.Mutex
 	pks    []*packets.Packet // pks[head:] are queued, oldest first
 	head   int
-	scan   int           // pks[head:scan] hold no qos 0 packet: where the search for the oldest one starts
-	qos0   int           // queued qos 0 packets
+	scan   int           // pks[head:scan] hold no evictable packet: where the search for the oldest one starts
+	spare  int           // queued evictable packets, see evictable
 	bytes  int64         // size of the queued packets, see packetSize
-	bytes0 int64         // size of the queued qos 0 packets
+	spareB int64         // size of the queued evictable packets
 	room   chan struct{} // closed when a packet leaves the queue; made for a waiter
 	ready  chan struct{} // signalled when a packet is queued; made by watch
 }
@@ -70,7 +70,7 @@ func (q *outboundQueue) push(pk *packets.Packet, lim outboundLimits, wantRoom bo
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := len(q.pks) - q.head
-	if !lim.fits(n-q.qos0, q.bytes-q.bytes0, size) {
+	if !lim.fits(n-q.spare, q.bytes-q.spareB, size) {
 		if wantRoom {
 			if q.room == nil {
 				q.room = make(chan struct{})
@@ -92,9 +92,9 @@ func (q *outboundQueue) push(pk *packets.Packet, lim outboundLimits, wantRoom bo
 	}
 	q.pks = append(q.pks, pk)
 	q.bytes += size
-	if pk.FixedHeader.Qos == 0 {
-		q.qos0++
-		q.bytes0 += size
+	if evictable(pk) {
+		q.spare++
+		q.spareB += size
 	}
 	if q.ready != nil {
 		select {
@@ -125,12 +125,20 @@ func (lim outboundLimits) fits(n int, bytes, size int64) bool {
 	return lim.bytes <= 0 || n == 0 || bytes+size <= lim.bytes
 }
 
-// evictOldestQoS0 removes and returns the oldest queued qos 0 packet; the
-// caller has checked that there is one. The packets before it move up one
+// evictable reports whether pk may be evicted from a full queue: a qos 0
+// packet, unless it sets an outbound topic alias (topic and alias both
+// present), which the packets after it rely on: without it, the client
+// would get an alias it does not know [MQTT-3.3.2-8].
+func evictable(pk *packets.Packet) bool {
+	return pk.FixedHeader.Qos == 0 && !(pk.Properties.TopicAlias > 0 && pk.TopicName != "")
+}
+
+// evictOldestQoS0 removes and returns the oldest queued evictable packet;
+// the caller has checked that there is one. The packets before it move up one
 // slot, so that the order of the rest is kept.
 func (q *outboundQueue) evictOldestQoS0() *packets.Packet {
 	i := max(q.scan, q.head)
-	for q.pks[i].FixedHeader.Qos != 0 {
+	for !evictable(q.pks[i]) {
 		i++
 	}
 	pk := q.pks[i]
@@ -140,8 +148,8 @@ func (q *outboundQueue) evictOldestQoS0() *packets.Packet {
 	q.scan = i + 1
 	size := packetSize(pk)
 	q.bytes -= size
-	q.qos0--
-	q.bytes0 -= size
+	q.spare--
+	q.spareB -= size
 	q.releaseIfEmpty()
 	return pk
 }
@@ -159,9 +167,9 @@ func (q *outboundQueue) pop() *packets.Packet {
 	q.head++
 	size := packetSize(pk)
 	q.bytes -= size
-	if pk.FixedHeader.Qos == 0 {
-		q.qos0--
-		q.bytes0 -= size
+	if evictable(pk) {
+		q.spare--
+		q.spareB -= size
 	}
 	q.releaseIfEmpty()
 	if q.room != nil {

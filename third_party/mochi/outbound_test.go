@@ -25,10 +25,26 @@ func qpk(name string, qos byte, size int) *packets.Packet {
 	return &packets.Packet{TopicName: name, Payload: make([]byte, size), FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos}}
 }
 
+// aliased returns a qos 0 publish using outbound topic alias 1: with its
+// topic, it sets the alias; without, it relies on it. An empty topic is
+// named b in the queue's listing.
+func aliased(topic string, alias uint16) *packets.Packet {
+	pk := qpk(topic, 0, 1)
+	pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = alias, true
+	if topic == "" {
+		pk.Properties.User = []packets.UserProperty{{Key: "name", Val: "b"}}
+	}
+	return pk
+}
+
 // names lists the topics of pks, space-separated.
 func names(pks []*packets.Packet) string {
 	var s []string
 	for _, pk := range pks {
+		if pk.TopicName == "" && len(pk.Properties.User) > 0 {
+			s = append(s, pk.Properties.User[0].Val)
+			continue
+		}
 		s = append(s, pk.TopicName)
 	}
 	return strings.Join(s, " ")
@@ -75,6 +91,9 @@ func TestOutboundQueuePush(t *testing.T) {
 		{"bytes: a large packet passes an empty queue", outboundLimits{count: 10, bytes: 10}, []push{
 			{qpk("a", 1, 99), true, ""}, {qpk("b", 0, 1), false, ""},
 		}, "a"},
+		{"a topic alias is kept", outboundLimits{count: 2}, []push{
+			{aliased("a", 1), true, ""}, {aliased("", 1), true, ""}, {qpk("c", 0, 1), true, "b"},
+		}, "a c"},
 		{"bytes: 0 is no limit", outboundLimits{count: 10}, []push{
 			{qpk("a", 0, 1<<20), true, ""}, {qpk("b", 0, 1<<20), true, ""},
 		}, "a b"},
@@ -91,9 +110,9 @@ func TestOutboundQueuePush(t *testing.T) {
 				got = append(got, pk)
 			}
 			require.Equal(t, tc.want, names(got))
-			require.Equal(t, 0, q.qos0)
+			require.Equal(t, 0, q.spare)
 			require.Equal(t, int64(0), q.bytes)
-			require.Equal(t, int64(0), q.bytes0)
+			require.Equal(t, int64(0), q.spareB)
 		})
 	}
 }
@@ -229,8 +248,8 @@ func TestDeliverToClientWaitEvictsQoS0(t *testing.T) {
 	// Free the slot and fill it with qos 0 at once, under the waiter's nose.
 	cl.State.outbound.mu.Lock()
 	cl.State.outbound.pks[cl.State.outbound.head] = qpk("q0-c", 0, 0)
-	cl.State.outbound.qos0++
-	cl.State.outbound.bytes0 += 4
+	cl.State.outbound.spare++
+	cl.State.outbound.spareB += 4
 	if cl.State.outbound.room != nil {
 		close(cl.State.outbound.room)
 		cl.State.outbound.room = nil
