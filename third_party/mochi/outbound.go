@@ -80,7 +80,7 @@ func (q *outboundQueue) push(pk *packets.Packet, lim outboundLimits, wantRoom bo
 		return nil, room, false
 	}
 	for !lim.fits(len(q.pks)-q.head, q.bytes, size) {
-		evicted = append(evicted, q.evictOldestQoS0())
+		evicted = append(evicted, q.evictOldest())
 	}
 	if q.head > 0 && len(q.pks) == cap(q.pks) && q.head >= len(q.pks)/2 {
 		// Reuse the front of the array rather than grow it.
@@ -133,10 +133,10 @@ func evictable(pk *packets.Packet) bool {
 	return pk.FixedHeader.Qos == 0 && !(pk.Properties.TopicAlias > 0 && pk.TopicName != "")
 }
 
-// evictOldestQoS0 removes and returns the oldest queued evictable packet;
+// evictOldest removes and returns the oldest queued evictable packet;
 // the caller has checked that there is one. The packets before it move up one
 // slot, so that the order of the rest is kept.
-func (q *outboundQueue) evictOldestQoS0() *packets.Packet {
+func (q *outboundQueue) evictOldest() *packets.Packet {
 	i := max(q.scan, q.head)
 	for !evictable(q.pks[i]) {
 		i++
