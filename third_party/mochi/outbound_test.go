@@ -361,3 +361,73 @@ func TestWriterHammerMixed(t *testing.T) {
 	require.Equal(t, senders/2*each, written0+len(h.evicted)+len(h.dropped), "qos 0 written %d, evicted %d, dropped %d", written0, len(h.evicted), len(h.dropped))
 	t.Logf("qos 0: written %d, evicted %d, dropped %d", written0, len(h.evicted), len(h.dropped))
 }
+
+// FuzzOutboundQueue runs sequences of pushes and pops against a plain
+// slice that applies the eviction rule the slow way, and checks that the
+// queue (its head index, scan hint, counters and array reuse) agrees.
+func FuzzOutboundQueue(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0xff, 0x10, 0x20})
+	f.Add([]byte{0x41, 0x41, 0x41, 0x40, 0x40, 0x40, 0x40, 0xff, 0x40, 0x80, 0x81})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		lim := outboundLimits{count: 5, bytes: 40}
+		var q outboundQueue
+		var model []*packets.Packet
+		size := func(pks []*packets.Packet) (n int64) {
+			for _, pk := range pks {
+				n += packetSize(pk)
+			}
+			return n
+		}
+		for i, op := range ops {
+			if op == 0xff {
+				var want *packets.Packet
+				if len(model) > 0 {
+					want, model = model[0], model[1:]
+				}
+				require.Same(t, want, q.pop(), "op %d", i)
+				continue
+			}
+			// bits 0-1: qos (3 is qos 0 setting a topic alias), 2-5: payload size
+			qos, alias := op&3, op&3 == 3
+			if alias {
+				qos = 0
+			}
+			pk := qpk(strconv.Itoa(i%10), qos, int(op>>2&15))
+			if alias {
+				pk.Properties.TopicAlias = 1
+			}
+			// The slow way: evict the oldest evictable packets, if that can make room.
+			var kept, spare []*packets.Packet
+			for _, p := range model {
+				if evictable(p) {
+					spare = append(spare, p)
+				} else {
+					kept = append(kept, p)
+				}
+			}
+			var wantEvicted []*packets.Packet
+			wantOK := lim.fits(len(kept), size(kept), packetSize(pk))
+			if wantOK {
+				for !lim.fits(len(model), size(model), packetSize(pk)) {
+					for j, p := range model {
+						if evictable(p) {
+							wantEvicted = append(wantEvicted, p)
+							model = append(model[:j:j], model[j+1:]...)
+							break
+						}
+					}
+				}
+				model = append(model, pk)
+			}
+			evicted, _, ok := q.push(pk, lim, false)
+			require.Equal(t, wantOK, ok, "op %d", i)
+			require.Equal(t, len(wantEvicted), len(evicted), "op %d", i)
+			for j := range evicted {
+				require.Same(t, wantEvicted[j], evicted[j], "op %d", i)
+			}
+			require.Equal(t, len(model), q.Len(), "op %d", i)
+			require.Equal(t, size(model), q.bytes, "op %d", i)
+			require.LessOrEqual(t, q.capacity(), 4*lim.count+keepQueueCap, "op %d", i)
+		}
+	})
+}
