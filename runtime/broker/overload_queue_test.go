@@ -23,7 +23,6 @@ address = "127.0.0.1:0"
 
 [mqtt]
 maximum_inflight = 1000
-slow_subscriber_timeout = "10s"
 `
 
 // dialStalled connects a raw MQTT 3.1.1 subscriber to filter at qos with a
@@ -179,7 +178,7 @@ func TestQueueEvictsOldestQoS0(t *testing.T) {
 // each counted.
 func TestQueueNeverEvictsQoS1(t *testing.T) {
 	const n, size = 300, 64 << 10
-	h := startHarness(t, queueConfig+"maximum_queued_messages = 16\n", nil)
+	h := startHarness(t, queueConfig+"maximum_queued_messages = 16\nslow_subscriber_timeout = \"10s\"\n", nil)
 	addr := h.addr("tcp")
 	sub := dialStalled(t, addr, "stalled", "q/#", 1)
 	pub, err := dialFlood(addr, "pub")
@@ -208,7 +207,13 @@ func TestQueueNeverEvictsQoS1(t *testing.T) {
 		pubDone <- nil
 	}()
 
-	time.Sleep(500 * time.Millisecond) // the subscriber stalls: its queue fills
+	// The subscriber stalls until its queue is full: a message evicted.
+	for deadline := time.Now().Add(20 * time.Second); h.OverloadStats().QoS0Evicted == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v: the stalled subscriber's queue never filled", h.OverloadStats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	var got0 []int
 	next1 := 1
 	for {
@@ -250,5 +255,42 @@ func TestQueueNeverEvictsQoS1(t *testing.T) {
 	}
 	if w := overloadWarnings(h); w != 1 {
 		t.Errorf("%d overload warnings, want 1 per episode", w)
+	}
+}
+
+// TestStuckBySocket checks that a QoS 1 subscriber that stops reading is
+// declared stuck within slow_subscriber_timeout even while its in-flight
+// window has room: the publisher is held by the full outbound queue, then
+// freed. In mochi as released, the publisher waited for the subscriber's
+// blocked socket write (NextPacketID took the lock WritePacket holds while
+// writing), with no bound.
+func TestStuckBySocket(t *testing.T) {
+	const n, size = 300, 64 << 10
+	h := startHarness(t, queueConfig+"maximum_queued_messages = 16\nslow_subscriber_timeout = \"300ms\"\n", nil)
+	addr := h.addr("tcp")
+	dialStalled(t, addr, "stalled", "q/#", 1)
+	pub, err := dialFlood(addr, "pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.conn.Close()
+	errs := make(chan error, 1)
+	go func() {
+		for i := range n {
+			publishSeq(pub, "q/t", 1, i, size)
+		}
+		errs <- pub.w.Flush()
+	}()
+	for i := range n {
+		_ = pub.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if h, _, err := pub.read(); err != nil || h&0xf0 != 0x40 {
+			t.Fatalf("PUBACK %d: %#x %v: the publisher is held", i, h, err)
+		}
+	}
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	if st := h.OverloadStats(); st.StuckEpisodes != 1 {
+		t.Errorf("stats %+v: want one stuck episode", st)
 	}
 }
