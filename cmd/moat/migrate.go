@@ -285,7 +285,7 @@ func translate(ds []mosquittoconf.Directive, source, pluginDir string) *migratio
 				note(d, fmt.Sprintf("%q: want a number and one of h, d, w, m, y", arg(d)))
 			}
 		case "max_queued_messages", "max_queued_bytes":
-			note(d, "moat has no per-client queue limit; maximum_inflight bounds the messages in flight per client")
+			note(d, "moat's [mqtt] maximum_queued_messages and maximum_queued_bytes bound a connected client's outbound queue (defaults 8192 and 8MiB) and evict its oldest QoS 0 message first, where Mosquitto's limits count messages beyond those in flight, offline sessions included, and drop new ones; set them by hand")
 		case "max_inflight_bytes":
 			note(d, "moat bounds in-flight messages by count only (maximum_inflight)")
 		case "sys_interval":

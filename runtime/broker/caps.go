@@ -41,6 +41,7 @@ func capabilities(m config.MQTT) *mqtt.Capabilities {
 	c.ReceiveMaximum = m.ReceiveMaximum
 	c.MaximumInflight = m.MaximumInflight
 	c.MaximumClientWritesPending = m.MaximumQueuedMessages
+	c.MaximumClientWritesPendingBytes = int64(m.MaximumQueuedBytes)
 	c.MaximumClientWritesWait = m.SlowSubscriberTimeout.Duration
 	c.MaximumSessionExpiryInterval = math.MaxUint32
 	if d := m.MaximumSessionExpiry.Duration; d > 0 {

@@ -39,6 +39,7 @@ func TestCapabilitiesMapping(t *testing.T) {
 		{"receive maximum", func(m *config.MQTT) { m.ReceiveMaximum = 7 }, func(c *mqtt.Capabilities) bool { return c.ReceiveMaximum == 7 }},
 		{"inflight", func(m *config.MQTT) { m.MaximumInflight = 9 }, func(c *mqtt.Capabilities) bool { return c.MaximumInflight == 9 }},
 		{"queued", func(m *config.MQTT) { m.MaximumQueuedMessages = 11 }, func(c *mqtt.Capabilities) bool { return c.MaximumClientWritesPending == 11 }},
+		{"queued bytes", func(m *config.MQTT) { m.MaximumQueuedBytes = 3 * config.KiB }, func(c *mqtt.Capabilities) bool { return c.MaximumClientWritesPendingBytes == 3072 }},
 		{"slow subscriber", func(m *config.MQTT) { m.SlowSubscriberTimeout.Duration = 3 * time.Second }, func(c *mqtt.Capabilities) bool { return c.MaximumClientWritesWait == 3*time.Second }},
 		{"session expiry", nil, func(c *mqtt.Capabilities) bool { return c.MaximumSessionExpiryInterval == 86400 }},
 		{"session expiry rounds up", func(m *config.MQTT) { m.MaximumSessionExpiry.Duration = 1500 * time.Millisecond }, func(c *mqtt.Capabilities) bool { return c.MaximumSessionExpiryInterval == 2 }},

@@ -16,14 +16,19 @@ import (
 // third_party/mochi does the holding back: a QoS 1/2 message that finds no
 // room in a subscriber's in-flight window or outbound queue makes its
 // publisher wait, up to [mqtt] slow_subscriber_timeout, its socket unread.
-// mochi calls OnPublishDropped only when a message is dropped after all:
+// A message that finds the outbound queue full, by count
+// ([mqtt] maximum_queued_messages) or by bytes (maximum_queued_bytes),
+// first evicts the oldest queued QoS 0 messages: mochi calls
+// OnPublishEvicted for each. mochi calls OnPublishDropped only when a
+// message is dropped after all:
 //
-//   - a QoS 0 message that found the outbound queue full (QoS 0 never
-//     waits, so it never takes room a QoS 1/2 message is waiting for);
+//   - a QoS 0 message that found the outbound queue full of QoS 1/2
+//     messages (QoS 0 never waits, and never takes room from a QoS 1/2
+//     message: that one evicts it);
 //   - a QoS 1/2 message whose subscriber stayed without room for the whole
 //     timeout, or whose offline session's in-flight store is full.
 //
-// The second kind makes the subscriber "stuck": it is disconnected (MQTT 5
+// The last kind makes the subscriber "stuck": it is disconnected (MQTT 5
 // clients get DISCONNECT 0x97 Quota exceeded first), so that its publishers
 // move again. Each kind is counted and logged once per episode: from the
 // first drop until the client next connects or its session expires.
@@ -43,13 +48,17 @@ type overloadHook struct {
 }
 
 type overloadStats struct {
-	qos0Dropped, stuckDropped, stuckClients atomic.Uint64
+	qos0Evicted, qos0Dropped, stuckDropped, stuckClients atomic.Uint64
 }
 
 // OverloadStats counts what the overload rule did since the broker started.
 type OverloadStats struct {
-	// QoS0Dropped counts QoS 0 deliveries dropped because the subscriber's
-	// outbound queue was full.
+	// QoS0Evicted counts QoS 0 messages evicted, unsent, from a
+	// subscriber's outbound queue to make room for a newer message: the
+	// oldest go first.
+	QoS0Evicted uint64
+	// QoS0Dropped counts QoS 0 deliveries refused because the subscriber's
+	// outbound queue was full of QoS 1/2 messages, which are never evicted.
 	QoS0Dropped uint64
 	// StuckDropped counts QoS 1/2 deliveries dropped for a stuck subscriber:
 	// one without room for slow_subscriber_timeout, or an offline session
@@ -64,6 +73,7 @@ type OverloadStats struct {
 func (b *Broker) OverloadStats() OverloadStats {
 	s := &b.overload.stats
 	return OverloadStats{
+		QoS0Evicted:   s.qos0Evicted.Load(),
 		QoS0Dropped:   s.qos0Dropped.Load(),
 		StuckDropped:  s.stuckDropped.Load(),
 		StuckEpisodes: s.stuckClients.Load(),
@@ -79,7 +89,22 @@ func (h *overloadHook) ID() string { return "moat-overload" }
 
 // Provides implements mqtt.Hook.
 func (h *overloadHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnPublishDropped, mqtt.OnSessionEstablished, mqtt.OnClientExpired}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnPublishDropped, mqtt.OnPublishEvicted, mqtt.OnSessionEstablished, mqtt.OnClientExpired}, []byte{b})
+}
+
+// OnPublishEvicted implements mqtt.Hook. It runs on the goroutine of the
+// publisher whose message took the room.
+func (h *overloadHook) OnPublishEvicted(cl *mqtt.Client, pk packets.Packet) {
+	h.stats.qos0Evicted.Add(1)
+	h.qos0Episode(cl, pk)
+}
+
+// qos0Episode logs the start of a client's episode of QoS 0 losses.
+func (h *overloadHook) qos0Episode(cl *mqtt.Client, pk packets.Packet) {
+	if h.open(h.qos0, cl.ID) {
+		h.log.Warn("overload: dropping QoS 0 messages for a slow subscriber, oldest first: its outbound queue is full (mqtt.maximum_queued_messages or maximum_queued_bytes); logged once until it reconnects",
+			"client_id", cl.ID, "topic", pk.TopicName)
+	}
 }
 
 // OnPublishDropped implements mqtt.Hook. It runs on the publisher's
@@ -87,10 +112,7 @@ func (h *overloadHook) Provides(b byte) bool {
 func (h *overloadHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 	if pk.FixedHeader.Qos == 0 {
 		h.stats.qos0Dropped.Add(1)
-		if h.open(h.qos0, cl.ID) {
-			h.log.Warn("overload: dropping QoS 0 messages for a slow subscriber: its outbound queue is full (mqtt.maximum_queued_messages); logged once until it reconnects",
-				"client_id", cl.ID, "topic", pk.TopicName)
-		}
+		h.qos0Episode(cl, pk)
 		return
 	}
 	h.stats.stuckDropped.Add(1)

@@ -127,9 +127,21 @@ type MQTT struct {
 	MaximumInflight uint16 `toml:"maximum_inflight"`
 	// MaximumQueuedMessages is how many messages wait in a connected
 	// client's outbound queue for its socket; 1..1048576, default 8192.
-	// A QoS 0 message that finds the queue full is dropped and counted; a
-	// QoS 1/2 message waits (see SlowSubscriberTimeout).
+	// The queue takes memory only while it holds messages. What happens
+	// when it is full: see MaximumQueuedBytes.
 	MaximumQueuedMessages int32 `toml:"maximum_queued_messages"`
+	// MaximumQueuedBytes bounds the same queue by size: the topic and
+	// payload bytes of the messages in it (headers and properties are not
+	// counted). A message that finds the queue full, by count or by bytes,
+	// first evicts the oldest queued QoS 0 messages; a QoS 0 message that
+	// still finds no room is dropped, a QoS 1/2 message waits (see
+	// SlowSubscriberTimeout). A message larger than the limit still goes
+	// through an empty queue. 0 is no limit (Mosquitto's max_queued_bytes
+	// default); at least 1KiB otherwise; default 8MiB, so that one
+	// subscriber that stopped reading holds at most that much of the
+	// broker's memory in queued messages, not maximum_queued_messages
+	// times maximum_packet_size (2GiB with the defaults).
+	MaximumQueuedBytes ByteSize `toml:"maximum_queued_bytes"`
 	// SlowSubscriberTimeout is how long a publisher is held, its socket
 	// no longer read, while a QoS 1/2 message waits for room in a
 	// subscriber's in-flight window (MaximumInflight) or outbound queue

@@ -102,7 +102,8 @@ func TestBrokenFiles(t *testing.T) {
 		}},
 		{"bad_mqtt_overload.toml", []string{
 			"bad_mqtt_overload.toml:6: mqtt.maximum_queued_messages: 0: want 1 to 1048576",
-			"bad_mqtt_overload.toml:7: mqtt.slow_subscriber_timeout: 0s: want 1ms to 1h",
+			"bad_mqtt_overload.toml:7: mqtt.maximum_queued_bytes: 100: want 0 (no limit) or at least 1KiB",
+			"bad_mqtt_overload.toml:8: mqtt.slow_subscriber_timeout: 0s: want 1ms to 1h",
 		}},
 		{"bad_duration.toml", []string{
 			`bad_duration.toml:6: auth.timeout: duration 100 has no unit: write it as a string such as "100s" or "100ms"`,
@@ -246,6 +247,7 @@ func goodConfig(dir string) *Config {
 			ReceiveMaximum:        100,
 			MaximumInflight:       200,
 			MaximumQueuedMessages: 300,
+			MaximumQueuedBytes:    64 * KiB,
 			SlowSubscriberTimeout: d("3s"),
 			MaximumSessionExpiry:  d("1h"),
 			MaximumMessageExpiry:  d("2h"),
@@ -280,7 +282,7 @@ func goodConfig(dir string) *Config {
 				ShadowSample: 1,
 				ConfigJSON: []byte(`{"day":"1979-05-27","greeting":"<hello>","rule":[{"allow":true,"topic":"demo/#"}],` +
 					`"users":[{"password":"demo","username":"demo"}],"when":"1979-05-27T07:32:00Z"}`),
-				Line: 70,
+				Line: 71,
 			},
 			{
 				Name:         "acl",
@@ -291,7 +293,7 @@ func goodConfig(dir string) *Config {
 				MemoryLimit:  128 * MiB,
 				ShadowSample: 1,
 				ConfigJSON:   []byte("{}"),
-				Line:         97,
+				Line:         98,
 			},
 			{
 				Name:         "acl-next",
@@ -303,7 +305,7 @@ func goodConfig(dir string) *Config {
 				Shadow:       true,
 				ShadowSample: 0.25,
 				ConfigJSON:   []byte("{}"),
-				Line:         102,
+				Line:         103,
 			},
 		},
 	}
@@ -387,6 +389,7 @@ func TestDefaults(t *testing.T) {
 			ReceiveMaximum:        1024,
 			MaximumInflight:       8192,
 			MaximumQueuedMessages: 8192,
+			MaximumQueuedBytes:    8 * MiB,
 			SlowSubscriberTimeout: Duration{10 * time.Second},
 			MaximumQoS:            2,
 			RetainAvailable:       true,

@@ -22,6 +22,7 @@ const (
 	defaultReceiveMaximum = 1024
 	defaultInflight       = 8192
 	defaultQueued         = 8192
+	defaultQueuedBytes    = 8 * MiB
 	defaultSlowSubscriber = 10 * time.Second
 	defaultTopicAlias     = math.MaxUint16
 	defaultAuthTimeout    = time.Second
@@ -456,6 +457,9 @@ func (c *Config) defaults(md *toml.MetaData) {
 	// cap: nothing a client did not ask to expire is lost.
 	if def("mqtt", "maximum_queued_messages") {
 		m.MaximumQueuedMessages = defaultQueued
+	}
+	if def("mqtt", "maximum_queued_bytes") {
+		m.MaximumQueuedBytes = defaultQueuedBytes
 	}
 	if def("mqtt", "slow_subscriber_timeout") {
 		m.SlowSubscriberTimeout.Duration = defaultSlowSubscriber

@@ -28,7 +28,8 @@ const (
 	maxPacketSize   = 268435455 + 5 // [MQTT-2.2.3] remaining length limit plus fixed header
 	maxKeepalive    = math.MaxUint16 * time.Second
 	maxSessionLimit = math.MaxUint32 * time.Second
-	maxQueued       = 1 << 20 // a pointer each, allocated with the client: 8MiB
+	maxQueued       = 1 << 20 // a pointer each, allocated as the queue fills: 8MiB
+	minQueuedBytes  = KiB
 )
 
 // maxHistory bounds [reload] dry_run_history.
@@ -286,6 +287,9 @@ func (c *Config) validateMQTT(p *problems) {
 	}
 	if q := m.MaximumQueuedMessages; q < 1 || q > maxQueued {
 		p.add("mqtt.maximum_queued_messages", fmt.Errorf("%d: want 1 to %d", q, maxQueued))
+	}
+	if b := m.MaximumQueuedBytes; b < 0 || b > 0 && b < minQueuedBytes {
+		p.add("mqtt.maximum_queued_bytes", fmt.Errorf("%s: want 0 (no limit) or at least %s", b, minQueuedBytes))
 	}
 	if d := m.SlowSubscriberTimeout.Duration; d < time.Millisecond || d > time.Hour {
 		p.add("mqtt.slow_subscriber_timeout", fmt.Errorf("%s: want 1ms to 1h", d))

@@ -55,7 +55,7 @@ var (
 	descAuthnCoalesced = prometheus.NewDesc("moat_authn_coalesced_total",
 		"CONNECTs that waited for an identical authentication in progress and took its answer.", nil, nil)
 	descOverloadDropped = prometheus.NewDesc("moat_overload_messages_dropped_total",
-		"Deliveries dropped by the overload rule, by QoS (0, or 1_2 for QoS 1 and 2) and reason: queue_full (QoS 0, the subscriber's outbound queue full), stuck_subscriber (QoS 1/2, no room within slow_subscriber_timeout or an offline session's inflight store full).", []string{"qos", "reason"}, nil)
+		"Deliveries dropped by the overload rule, by QoS (0, or 1_2 for QoS 1 and 2) and reason: evicted_oldest (QoS 0, queued, then evicted from the subscriber's full outbound queue to make room for a newer message), queue_full (QoS 0, refused: the subscriber's outbound queue full of QoS 1/2), stuck_subscriber (QoS 1/2, no room within slow_subscriber_timeout or an offline session's inflight store full).", []string{"qos", "reason"}, nil)
 	descStuck = prometheus.NewDesc("moat_overload_slow_subscribers_total",
 		"Episodes of a stuck subscriber (no room for a QoS 1/2 message within mqtt.slow_subscriber_timeout); a connected one is disconnected.", nil, nil)
 	descShadowSampled = prometheus.NewDesc("moat_shadow_questions_total",
@@ -102,6 +102,7 @@ func (c *opsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if src.Overload != nil {
 		s := src.Overload()
+		counter(descOverloadDropped, s.QoS0Evicted, "0", "evicted_oldest")
 		counter(descOverloadDropped, s.QoS0Dropped, "0", "queue_full")
 		counter(descOverloadDropped, s.StuckDropped, "1_2", "stuck_subscriber")
 		counter(descStuck, s.StuckEpisodes)

@@ -124,6 +124,7 @@ authn_failure_ttl = "1m"
 		{`moat_rate_limit_events_total{action="disconnected"}`, 1},
 		{`moat_authn_failure_cache_hits_total`, 1},
 		{`moat_authn_coalesced_total`, 0},
+		{`moat_overload_messages_dropped_total{qos="0",reason="evicted_oldest"}`, 0},
 		{`moat_overload_messages_dropped_total{qos="0",reason="queue_full"}`, 0},
 		{`moat_overload_messages_dropped_total{qos="1_2",reason="stuck_subscriber"}`, 0},
 		{`moat_overload_slow_subscribers_total`, 0},
@@ -173,7 +174,7 @@ authn_failure_ttl = "1m"
 
 // TestMetricsOverload makes a subscriber that never reads its socket fall
 // behind a publisher of large QoS 0 messages, and checks that the overload
-// rule's drops are scraped as moat_overload_messages_dropped_total.
+// rule's evictions are scraped as moat_overload_messages_dropped_total.
 func TestMetricsOverload(t *testing.T) {
 	const pw = "alice-Secret-pw-4711"
 	doc := `
@@ -212,13 +213,15 @@ slow_subscriber_timeout = "300ms"
 	for range 120 {
 		pub.Publish(t, "m/t", 0, false, payload)
 	}
-	waitFor(t, 10*time.Second, "QoS 0 drops for the stuck subscriber", func() bool {
+	// Its queue holds QoS 0 only: each newer message evicts the oldest.
+	const evicted = `moat_overload_messages_dropped_total{qos="0",reason="evicted_oldest"}`
+	waitFor(t, 10*time.Second, "QoS 0 evictions for the stuck subscriber", func() bool {
 		m, _ := scrape(t, maddr)
-		return m[`moat_overload_messages_dropped_total{qos="0",reason="queue_full"}`] > 0
+		return m[evicted] > 0
 	})
 	m, _ := scrape(t, maddr)
 	st := e.s.Broker().OverloadStats()
-	if got := m[`moat_overload_messages_dropped_total{qos="0",reason="queue_full"}`]; got > float64(st.QoS0Dropped) || got == 0 {
-		t.Errorf("scraped %v QoS 0 drops; the broker counts %d", got, st.QoS0Dropped)
+	if got := m[evicted]; got > float64(st.QoS0Evicted) || got == 0 {
+		t.Errorf("scraped %v QoS 0 evictions; the broker counts %d", got, st.QoS0Evicted)
 	}
 }

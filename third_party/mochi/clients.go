@@ -143,22 +143,23 @@ type Will struct {
 
 // ClientState tracks the state of the client.
 type ClientState struct {
-	TopicAliases    TopicAliases         // a map of topic aliases
-	stopCause       atomic.Value         // reason for stopping
-	Inflight        *Inflight            // a map of in-flight qos messages
-	Subscriptions   *Subscriptions       // a map of the subscription filters a client maintains
-	disconnected    int64                // the time the client disconnected in unix time, for calculating expiry
-	outbound        chan *packets.Packet // queue for pending outbound packets
-	room            chan struct{}        // signalled when inflight room may have been freed; see Server.waitForInflight
-	writing         atomic.Bool          // a goroutine drains outbound; see startWriter
-	endOnce         sync.Once            // only end once
-	isTakenOver     atomic.Bool          // used to identify orphaned clients
-	packetID        uint32               // the current highest packetID
-	open            context.Context      // indicate that the client is open for packet exchange
-	cancelOpen      context.CancelFunc   // cancel function for open context
-	outboundQty     int32                // number of messages currently in the outbound queue
-	Keepalive       uint16               // the number of seconds the connection can wait
-	ServerKeepalive bool                 // keepalive was set by the server
+	TopicAliases    TopicAliases       // a map of topic aliases
+	stopCause       atomic.Value       // reason for stopping
+	Inflight        *Inflight          // a map of in-flight qos messages
+	Subscriptions   *Subscriptions     // a map of the subscription filters a client maintains
+	disconnected    int64              // the time the client disconnected in unix time, for calculating expiry
+	outbound        outboundQueue      // queue for pending outbound packets; see outboundQueue
+	room            chan struct{}      // signalled when inflight room may have been freed; see Server.waitForInflight
+	writing         atomic.Bool        // a goroutine drains outbound; see startWriter
+	endOnce         sync.Once          // only end once
+	isTakenOver     atomic.Bool        // used to identify orphaned clients
+	packetID        uint32             // the current highest packetID
+	packetIDMu      sync.Mutex         // serializes NextPacketID
+	open            context.Context    // indicate that the client is open for packet exchange
+	cancelOpen      context.CancelFunc // cancel function for open context
+	outboundQty     int32              // number of messages currently in the outbound queue
+	Keepalive       uint16             // the number of seconds the connection can wait
+	ServerKeepalive bool               // keepalive was set by the server
 }
 
 // newClient returns a new instance of Client. This is almost exclusively used by Server
@@ -173,7 +174,6 @@ func newClient(c net.Conn, o *ops) *Client {
 			open:          ctx,
 			cancelOpen:    cancel,
 			Keepalive:     defaultKeepalive,
-			outbound:      make(chan *packets.Packet, o.options.Capabilities.MaximumClientWritesPending),
 			room:          make(chan struct{}, 1),
 		},
 		Properties: ClientProperties{
@@ -193,16 +193,28 @@ func newClient(c net.Conn, o *ops) *Client {
 	return cl
 }
 
-// WriteLoop ranges over pending outbound messages and writes them to the client connection.
+// WriteLoop writes queued packets until the client stops, for code that
+// runs a writer per client itself. The server does not call it: it starts
+// a writer only while the queue holds something (startWriter). While
+// WriteLoop runs, no other writer starts, so the order is kept.
 func (cl *Client) WriteLoop() {
-	for {
+	for !cl.State.writing.CompareAndSwap(false, true) { // an on-demand writer runs: let it finish
 		select {
-		case pk := <-cl.State.outbound:
+		case <-cl.State.open.Done():
+			return
+		case <-time.After(time.Millisecond):
+		}
+	}
+	ready := cl.State.outbound.watch()
+	for {
+		for pk := cl.State.outbound.pop(); pk != nil; pk = cl.State.outbound.pop() {
 			if err := cl.WritePacket(*pk); err != nil {
-				// TODO : Figure out what to do with error
 				cl.ops.log.Debug("failed publishing packet", "error", err, "client", cl.ID, "packet", pk)
 			}
 			atomic.AddInt32(&cl.State.outboundQty, -1)
+		}
+		select {
+		case <-ready:
 		case <-cl.State.open.Done():
 			return
 		}
@@ -211,7 +223,7 @@ func (cl *Client) WriteLoop() {
 
 // startWriter starts a goroutine that writes what the outbound queue holds
 // and ends once the queue is empty, unless one runs already. Call it after
-// each send to the queue. Unlike a WriteLoop per client, it costs an idle
+// each packet queued. Unlike a WriteLoop per client, it costs an idle
 // client no goroutine.
 func (cl *Client) startWriter() {
 	if cl.State.writing.CompareAndSwap(false, true) {
@@ -224,19 +236,27 @@ func (cl *Client) startWriter() {
 // by the sender's startWriter, which then finds writing false.
 func (cl *Client) drainOutbound() {
 	for {
-		select {
-		case pk := <-cl.State.outbound:
+		if pk := cl.State.outbound.pop(); pk != nil {
 			if err := cl.WritePacket(*pk); err != nil {
 				cl.ops.log.Debug("failed publishing packet", "error", err, "client", cl.ID, "packet", pk)
 			}
 			atomic.AddInt32(&cl.State.outboundQty, -1)
 			continue
-		default:
 		}
 		cl.State.writing.Store(false)
-		if len(cl.State.outbound) == 0 || !cl.State.writing.CompareAndSwap(false, true) {
+		if cl.State.outbound.Len() == 0 || !cl.State.writing.CompareAndSwap(false, true) {
 			return
 		}
+	}
+}
+
+// outboundLimits returns the limits of cl's outbound queue, from the
+// options the client was made with (as the size of the channel it replaces
+// was).
+func (cl *Client) outboundLimits() outboundLimits {
+	return outboundLimits{
+		count: int(cl.ops.options.Capabilities.MaximumClientWritesPending),
+		bytes: cl.ops.options.Capabilities.MaximumClientWritesPendingBytes,
 	}
 }
 
@@ -316,9 +336,12 @@ func (cl *Client) refreshDeadline(keepalive uint16) {
 // NextPacketID returns the next available (unused) packet id for the client.
 // If no unused packet ids are available, an error is returned and the client
 // should be disconnected.
+// It does not take the client's mutex, which WritePacket holds while it
+// writes to the socket: a publisher delivering to a subscriber whose socket
+// is full would wait for that write, with no bound.
 func (cl *Client) NextPacketID() (i uint32, err error) {
-	cl.Lock()
-	defer cl.Unlock()
+	cl.State.packetIDMu.Lock()
+	defer cl.State.packetIDMu.Unlock()
 
 	i = atomic.LoadUint32(&cl.State.packetID)
 	started := i
@@ -645,7 +668,7 @@ func (cl *Client) WritePacket(pk packets.Packet) error {
 	n, err := func() (int64, error) {
 		cl.Lock()
 		defer cl.Unlock()
-		if len(cl.State.outbound) == 0 {
+		if cl.State.outbound.Len() == 0 {
 			if cl.Net.outbuf == nil {
 				return buf.WriteTo(cl.Net.Conn)
 			}

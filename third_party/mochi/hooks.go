@@ -55,6 +55,7 @@ const (
 	StoredInflightMessages
 	StoredRetainedMessages
 	StoredSysInfo
+	OnPublishEvicted // last, so that the values above keep their numbers
 )
 
 var (
@@ -99,6 +100,7 @@ type Hook interface {
 	OnPublish(cl *Client, pk packets.Packet) (packets.Packet, error)
 	OnPublished(cl *Client, pk packets.Packet)
 	OnPublishDropped(cl *Client, pk packets.Packet)
+	OnPublishEvicted(cl *Client, pk packets.Packet)
 	OnRetainMessage(cl *Client, pk packets.Packet, r int64)
 	OnRetainPublished(cl *Client, pk packets.Packet)
 	OnQosPublish(cl *Client, pk packets.Packet, sent int64, resends int)
@@ -436,6 +438,17 @@ func (h *Hooks) OnPublishDropped(cl *Client, pk packets.Packet) {
 	for _, hook := range h.GetAll() {
 		if hook.Provides(OnPublishDropped) {
 			hook.OnPublishDropped(cl, pk)
+		}
+	}
+}
+
+// OnPublishEvicted is called when a qos 0 message queued for a client was
+// removed from its outbound queue, unsent, to make room for a newer
+// message (the queue was full). OnPublishDropped is not called for it.
+func (h *Hooks) OnPublishEvicted(cl *Client, pk packets.Packet) {
+	for _, hook := range h.GetAll() {
+		if hook.Provides(OnPublishEvicted) {
+			hook.OnPublishEvicted(cl, pk)
 		}
 	}
 }
@@ -804,6 +817,10 @@ func (h *HookBase) OnPublished(cl *Client, pk packets.Packet) {}
 
 // OnPublishDropped is called when a message to a client is dropped instead of being delivered.
 func (h *HookBase) OnPublishDropped(cl *Client, pk packets.Packet) {}
+
+// OnPublishEvicted is called when a queued qos 0 message to a client is
+// evicted to make room for a newer one.
+func (h *HookBase) OnPublishEvicted(cl *Client, pk packets.Packet) {}
 
 // OnRetainMessage is called then a published message is retained.
 func (h *HookBase) OnRetainMessage(cl *Client, pk packets.Packet, r int64) {}

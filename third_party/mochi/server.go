@@ -62,6 +62,12 @@ type Capabilities struct {
 	RetainAvailable              byte            `yaml:"retain_available" json:"retain_available"`                 // support of retain messages
 	WildcardSubAvailable         byte            `yaml:"wildcard_sub_available" json:"wildcard_sub_available"`     // support of wildcard subscriptions
 	SubIDAvailable               byte            `yaml:"sub_id_available" json:"sub_id_available"`                 // support of subscription identifiers
+
+	// MaximumClientWritesPendingBytes bounds the topic and payload bytes of
+	// a client's pending message writes, beside MaximumClientWritesPending
+	// which bounds their number; 0 is no limit. A message larger than it
+	// still goes through an empty queue.
+	MaximumClientWritesPendingBytes int64 `yaml:"maximum_client_writes_pending_bytes" json:"maximum_client_writes_pending_bytes"`
 }
 
 // NewDefaultServerCapabilities defines the default features and capabilities provided by the server.
@@ -1113,11 +1119,7 @@ func (s *Server) deliverToClient(cl *Client, sub packets.Subscription, pk packet
 		return out, packets.CodeDisconnect
 	}
 
-	select {
-	case cl.State.outbound <- &out:
-		atomic.AddInt32(&cl.State.outboundQty, 1)
-		cl.startWriter()
-	default:
+	if ok, _ := s.queueOutbound(cl, &out, false); !ok {
 		if wait && out.FixedHeader.Qos > 0 {
 			switch s.waitForOutbound(cl, &out) {
 			case nil:
@@ -1136,6 +1138,25 @@ func (s *Server) deliverToClient(cl *Client, sub packets.Subscription, pk packet
 	}
 
 	return out, nil
+}
+
+// queueOutbound queues out for cl's writer and reports whether it did,
+// evicting cl's oldest queued qos 0 messages if that makes room (they are
+// counted as dropped and passed to OnPublishEvicted). If it did not and
+// room is set, it also returns a channel closed when a packet leaves the
+// queue.
+func (s *Server) queueOutbound(cl *Client, out *packets.Packet, wantRoom bool) (bool, <-chan struct{}) {
+	evicted, room, ok := cl.State.outbound.push(out, cl.outboundLimits(), wantRoom)
+	for _, pk := range evicted {
+		atomic.AddInt32(&cl.State.outboundQty, -1)
+		atomic.AddInt64(&s.Info.MessagesDropped, 1)
+		cl.ops.hooks.OnPublishEvicted(cl, *pk)
+	}
+	if ok {
+		atomic.AddInt32(&cl.State.outboundQty, 1)
+		cl.startWriter()
+	}
+	return ok, room
 }
 
 // waitForInflight waits until cl's inflight store has room, cl closes, or
@@ -1163,22 +1184,28 @@ func (s *Server) waitForInflight(cl *Client) bool {
 	return true
 }
 
-// waitForOutbound waits to queue out for cl's write loop. It returns nil
+// waitForOutbound waits to queue out for cl's writer. It returns nil
 // once queued, packets.CodeDisconnect if cl closed meanwhile (out stays in
 // the inflight store, for the session to resend), or
 // packets.ErrPendingClientWritesExceeded after MaximumClientWritesWait.
+// Each packet the writer takes from the queue wakes it to try again; a qos
+// 0 message queued meanwhile does not keep it out, since it is evicted to
+// make room.
 func (s *Server) waitForOutbound(cl *Client, out *packets.Packet) error {
 	timer := time.NewTimer(s.Options.Capabilities.MaximumClientWritesWait)
 	defer timer.Stop()
-	select {
-	case cl.State.outbound <- out:
-		atomic.AddInt32(&cl.State.outboundQty, 1)
-		cl.startWriter()
-		return nil
-	case <-cl.State.open.Done():
-		return packets.CodeDisconnect
-	case <-timer.C:
-		return packets.ErrPendingClientWritesExceeded
+	for {
+		ok, room := s.queueOutbound(cl, out, true)
+		if ok {
+			return nil
+		}
+		select {
+		case <-room:
+		case <-cl.State.open.Done():
+			return packets.CodeDisconnect
+		case <-timer.C:
+			return packets.ErrPendingClientWritesExceeded
+		}
 	}
 }
 

@@ -2103,7 +2103,7 @@ func TestPublishToClientExceedClientWritesPending(t *testing.T) {
 	s.Clients.Add(cl)
 
 	for i := int32(0); i < cl.ops.options.Capabilities.MaximumClientWritesPending; i++ {
-		cl.State.outbound <- new(packets.Packet)
+		cl.State.outbound.push(&packets.Packet{FixedHeader: packets.FixedHeader{Qos: 1}}, outboundLimits{count: 3}, false) // qos 1: qos 0 would be evicted to make room
 		atomic.AddInt32(&cl.State.outboundQty, 1)
 	}
 

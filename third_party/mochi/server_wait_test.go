@@ -68,7 +68,7 @@ func TestDeliverToClientWaitsForOutboundRoom(t *testing.T) {
 	s.Options.Capabilities.MaximumClientWritesPending = 1
 	s.Options.Capabilities.MaximumClientWritesWait = 10 * time.Second
 	cl := newWaitClient(s)
-	cl.State.outbound <- new(packets.Packet)
+	cl.State.outbound.push(&packets.Packet{FixedHeader: packets.FixedHeader{Qos: 1}}, outboundLimits{count: 1}, false)
 
 	pk := packets.Packet{TopicName: "a", FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}}
 	// QoS 0 never waits: it is dropped at once.
@@ -85,7 +85,7 @@ func TestDeliverToClientWaitsForOutboundRoom(t *testing.T) {
 		t.Fatalf("queued without room: %v", err)
 	case <-time.After(50 * time.Millisecond):
 	}
-	<-cl.State.outbound // as the write loop would
+	cl.State.outbound.pop() // as the writer would
 	require.NoError(t, <-done)
 	require.Equal(t, int32(1), atomic.LoadInt32(&cl.State.outboundQty)) // queued, and a writer started for it
 	require.Equal(t, 1, cl.State.Inflight.Len())
