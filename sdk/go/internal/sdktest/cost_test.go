@@ -157,18 +157,19 @@ func costAuthz() *policy.AuthzRequest {
 	return &policy.AuthzRequest{Client: costClient, Action: policy.ActionPublish, Topic: "tenants/acme/news"}
 }
 
-// The same requests in the ABI's encoding, for the tiny host.
+// The same requests in the ABI's encoding, laid out as the broker does,
+// for the tiny host.
 func costAuthnBytes() []byte {
 	return (&Request{Kind: KindAuthn, Protocol: 5}).
 		SetString(FieldClientID, "alice-1").SetString(FieldUsername, "alice").
-		SetString(FieldPassword, "alice-pw").Encode()
+		SetString(FieldPassword, "alice-pw").Full().Encode()
 }
 
 func costAuthzBytes() []byte {
 	return (&Request{Kind: KindAuthz, Action: 1, Protocol: 5}).
 		SetString(FieldClientID, "alice-1").SetString(FieldUsername, "alice").
 		SetString(FieldTopic, "tenants/acme/news").
-		Set(FieldAttributes, Pairs("tenant", "acme")).Encode()
+		Set(FieldAttributes, Pairs("tenant", "acme")).Full().Encode()
 }
 
 // costGuest is an instance of a cost module in the tiny host, configured
@@ -283,7 +284,6 @@ func benchGuest(b *testing.B, g *guest, export string, req []byte) {
 	b.ReportMetric(float64(g.memstat(b, memstatTotalAlloc)-bytes)/n, "guest-B/op")
 	b.ReportMetric(float64(g.memstat(b, memstatNumGC)-gcs)/n, "guest-gcs/op")
 }
-
 
 // instancePool is how many instances TestGoInstanceMemory loads into the
 // broker's engine to measure one.

@@ -1,0 +1,9 @@
+//go:build !(386 || amd64 || arm || arm64 || loong64 || mips64le || mipsle || ppc64le || riscv64 || wasm)
+
+package moat
+
+// desc returns the descriptor at byte p of t, offset in the low half and
+// length in the high half (see le_little.go).
+func desc(t *descTable, p int) uint64 {
+	return uint64(le32(t[p:])) | uint64(le32(t[p+4:]))<<32
+}

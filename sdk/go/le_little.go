@@ -1,0 +1,10 @@
+//go:build 386 || amd64 || arm || arm64 || loong64 || mips64le || mipsle || ppc64le || riscv64 || wasm
+
+package moat
+
+import "unsafe"
+
+// desc returns the descriptor at byte p of t, offset in the low half and
+// length in the high half, in one load: wasm (and every machine this file
+// builds for) is little-endian, and allows unaligned loads.
+func desc(t *descTable, p int) uint64 { return *(*uint64)(unsafe.Pointer(&t[p])) }
