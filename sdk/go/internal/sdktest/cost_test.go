@@ -208,7 +208,8 @@ func (g *guest) memstat(t testing.TB, i int) uint64 {
 //     uninstrumented module by the tiny host and the export called: the
 //     guest's own time, and the guest's heap allocations, bytes and
 //     garbage collections per decision (guest-allocs/op, guest-B/op,
-//     guest-gcs/op), which the host's b.ReportAllocs does not see.
+//     guest-gcs/op), which the host's b.ReportAllocs does not see, and
+//     the instance's linear memory at the end (pages).
 //
 // bare's rows are Go's floor: the runtime's wasmexport entry and exit;
 // empty minus bare is the SDK's part; reference minus empty is the
@@ -283,6 +284,7 @@ func benchGuest(b *testing.B, g *guest, export string, req []byte) {
 	b.ReportMetric(float64(g.memstat(b, memstatMallocs)-mallocs)/n, "guest-allocs/op")
 	b.ReportMetric(float64(g.memstat(b, memstatTotalAlloc)-bytes)/n, "guest-B/op")
 	b.ReportMetric(float64(g.memstat(b, memstatNumGC)-gcs)/n, "guest-gcs/op")
+	b.ReportMetric(float64(mem.Size()/65536), "pages")
 }
 
 // instancePool is how many instances TestGoInstanceMemory loads into the
