@@ -79,22 +79,32 @@ func fieldError(id int, what string, n uint64) error {
 
 // header checks the header of b, a whole request of the given kind, and
 // returns the number of descriptors to read: those of fields this SDK
-// knows. Fields it does not know are never looked at.
-func header(b []byte, kind uint8) (int, error) {
+// knows. Fields it does not know are never looked at. The checks are
+// written to be inlined into request, and headerError says what failed.
+func header(b []byte, kind uint8) (int, bool) {
 	if len(b) < headerSize {
-		return 0, requestError("shorter than its header", uint64(len(b)))
+		return 0, false
 	}
-	if b[0] != kind {
-		return 0, requestError("wrong kind", uint64(b[0]))
+	h := (*[headerSize]byte)(b)
+	nf := int(h[6]) | int(h[7])<<8
+	total := u64(&h[8]) >> 32
+	if h[0] != kind || total != uint64(len(b)) || headerSize+8*nf > len(b) {
+		return 0, false
 	}
-	if total := le32(b[12:]); uint64(total) != uint64(len(b)) {
-		return 0, requestError("total does not match the length passed", uint64(total))
+	return min(nf, numFields), true
+}
+
+// headerError returns the error for a request header refuses.
+func headerError(b []byte, kind uint8) error {
+	switch {
+	case len(b) < headerSize:
+		return requestError("shorter than its header", uint64(len(b)))
+	case b[0] != kind:
+		return requestError("wrong kind", uint64(b[0]))
+	case uint64(le32(b[12:])) != uint64(len(b)):
+		return requestError("total does not match the length passed", uint64(le32(b[12:])))
 	}
-	nf := int(le16(b[6:]))
-	if headerSize+8*nf > len(b) {
-		return 0, requestError("descriptors beyond the request", uint64(nf))
-	}
-	return min(nf, numFields), nil
+	return requestError("descriptors beyond the request", uint64(le16(b[6:])))
 }
 
 // The decoders below are written for Go's wasm code generator, in which
@@ -192,11 +202,12 @@ type decoder struct {
 // it is; one with fewer (an older host, a test) is copied behind a full
 // table, its fields' offsets moved by the table's growth.
 func (d *decoder) request(b []byte, kind uint8, c *Client) ([]byte, *descTable, error) {
-	nf, err := header(b, kind)
-	if err != nil {
-		return nil, nil, err
+	nf, ok := header(b, kind)
+	if !ok {
+		return nil, nil, headerError(b, kind)
 	}
 	var t *descTable
+	var err error
 	if nf >= kindFields[kind] {
 		// The table type covers every kind's fields: a request shorter
 		// than it gets zeroed room behind it, never read as its fields.

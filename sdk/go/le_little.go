@@ -8,3 +8,6 @@ import "unsafe"
 // length in the high half, in one load: wasm (and every machine this file
 // builds for) is little-endian, and allows unaligned loads.
 func desc(t *descTable, p int) uint64 { return *(*uint64)(unsafe.Pointer(&t[p])) }
+
+// u64 reads the little-endian uint64 at p, which has 8 bytes behind it.
+func u64(p *byte) uint64 { return *(*uint64)(unsafe.Pointer(p)) }
