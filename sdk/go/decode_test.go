@@ -504,3 +504,36 @@ func BenchmarkDecodeAuthz(b *testing.B) {
 		}
 	}
 }
+
+// TestDecodeInPlace checks that a request laid out as the broker sends it
+// (every descriptor of its kind) is decoded from a plain copy, while one
+// with a short table is widened: the slab hands out the request's length
+// (at least a full table's) for the first, a full table more for the
+// second.
+func TestDecodeInPlace(t *testing.T) {
+	const full = headerSize + 8*numFields
+	for _, kind := range []uint8{kindAuthn, kindAuthz, kindPayload} {
+		r := (&sdktest.Request{Kind: kind}).SetString(sdktest.FieldClientID, strings.Repeat("c", 200))
+		for _, tc := range []struct {
+			name string
+			b    []byte
+			want int
+		}{
+			{"short", r.Encode(), full + len(r.Encode())},
+			{"full", r.Full().Encode(), max(len(r.Full().Encode()), full)},
+		} {
+			var d decoder
+			decode := map[uint8]func([]byte) error{
+				kindAuthn:   func(b []byte) error { _, err := d.decodeAuthn(b); return err },
+				kindAuthz:   func(b []byte) error { _, err := d.decodeAuthz(b); return err },
+				kindPayload: func(b []byte) error { _, err := d.decodePayload(b); return err },
+			}[kind]
+			if err := decode(tc.b); err != nil {
+				t.Fatalf("kind %d %s: %v", kind, tc.name, err)
+			}
+			if used := bytesChunk - len(d.bytes.free); used != tc.want {
+				t.Errorf("kind %d %s: the request took %d bytes of the slab, want %d", kind, tc.name, used, tc.want)
+			}
+		}
+	}
+}
