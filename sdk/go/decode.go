@@ -79,35 +79,77 @@ func fieldError(id int, what string, n uint64) error {
 
 // header checks the header of b, a whole request of the given kind, and
 // returns the number of descriptors to read: those of fields this SDK
-// knows. Fields it does not know are never looked at.
-func header(b []byte, kind uint8) (int, error) {
+// knows. Fields it does not know are never looked at. The checks are
+// written to be inlined into request, and headerError says what failed.
+func header(b []byte, kind uint8) (int, bool) {
 	if len(b) < headerSize {
-		return 0, requestError("shorter than its header", uint64(len(b)))
+		return 0, false
 	}
-	if b[0] != kind {
-		return 0, requestError("wrong kind", uint64(b[0]))
+	h := (*[headerSize]byte)(b)
+	nf := int(h[6]) | int(h[7])<<8
+	total := u64(&h[8]) >> 32
+	if h[0] != kind || total != uint64(len(b)) || headerSize+8*nf > len(b) {
+		return 0, false
 	}
-	if total := le32(b[12:]); uint64(total) != uint64(len(b)) {
-		return 0, requestError("total does not match the length passed", uint64(total))
-	}
-	nf := int(le16(b[6:]))
-	if headerSize+8*nf > len(b) {
-		return 0, requestError("descriptors beyond the request", uint64(nf))
-	}
-	return min(nf, numFields), nil
+	return min(nf, numFields), true
 }
 
-// The decoders below are written for Go's wasm code generator, where
-// every function call costs about as much as a whole call into a no-op
-// export: each walks the descriptors in one loop with the field accesses
-// written out, and calls helpers only for lists and certificates.
-
-// str returns b[off:end] as a string sharing b's memory.
-func str(b []byte, off, end uint64) string {
-	if end == off {
-		return ""
+// headerError returns the error for a request header refuses.
+func headerError(b []byte, kind uint8) error {
+	switch {
+	case len(b) < headerSize:
+		return requestError("shorter than its header", uint64(len(b)))
+	case b[0] != kind:
+		return requestError("wrong kind", uint64(b[0]))
+	case uint64(le32(b[12:])) != uint64(len(b)):
+		return requestError("total does not match the length passed", uint64(le32(b[12:])))
 	}
-	return unsafe.String(&b[off], end-off)
+	return requestError("descriptors beyond the request", uint64(le16(b[6:])))
+}
+
+// The decoders below are written for Go's wasm code generator, in which
+// every function call, and every jump that is not a fall-through (a loop's
+// back edge, the taken side of an if), goes through a dispatch table at the
+// top of the function: each reads the descriptors of its kind's fields in
+// straight-line code, checks them all with one comparison, and calls
+// helpers only for lists, certificates and errors. (A loop over the
+// descriptors with a switch per field cost three times as much.)
+
+// kindFields is nfields for each kind as the broker sends it: one more
+// than the highest field id the kind defines (sdk/ABI.md §3).
+var kindFields = [...]int{kindAuthn: fieldAuthState + 1, kindAuthz: fieldCertSHA256 + 1, kindPayload: fieldMode + 1}
+
+// descTable is the descriptor table of a request with every field of its
+// kind, as an array, so that indexing it needs no bounds check. A kind
+// reads only the descriptors of its own fields, which may be fewer.
+type descTable = [8 * numFields]byte
+
+// span returns the bounds of field id from descriptor table t: (0, 0) when
+// the field is absent, in which case b[off:end] is empty. end is not
+// checked; the callers compare the largest end with the request's length.
+func span(t *descTable, id int) (off, end uint64) {
+	v := desc(t, 8*id)
+	off, n := v&0xffffffff, v>>32
+	if off == 0 {
+		n = 0 // absent, whatever its length says
+	}
+	return off, off + n
+}
+
+// str returns b[off:end] as a string sharing b's memory; off and end have
+// been checked.
+func str(b []byte, off, end uint64) string {
+	s := b[off:end]
+	return unsafe.String(unsafe.SliceData(s), len(s))
+}
+
+// bytesAt returns b[off:end] with its capacity cut, or nil when the field
+// is absent (off 0).
+func bytesAt(b []byte, off, end uint64) []byte {
+	if off == 0 {
+		return nil
+	}
+	return b[off:end:end]
 }
 
 // slab hands out memory in chunks and never hands out the same memory
@@ -153,110 +195,139 @@ type decoder struct {
 	strs  slab[string]
 }
 
-// copyOf returns a private copy of the request bytes b.
-func (d *decoder) copyOf(b []byte) []byte {
-	c := d.bytes.take(len(b), bytesChunk)
-	copy(c, b)
-	return c
-}
+// request checks the header of b, a whole request of the given kind, and
+// returns a private copy of it whose descriptor table holds every field of
+// the kind, with the table, having decoded into c the fields every kind
+// shares. A request from the broker has every descriptor and is copied as
+// it is; one with fewer (an older host, a test) is copied behind a full
+// table, its fields' offsets moved by the table's growth.
+func (d *decoder) request(b []byte, kind uint8, c *Client) ([]byte, *descTable, error) {
+	nf, ok := header(b, kind)
+	if !ok {
+		return nil, nil, headerError(b, kind)
+	}
+	var t *descTable
+	var err error
+	if nf >= kindFields[kind] {
+		// The table type covers every kind's fields: a request shorter
+		// than it gets zeroed room behind it, never read as its fields.
+		const base = headerSize + 8*numFields
+		n := len(b)
+		cp := d.bytes.take(max(n, base), bytesChunk)
+		copy(cp, b)
+		b, t = cp[:n:n], (*descTable)(cp[headerSize:base:base])
+	} else if b, t, err = d.widen(b, nf); err != nil {
+		return nil, nil, err
+	}
 
-// client resets c for request b: the header's fields are set, the others
-// cleared for the callers' loops to set. Fields are assigned one by one:
-// assigning a whole struct makes Go call into the runtime for write
-// barriers.
-func (d *decoder) client(c *Client, b []byte) {
-	c.ClientID, c.Username, c.RemoteAddr, c.Listener = "", "", "", ""
+	// The fields of Client, assigned one by one: assigning a whole struct
+	// makes Go call into the runtime for write barriers.
+	cid, cide := span(t, fieldClientID)
+	usr, usre := span(t, fieldUsername)
+	ra, rae := span(t, fieldRemoteAddr)
+	ls, lse := span(t, fieldListener)
+	if max(cide, usre, rae, lse) > uint64(len(b)) {
+		return nil, nil, beyond(b, t, fieldClientID, fieldUsername, fieldRemoteAddr, fieldListener)
+	}
+	c.ClientID, c.Username, c.RemoteAddr, c.Listener = str(b, cid, cide), str(b, usr, usre), str(b, ra, rae), str(b, ls, lse)
 	c.Protocol = b[4]
 	c.Superuser = b[3]&flagSuperuser != 0
 	c.Attributes = nil
 	c.Cert = nil
 	if b[3]&flagCert != 0 {
-		c.Cert = &d.certs.take(1, certChunk)[0]
+		if err := d.cert(c, b, t); err != nil {
+			return nil, nil, err
+		}
 	}
+	return b, t, nil
+}
+
+// widen copies a request b of nf < its kind's descriptors:
+// the copy is a header, a full descriptor table, then the whole of b, so
+// that a present field's offset moves by the length of the first two.
+func (d *decoder) widen(b []byte, nf int) ([]byte, *descTable, error) {
+	const base = headerSize + 8*numFields
+	c := d.bytes.take(base+len(b), bytesChunk)
+	copy(c, b[:headerSize])
+	copy(c[base:], b)
+	for id := 0; id < nf; id++ {
+		off, end, present, err := field(b, id)
+		if err != nil {
+			return nil, nil, err
+		}
+		if present {
+			p := headerSize + 8*id
+			putLE32(c[p:], uint32(base+off))
+			putLE32(c[p+4:], uint32(end-off))
+		}
+	}
+	return c, (*descTable)(c[headerSize:base:base]), nil
+}
+
+func putLE32(b []byte, v uint32) {
+	_ = b[3]
+	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+}
+
+// beyond returns the error for a request whose largest field end, among
+// those just read, lies past its end: the first field that does.
+func beyond(b []byte, t *descTable, ids ...int) error {
+	for _, id := range ids {
+		if off, end := span(t, id); end > uint64(len(b)) {
+			return fieldError(id, "beyond the request", end-off)
+		}
+	}
+	return requestError("field beyond the request", uint64(len(b)))
 }
 
 // decodeAuthn decodes b, a whole authn request (sdk/ABI.md §3). It never
 // panics. The request is reused by the next call of d; its fields share no
 // memory with b or with any other request.
 func (d *decoder) decodeAuthn(b []byte) (*AuthnRequest, error) {
-	nf, err := header(b, kindAuthn)
+	req := &d.authn
+	b, t, err := d.request(b, kindAuthn, &req.Client)
 	if err != nil {
 		return nil, err
 	}
-	b = d.copyOf(b)
-	req := &d.authn
-	d.client(&req.Client, b)
-	req.Password, req.UserProperties, req.AuthMethod, req.AuthData, req.AuthState = nil, nil, "", nil, nil
+	pw, pwe := span(t, fieldPassword)
+	up, upe := span(t, fieldUserProperties)
+	am, ame := span(t, fieldAuthMethod)
+	ad, ade := span(t, fieldAuthData)
+	as, ase := span(t, fieldAuthState)
+	if max(pwe, upe, ame, ade, ase) > uint64(len(b)) {
+		return nil, beyond(b, t, fieldPassword, fieldUserProperties, fieldAuthMethod, fieldAuthData, fieldAuthState)
+	}
+	req.Password, req.AuthMethod = bytesAt(b, pw, pwe), str(b, am, ame)
+	req.AuthData, req.AuthState = bytesAt(b, ad, ade), bytesAt(b, as, ase)
 	req.Round = le32(b[8:])
-	for id := 0; id < nf; id++ {
-		off, end, present, err := field(b, id)
+	req.UserProperties = nil
+	if up != 0 {
+		props, err := d.pairList(b[up:upe], fieldUserProperties)
 		if err != nil {
 			return nil, err
 		}
-		if !present {
-			continue
-		}
-		if d.clientField(&req.Client, id, b, off, end, &err) {
-			if err != nil {
-				return nil, err
-			}
-			continue
-		}
-		switch id {
-		case fieldPassword:
-			req.Password = b[off:end:end]
-		case fieldUserProperties:
-			var props []Attribute
-			props, err = d.pairList(b[off:end], id)
-			req.UserProperties = asProperties(props)
-		case fieldAuthMethod:
-			req.AuthMethod = str(b, off, end)
-		case fieldAuthData:
-			req.AuthData = b[off:end:end]
-		case fieldAuthState:
-			req.AuthState = b[off:end:end]
-		}
-		if err != nil {
-			return nil, err
-		}
+		req.UserProperties = asProperties(props)
 	}
 	return req, nil
 }
 
 // decodeAuthz decodes b, a whole authz request, as decodeAuthn does.
 func (d *decoder) decodeAuthz(b []byte) (*AuthzRequest, error) {
-	nf, err := header(b, kindAuthz)
+	req := &d.authz
+	b, t, err := d.request(b, kindAuthz, &req.Client)
 	if err != nil {
 		return nil, err
 	}
-	b = d.copyOf(b)
-	req := &d.authz
-	d.client(&req.Client, b)
+	tp, tpe := span(t, fieldTopic)
+	sg, sge := span(t, fieldShareGroup)
+	at, ate := span(t, fieldAttributes)
+	if max(tpe, sge, ate) > uint64(len(b)) {
+		return nil, beyond(b, t, fieldTopic, fieldShareGroup, fieldAttributes)
+	}
 	req.Action, req.QoS, req.Retain = Action(b[1]), b[2], b[3]&flagRetain != 0
-	req.Topic, req.ShareGroup = "", ""
-	for id := 0; id < nf; id++ {
-		off, end, present, err := field(b, id)
-		if err != nil {
-			return nil, err
-		}
-		if !present {
-			continue
-		}
-		if d.clientField(&req.Client, id, b, off, end, &err) {
-			if err != nil {
-				return nil, err
-			}
-			continue
-		}
-		switch id {
-		case fieldTopic:
-			req.Topic = str(b, off, end)
-		case fieldShareGroup:
-			req.ShareGroup = str(b, off, end)
-		case fieldAttributes:
-			req.Attributes, err = d.pairList(b[off:end], id)
-		}
-		if err != nil {
+	req.Topic, req.ShareGroup = str(b, tp, tpe), str(b, sg, sge)
+	if at != 0 {
+		if req.Attributes, err = d.pairList(b[at:ate], fieldAttributes); err != nil {
 			return nil, err
 		}
 	}
@@ -265,53 +336,41 @@ func (d *decoder) decodeAuthz(b []byte) (*AuthzRequest, error) {
 
 // decodePayload decodes b, a whole payload request, as decodeAuthn does.
 func (d *decoder) decodePayload(b []byte) (*PayloadRequest, error) {
-	nf, err := header(b, kindPayload)
+	req := &d.payload
+	b, t, err := d.request(b, kindPayload, &req.Client)
 	if err != nil {
 		return nil, err
 	}
-	b = d.copyOf(b)
-	req := &d.payload
-	d.client(&req.Client, b)
+	tp, tpe := span(t, fieldTopic)
+	at, ate := span(t, fieldAttributes)
+	up, upe := span(t, fieldUserProperties)
+	ct, cte := span(t, fieldContentType)
+	ek, eke := span(t, fieldEnvelopeKeyID)
+	md, mde := span(t, fieldMode)
+	if max(tpe, ate, upe, cte, eke, mde) > uint64(len(b)) {
+		return nil, beyond(b, t, fieldTopic, fieldAttributes, fieldUserProperties, fieldContentType, fieldEnvelopeKeyID, fieldMode)
+	}
 	req.Action, req.QoS, req.Retain = Action(b[1]), b[2], b[3]&flagRetain != 0
-	req.Topic, req.UserProperties, req.ContentType, req.EnvelopeKeyID = "", nil, "", ""
-	req.PublishedMode, req.PayloadSize = 0, le32(b[8:])
-	for id := 0; id < nf; id++ {
-		off, end, present, err := field(b, id)
+	req.Topic, req.ContentType, req.EnvelopeKeyID = str(b, tp, tpe), str(b, ct, cte), str(b, ek, eke)
+	req.PayloadSize = le32(b[8:])
+	req.PublishedMode, req.UserProperties = 0, nil
+	if md != 0 {
+		if mde-md != 1 {
+			return nil, fieldError(fieldMode, "not 1 byte", mde-md)
+		}
+		req.PublishedMode = Mode(b[md])
+	}
+	if at != 0 {
+		if req.Attributes, err = d.pairList(b[at:ate], fieldAttributes); err != nil {
+			return nil, err
+		}
+	}
+	if up != 0 {
+		props, err := d.pairList(b[up:upe], fieldUserProperties)
 		if err != nil {
 			return nil, err
 		}
-		if !present {
-			continue
-		}
-		if d.clientField(&req.Client, id, b, off, end, &err) {
-			if err != nil {
-				return nil, err
-			}
-			continue
-		}
-		switch id {
-		case fieldTopic:
-			req.Topic = str(b, off, end)
-		case fieldAttributes:
-			req.Attributes, err = d.pairList(b[off:end], id)
-		case fieldUserProperties:
-			var props []Attribute
-			props, err = d.pairList(b[off:end], id)
-			req.UserProperties = asProperties(props)
-		case fieldContentType:
-			req.ContentType = str(b, off, end)
-		case fieldEnvelopeKeyID:
-			req.EnvelopeKeyID = str(b, off, end)
-		case fieldMode:
-			if end-off != 1 {
-				err = fieldError(id, "not 1 byte", end-off)
-				break
-			}
-			req.PublishedMode = Mode(b[off])
-		}
-		if err != nil {
-			return nil, err
-		}
+		req.UserProperties = asProperties(props)
 	}
 	return req, nil
 }
@@ -331,47 +390,31 @@ func field(b []byte, id int) (off, end uint64, present bool, err error) {
 	return off, end, true, nil
 }
 
-// clientField decodes the fields every kind of request shares into c and
-// reports whether id was one of them; a decoding error goes to *err.
-func (d *decoder) clientField(c *Client, id int, b []byte, off, end uint64, err *error) bool {
-	switch id {
-	case fieldClientID:
-		c.ClientID = str(b, off, end)
-	case fieldUsername:
-		c.Username = str(b, off, end)
-	case fieldRemoteAddr:
-		c.RemoteAddr = str(b, off, end)
-	case fieldListener:
-		c.Listener = str(b, off, end)
-	case fieldCertCN, fieldCertSANs, fieldCertSHA256:
-		*err = d.certField(c, id, b, off, end)
-	default:
-		return false
+// cert decodes the certificate fields into a new c.Cert; the header's
+// certificate flag is set.
+func (d *decoder) cert(c *Client, b []byte, t *descTable) error {
+	cn, cne := span(t, fieldCertCN)
+	sa, sae := span(t, fieldCertSANs)
+	fp, fpe := span(t, fieldCertSHA256)
+	if max(cne, sae, fpe) > uint64(len(b)) {
+		return beyond(b, t, fieldCertCN, fieldCertSANs, fieldCertSHA256)
 	}
-	return true
-}
-
-// certField decodes a certificate field into c.Cert; the fields count
-// only when the header's certificate flag is set.
-func (d *decoder) certField(c *Client, id int, b []byte, off, end uint64) error {
-	if c.Cert == nil {
-		return nil // the header says there is no certificate
-	}
-	switch id {
-	case fieldCertCN:
-		c.Cert.CommonName = str(b, off, end)
-	case fieldCertSANs:
-		sans, err := d.stringList(b[off:end], id)
+	cert := &d.certs.take(1, certChunk)[0]
+	cert.CommonName = str(b, cn, cne)
+	if sa != 0 {
+		sans, err := d.stringList(b[sa:sae], fieldCertSANs)
 		if err != nil {
 			return err
 		}
-		c.Cert.SANs = sans
-	case fieldCertSHA256:
-		if end-off != uint64(len(c.Cert.SHA256)) {
-			return fieldError(id, "not 32 bytes", end-off)
-		}
-		copy(c.Cert.SHA256[:], b[off:end])
+		cert.SANs = sans
 	}
+	if fp != 0 {
+		if fpe-fp != uint64(len(cert.SHA256)) {
+			return fieldError(fieldCertSHA256, "not 32 bytes", fpe-fp)
+		}
+		copy(cert.SHA256[:], b[fp:fpe])
+	}
+	c.Cert = cert
 	return nil
 }
 

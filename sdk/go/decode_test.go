@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -32,7 +33,9 @@ func fullAuthn() *sdktest.Request {
 	return r
 }
 
-func TestDecodeAuthn(t *testing.T) {
+func TestDecodeAuthn(t *testing.T) { forLayouts(t, testDecodeAuthn) }
+
+func testDecodeAuthn(t *testing.T) {
 	tests := []struct {
 		name string
 		req  *sdktest.Request
@@ -99,7 +102,7 @@ func TestDecodeAuthn(t *testing.T) {
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := tc.req.Encode()
+			b := layout(t, tc.req)
 			got, err := new(decoder).decodeAuthn(b)
 			if err != nil {
 				t.Fatalf("decodeAuthn: %v", err)
@@ -114,6 +117,29 @@ func TestDecodeAuthn(t *testing.T) {
 	}
 }
 
+// layouts are the two ways a request's descriptor table can end: at the
+// highest field set (an older host's request, which the decoder widens)
+// and with every field of the kind (the broker's, decoded in place).
+var layouts = []string{"short", "full"}
+
+// forLayouts runs f in a subtest per layout.
+func forLayouts(t *testing.T, f func(t *testing.T)) {
+	for _, l := range layouts {
+		t.Run(l, f)
+	}
+}
+
+// layout encodes r as the layout of the enclosing forLayouts subtest
+// says: its name ends in "/full" or "/short" followed by the test case.
+func layout(t *testing.T, r *sdktest.Request) []byte {
+	if strings.Contains(t.Name(), "/full") {
+		c := *r
+		c.Fields = slices.Clone(r.Fields)
+		return c.Full().Encode()
+	}
+	return r.Encode()
+}
+
 // checkNilness checks what reflect.DeepEqual does not: absent (nil) and
 // empty byte fields differ.
 func checkNilness(t *testing.T, name string, got, want []byte) {
@@ -123,7 +149,9 @@ func checkNilness(t *testing.T, name string, got, want []byte) {
 	}
 }
 
-func TestDecodeAuthz(t *testing.T) {
+func TestDecodeAuthz(t *testing.T) { forLayouts(t, testDecodeAuthz) }
+
+func testDecodeAuthz(t *testing.T) {
 	tests := []struct {
 		name string
 		req  *sdktest.Request
@@ -168,7 +196,7 @@ func TestDecodeAuthz(t *testing.T) {
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := new(decoder).decodeAuthz(tc.req.Encode())
+			got, err := new(decoder).decodeAuthz(layout(t, tc.req))
 			if err != nil {
 				t.Fatalf("decodeAuthz: %v", err)
 			}
@@ -213,7 +241,9 @@ func TestDecodeFieldOrder(t *testing.T) {
 	}
 }
 
-func TestDecodePayload(t *testing.T) {
+func TestDecodePayload(t *testing.T) { forLayouts(t, testDecodePayload) }
+
+func testDecodePayload(t *testing.T) {
 	r := (&sdktest.Request{Kind: sdktest.KindPayload, Action: 3, QoS: 1, Flags: sdktest.FlagRetain, Protocol: 5, Number: 1234}).
 		SetString(sdktest.FieldClientID, "sub").
 		SetString(sdktest.FieldUsername, "u").
@@ -235,7 +265,7 @@ func TestDecodePayload(t *testing.T) {
 		PublishedMode:  ModeAtRest,
 		PayloadSize:    1234,
 	}
-	got, err := new(decoder).decodePayload(r.Encode())
+	got, err := new(decoder).decodePayload(layout(t, r))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,12 +355,13 @@ func TestDecodeKeep(t *testing.T) {
 	}
 }
 
-func TestDecodeMalformed(t *testing.T) {
+func TestDecodeMalformed(t *testing.T) { forLayouts(t, testDecodeMalformed) }
+
+func testDecodeMalformed(t *testing.T) {
 	valid := func() []byte {
-		return (&sdktest.Request{Kind: sdktest.KindAuthz, Action: 1}).
+		return layout(t, (&sdktest.Request{Kind: sdktest.KindAuthz, Action: 1}).
 			SetString(sdktest.FieldTopic, "t").
-			Set(sdktest.FieldAttributes, sdktest.Pairs("k", "v")).
-			Encode()
+			Set(sdktest.FieldAttributes, sdktest.Pairs("k", "v")))
 	}
 	attrOff := func(b []byte) int { return int(binary.LittleEndian.Uint32(b[16+8*sdktest.FieldAttributes:])) }
 	tests := []struct {
@@ -403,14 +434,14 @@ func TestDecodeMalformed(t *testing.T) {
 	}
 	for _, tc := range certTests {
 		t.Run(tc.name, func(t *testing.T) {
-			if req, err := new(decoder).decodeAuthn(tc.req.Encode()); !errors.Is(err, errRequest) {
+			if req, err := new(decoder).decodeAuthn(layout(t, tc.req)); !errors.Is(err, errRequest) {
 				t.Errorf("decodeAuthn = %#v, %v; want an error matching errRequest", req, err)
 			}
 		})
 	}
 	t.Run("mode of 2 bytes", func(t *testing.T) {
 		r := (&sdktest.Request{Kind: sdktest.KindPayload}).Set(sdktest.FieldMode, []byte{1, 2})
-		if _, err := new(decoder).decodePayload(r.Encode()); !errors.Is(err, errRequest) {
+		if _, err := new(decoder).decodePayload(layout(t, r)); !errors.Is(err, errRequest) {
 			t.Errorf("decodePayload: %v, want errRequest", err)
 		}
 	})
@@ -433,7 +464,7 @@ func TestAttributesGet(t *testing.T) {
 func FuzzDecodeRequest(f *testing.F) {
 	f.Add(fullAuthn().Encode())
 	f.Add((&sdktest.Request{Kind: sdktest.KindAuthz, Action: 1}).SetString(sdktest.FieldTopic, "a/b").
-		Set(sdktest.FieldAttributes, sdktest.Pairs("k", "v")).Encode())
+		Set(sdktest.FieldAttributes, sdktest.Pairs("k", "v")).Full().Encode())
 	f.Add((&sdktest.Request{Kind: sdktest.KindPayload, Flags: sdktest.FlagCert}).Set(sdktest.FieldMode, []byte{1}).
 		Set(sdktest.FieldCertSANs, sdktest.Strings("x")).Encode())
 	f.Add([]byte{})
@@ -464,12 +495,45 @@ func BenchmarkDecodeAuthz(b *testing.B) {
 		SetString(sdktest.FieldRemoteAddr, "127.0.0.1:50000").
 		SetString(sdktest.FieldListener, "tcp").
 		SetString(sdktest.FieldTopic, "demo/sensors/0042/temperature").
-		Set(sdktest.FieldAttributes, sdktest.Pairs("tenant", "acme")).Encode()
+		Set(sdktest.FieldAttributes, sdktest.Pairs("tenant", "acme")).Full().Encode()
 	var d decoder
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := d.decodeAuthz(req); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestDecodeInPlace checks that a request laid out as the broker sends it
+// (every descriptor of its kind) is decoded from a plain copy, while one
+// with a short table is widened: the slab hands out the request's length
+// (at least a full table's) for the first, a full table more for the
+// second.
+func TestDecodeInPlace(t *testing.T) {
+	const full = headerSize + 8*numFields
+	for _, kind := range []uint8{kindAuthn, kindAuthz, kindPayload} {
+		r := (&sdktest.Request{Kind: kind}).SetString(sdktest.FieldClientID, strings.Repeat("c", 200))
+		for _, tc := range []struct {
+			name string
+			b    []byte
+			want int
+		}{
+			{"short", r.Encode(), full + len(r.Encode())},
+			{"full", r.Full().Encode(), max(len(r.Full().Encode()), full)},
+		} {
+			var d decoder
+			decode := map[uint8]func([]byte) error{
+				kindAuthn:   func(b []byte) error { _, err := d.decodeAuthn(b); return err },
+				kindAuthz:   func(b []byte) error { _, err := d.decodeAuthz(b); return err },
+				kindPayload: func(b []byte) error { _, err := d.decodePayload(b); return err },
+			}[kind]
+			if err := decode(tc.b); err != nil {
+				t.Fatalf("kind %d %s: %v", kind, tc.name, err)
+			}
+			if used := bytesChunk - len(d.bytes.free); used != tc.want {
+				t.Errorf("kind %d %s: the request took %d bytes of the slab, want %d", kind, tc.name, used, tc.want)
+			}
 		}
 	}
 }

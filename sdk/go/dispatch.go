@@ -33,7 +33,12 @@ func runAuthn(h host, d *decoder, fn func(*AuthnRequest) AuthnResult, b []byte) 
 	if err != nil {
 		return fail(h, err)
 	}
-	defer recoverHandler(h, "authn", &res)
+	defer func() {
+		// recover works only when called by the deferred function itself.
+		if v := recover(); v != nil {
+			res = panicked(h, "authn", v)
+		}
+	}()
 	r := fn(req)
 	v, err := packAuthn(r, req.AuthMethod != "")
 	if err != nil {
@@ -81,7 +86,12 @@ func runAuthz(h host, d *decoder, fn func(*AuthzRequest) Result, b []byte) (res 
 	if err != nil {
 		return fail(h, err)
 	}
-	defer recoverHandler(h, "authz", &res)
+	defer func() {
+		// recover works only when called by the deferred function itself.
+		if v := recover(); v != nil {
+			res = panicked(h, "authz", v)
+		}
+	}()
 	r := fn(req)
 	v, ok := r.packed()
 	if !ok {
@@ -106,7 +116,12 @@ func runPayload(h host, d *decoder, fn func(*PayloadRequest) PayloadResult, b []
 	if err != nil {
 		return fail(h, err)
 	}
-	defer recoverHandler(h, "payload", &res)
+	defer func() {
+		// recover works only when called by the deferred function itself.
+		if v := recover(); v != nil {
+			res = panicked(h, "payload", v)
+		}
+	}()
 	r := fn(req)
 	v, err := packPayload(r)
 	if err != nil {
@@ -180,16 +195,14 @@ func fail(h host, err error) uint32 {
 	return malformed
 }
 
-// recoverHandler turns a panicking handler into a malformed result and an
+// panicked turns the panic v of a handler into a malformed result and an
 // error line, instead of the exit (and a stack trace at debug level) that
 // an unrecovered panic in a wasm module produces. The host discards the
 // instance after any plugin error, so state the panic left half-updated
 // does not survive.
-func recoverHandler(h host, decision string, res *uint32) {
-	if v := recover(); v != nil {
-		h.log(LevelError, "moat: "+decision+" handler panicked: "+panicString(v))
-		*res = malformed
-	}
+func panicked(h host, decision string, v any) uint32 {
+	h.log(LevelError, "moat: "+decision+" handler panicked: "+panicString(v))
+	return malformed
 }
 
 func panicString(v any) string {

@@ -95,16 +95,15 @@
 //
 // # Cost
 //
-// Measured with BenchmarkGoGuestAuthorize and BenchmarkEngineAuthorize in
-// internal/sdktest (wazero's compiler, a warm instance, a busy two-core
-// machine, medians): a call into a Go export that does nothing takes about
-// 60 ns; an authorization through the SDK with a handler that allows at
-// once about 2 µs, nearly all of it decoding the request; the demo plugin
-// with three rules about 3 µs, in the broker's engine too, against about
-// 120 ns for the same handler in native Go. Go's wasm code is slow per
-// operation (about 10 ns a loop iteration), so keep handlers short; the
-// broker's authorization cache keeps most publishes from reaching a module
-// at all.
+// A call into a Go export that does nothing costs about 30 ns; an
+// authorization through the SDK with a handler that allows at once about
+// 1 µs, most of it decoding and copying the request, against about 120 ns
+// for the same handler in native Go. Go's wasm code is slow per operation
+// (every call and every taken jump goes through a dispatch table), so keep
+// handlers short and free of allocation; the broker's authorization cache
+// keeps most publishes from reaching a module at all. README.md, "Where
+// the time and memory go", has the figures and the tests that measure
+// them (BenchmarkGoCost, TestGoInstanceMemory in internal/sdktest).
 //
 // # Instances and state
 //

@@ -40,7 +40,13 @@ type config struct {
 	} `json:"users"`
 }
 
-type user struct{ password, tenant string }
+// user is one configured user. Its password and attributes are built once
+// here, not in every decision: an allocation costs a Go wasm module about
+// as much as the rest of a decision.
+type user struct {
+	password []byte
+	attrs    moat.Attributes // tenant
+}
 
 // policy is the configuration of one instance, replaced by each configure
 // call.
@@ -64,7 +70,7 @@ func (p *policy) configure(cfg []byte) error {
 			return fmt.Errorf("reference: config: users[%d]: want the strings name, password and tenant", i)
 		}
 		if _, dup := users[*u.Name]; !dup {
-			users[*u.Name] = user{password: *u.Password, tenant: *u.Tenant}
+			users[*u.Name] = user{password: []byte(*u.Password), attrs: moat.Attributes{{Key: "tenant", Value: *u.Tenant}}}
 		}
 	}
 	p.users = users
@@ -78,10 +84,11 @@ func (p *policy) authenticate(r *moat.AuthnRequest) moat.AuthnResult {
 	if !ok {
 		return moat.AuthnResult{Result: moat.Ignore()}
 	}
-	if r.Password == nil || subtle.ConstantTimeCompare(r.Password, []byte(u.password)) != 1 {
+	if r.Password == nil || subtle.ConstantTimeCompare(r.Password, u.password) != 1 {
 		return moat.AuthnResult{Result: moat.Deny(0, "bad user name or password")}
 	}
-	return moat.AuthnResult{Result: moat.Allow(), Attributes: moat.Attributes{{Key: "tenant", Value: u.tenant}}}
+	// The SDK only reads a result's attributes, so every allow may share them.
+	return moat.AuthnResult{Result: moat.Allow(), Attributes: u.attrs}
 }
 
 // authorize allows every action under devices/<username>/# and
@@ -100,16 +107,30 @@ func (p *policy) authorize(r *moat.AuthzRequest) moat.Result {
 // lies under root/name/#. A name that is empty or holds a wildcard or a '/' matches
 // nothing, so that a client cannot widen the rule by choosing its name.
 func covered(root, name, topic string) bool {
-	if name == "" || strings.ContainsAny(name, "/+#") {
+	// topic must begin with root, "/", name; cut piece by piece rather than
+	// against root+"/"+name, which would allocate a string per decision.
+	rest, ok := strings.CutPrefix(topic, root)
+	if !ok || !strings.HasPrefix(rest, "/") {
 		return false
 	}
-	rest, ok := strings.CutPrefix(topic, root+"/"+name)
-	if !ok {
+	if rest, ok = strings.CutPrefix(rest[1:], name); !ok || !plainName(name) {
 		return false
 	}
 	// "root/name" itself is covered: "#" includes the parent level. Any
 	// filter below it, wildcards included, is covered by "root/name/#".
-	return rest == "" || strings.HasPrefix(rest, "/")
+	return rest == "" || rest[0] == '/'
+}
+
+// plainName reports whether name is not empty and holds no '/', '+' or
+// '#'. (A loop of its own: strings.ContainsAny takes a few calls deep,
+// which in a Go wasm module cost more than this whole check.)
+func plainName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c == '/' || c == '+' || c == '#' {
+			return false
+		}
+	}
+	return name != ""
 }
 
 // payload stores messages under secure/# encrypted at rest with key

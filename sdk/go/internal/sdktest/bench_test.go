@@ -14,7 +14,7 @@ const benchDemoConfig = `{"users":[{"username":"demo","password":"demo"}],"rules
 	{"username":"demo","action":"all","topic":"demo/#"}]}`
 
 // benchAuthz is a typical authorization request: about 120 bytes, the
-// fields the broker sends for a publish.
+// fields the broker sends for a publish, laid out as the broker does.
 func benchAuthz(topic string) []byte {
 	return (&Request{Kind: KindAuthz, Action: 1, QoS: 1, Protocol: 5}).
 		SetString(FieldClientID, "sensor-0042").
@@ -23,7 +23,7 @@ func benchAuthz(topic string) []byte {
 		SetString(FieldListener, "tcp").
 		SetString(FieldTopic, topic).
 		Set(FieldAttributes, Pairs("tenant", "acme")).
-		Encode()
+		Full().Encode()
 }
 
 // BenchmarkGoGuestAuthorize measures one authorization decision in a warm

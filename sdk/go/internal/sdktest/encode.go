@@ -56,6 +56,20 @@ func (r *Request) Set(id int, v []byte) *Request {
 	return r
 }
 
+// KindFields is the number of descriptors the broker sends for each kind:
+// one more than the highest field id the kind defines.
+var KindFields = [...]int{KindAuthn: FieldAuthState + 1, KindAuthz: FieldCertSHA256 + 1, KindPayload: FieldMode + 1}
+
+// Full gives r every descriptor of its kind, the absent ones absent, as
+// the broker lays requests out, and returns r. Without it a request has
+// descriptors up to its highest field set, as an older host's would.
+func (r *Request) Full() *Request {
+	for len(r.Fields) < KindFields[r.Kind] {
+		r.Fields = append(r.Fields, nil)
+	}
+	return r
+}
+
 // SetString sets field id to the bytes of s (present even when empty).
 func (r *Request) SetString(id int, s string) *Request { return r.Set(id, append([]byte{}, s...)) }
 

@@ -1,0 +1,17 @@
+//go:build !(386 || amd64 || arm || arm64 || loong64 || mips64le || mipsle || ppc64le || riscv64 || wasm)
+
+package moat
+
+import "unsafe"
+
+// desc returns the descriptor at byte p of t, offset in the low half and
+// length in the high half (see le_little.go).
+func desc(t *descTable, p int) uint64 {
+	return uint64(le32(t[p:])) | uint64(le32(t[p+4:]))<<32
+}
+
+// u64 reads the little-endian uint64 at p, which has 8 bytes behind it.
+func u64(p *byte) uint64 {
+	b := unsafe.Slice(p, 8)
+	return uint64(le32(b)) | uint64(le32(b[4:]))<<32
+}
