@@ -25,6 +25,10 @@ import (
 var wasmCache string
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(attackerEnv); spec != "" {
+		// Re-executed by startAttacker: attack, report, exit.
+		os.Exit(runAttacker(spec, os.Stdin, os.Stdout))
+	}
 	dir, err := os.MkdirTemp("", "moat-e2e-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

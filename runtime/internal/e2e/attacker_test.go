@@ -1,0 +1,212 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/moat-mqtt/moat/runtime/internal/testutil"
+)
+
+// The attacker of the abuse suite runs in a child process: the test binary
+// re-executed under `nice -n 19` (TestMain sees attackerEnv). A remote
+// attacker costs the broker's machine only what the broker spends serving
+// it; run inside the test process, the attack's own dialing, writing and
+// reading would compete with the broker and the good client for the same
+// cores (two, on the machine this was written on), and the good client's
+// latency would measure the test rather than the broker. At the lowest
+// priority the attacker gets the CPU the broker and the good client leave
+// idle, so it attacks as hard as the broker lets it, and what is left of
+// the good client's latency is the broker's own cost of serving the attack.
+
+// attackerEnv carries the attackSpec, as JSON, to the child.
+const attackerEnv = "MOAT_E2E_ATTACKER"
+
+// attackSpec is what the child does.
+type attackSpec struct {
+	Addr string
+	// Idle silent sockets are opened first, and checked at the end to
+	// have been cut by connect_timeout.
+	Idle           int
+	ConnectTimeout time.Duration
+	// Storm workers connect in a loop with a wrong password: even ones
+	// repeat one attempt (the failed-login cache answers), odd ones
+	// rotate client ids to dodge it (each costs a password hash).
+	Storm int
+}
+
+// attackResult is what the child reports when told to stop.
+type attackResult struct {
+	Storms, Refused int64 // wrong-password CONNECTs; those refused in CONNACK
+	Cut, Open       int   // idle sockets cut by the broker; still open
+	Dial            string
+}
+
+// attacker is a running child.
+type attacker struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	lines  *bufio.Scanner
+	stderr *logBuffer
+	// opened is when the child reported its idle sockets open: the broker
+	// cuts them connect_timeout after it accepted them, before
+	// opened+connect_timeout.
+	opened time.Time
+}
+
+// startAttacker starts the child and waits until its idle sockets are
+// open and its storm has begun.
+func startAttacker(t *testing.T, spec attackSpec) *attacker {
+	t.Helper()
+	nice, err := exec.LookPath("nice")
+	if err != nil {
+		t.Fatalf("the attacker runs under nice(1): %v", err)
+	}
+	js, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &attacker{stderr: &logBuffer{}}
+	a.cmd = exec.Command(nice, "-n", "19", os.Args[0], "-test.run=^$")
+	a.cmd.Env = append(os.Environ(), attackerEnv+"="+string(js))
+	a.cmd.Stderr = a.stderr
+	if a.stdin, err = a.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := a.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.lines = bufio.NewScanner(out)
+	if err := a.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = a.stdin.Close()
+		done := make(chan struct{})
+		go func() { _ = a.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = a.cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("attacker stderr:\n%s", a.stderr.String())
+		}
+	})
+	if line := a.next(t); line != "opened" {
+		t.Fatalf("attacker: %q, want opened\n%s", line, a.stderr.String())
+	}
+	a.opened = time.Now()
+	return a
+}
+
+// next returns the next line of the child's stdout.
+func (a *attacker) next(t *testing.T) string {
+	t.Helper()
+	if !a.lines.Scan() {
+		t.Fatalf("attacker ended: %v\n%s", a.lines.Err(), a.stderr.String())
+	}
+	return a.lines.Text()
+}
+
+// stop stops the storm and returns the child's report.
+func (a *attacker) stop(t *testing.T) attackResult {
+	t.Helper()
+	_ = a.stdin.Close()
+	line := a.next(t)
+	js, ok := strings.CutPrefix(line, "result ")
+	if !ok {
+		t.Fatalf("attacker: %q, want result", line)
+	}
+	var r attackResult
+	if err := json.Unmarshal([]byte(js), &r); err != nil {
+		t.Fatalf("attacker result %q: %v", js, err)
+	}
+	return r
+}
+
+// runAttacker is the child: it attacks spec (JSON) until stop reaches EOF,
+// then writes its result to out. It returns the exit code.
+func runAttacker(spec string, stop io.Reader, out io.Writer) int {
+	var s attackSpec
+	if err := json.Unmarshal([]byte(spec), &s); err != nil {
+		fmt.Fprintln(os.Stderr, "attacker:", err)
+		return 2
+	}
+	var r attackResult
+	idle := make([]net.Conn, 0, s.Idle)
+	for range s.Idle {
+		c, err := net.DialTimeout("tcp", s.Addr, testutil.Wait)
+		if err != nil {
+			r.Dial = fmt.Sprintf("idle socket %d: %v", len(idle), err)
+			break
+		}
+		idle = append(idle, c)
+	}
+	opened := time.Now()
+	fmt.Fprintln(out, "opened")
+
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var storms, refused atomic.Int64
+	for w := range s.Storm {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				id := "storm"
+				if w%2 == 1 {
+					id = fmt.Sprintf("storm-%d-%d", w, i)
+				}
+				got := rawAttackQuiet(s.Addr, connect311(id, 0xC2, "good", "wrong"))
+				storms.Add(1)
+				if len(got) >= 4 && got[0] == 0x20 && got[3] != 0 {
+					refused.Add(1)
+				}
+			}
+		})
+	}
+	_, _ = io.Copy(io.Discard, stop)
+	close(done)
+	wg.Wait()
+	r.Storms, r.Refused = storms.Load(), refused.Load()
+
+	// Every idle socket must have been cut once connect_timeout passed.
+	deadline := opened.Add(s.ConnectTimeout + testutil.Wait)
+	buf := make([]byte, 1)
+	for _, c := range idle {
+		// A deadline already past fails a read at once, even one that
+		// would see EOF: give each read a moment.
+		d := deadline
+		if soon := time.Now().Add(100 * time.Millisecond); soon.After(d) {
+			d = soon
+		}
+		_ = c.SetReadDeadline(d)
+		_, err := c.Read(buf)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			r.Open++
+		} else {
+			r.Cut++
+		}
+		_ = c.Close()
+	}
+	js, _ := json.Marshal(r)
+	fmt.Fprintf(out, "result %s\n", js)
+	return 0
+}
