@@ -45,27 +45,23 @@ type attackSpec struct {
 	Storm int
 }
 
-// attackResult is what the child reports when told to stop.
+// attackResult is what the child reports after each attack.
 type attackResult struct {
 	Storms, Refused int64 // wrong-password CONNECTs; those refused in CONNACK
 	Cut, Open       int   // idle sockets cut by the broker; still open
 	Dial            string
 }
 
-// attacker is a running child.
+// attacker is a running child. It attacks when told to, and calms down
+// when told to, so that idle and attacked phases can alternate.
 type attacker struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	lines  *bufio.Scanner
 	stderr *logBuffer
-	// opened is when the child reported its idle sockets open: the broker
-	// cuts them connect_timeout after it accepted them, before
-	// opened+connect_timeout.
-	opened time.Time
 }
 
-// startAttacker starts the child and waits until its idle sockets are
-// open and its storm has begun.
+// startAttacker starts the child, calm.
 func startAttacker(t *testing.T, spec attackSpec) *attacker {
 	t.Helper()
 	nice, err := exec.LookPath("nice")
@@ -105,11 +101,40 @@ func startAttacker(t *testing.T, spec attackSpec) *attacker {
 			t.Logf("attacker stderr:\n%s", a.stderr.String())
 		}
 	})
-	if line := a.next(t); line != "opened" {
-		t.Fatalf("attacker: %q, want opened\n%s", line, a.stderr.String())
-	}
-	a.opened = time.Now()
 	return a
+}
+
+// attack opens the idle sockets and starts the storm. It returns when the
+// sockets are open: the broker cuts them connect_timeout after it
+// accepted them, before the time returned plus connect_timeout.
+func (a *attacker) attack(t *testing.T) time.Time {
+	t.Helper()
+	if _, err := io.WriteString(a.stdin, "attack\n"); err != nil {
+		t.Fatal(err)
+	}
+	if line := a.next(t); line != "opened" {
+		t.Fatalf("attacker: %q, want opened", line)
+	}
+	return time.Now()
+}
+
+// calm stops the storm, checks the idle sockets and returns the child's
+// report of the attack.
+func (a *attacker) calm(t *testing.T) attackResult {
+	t.Helper()
+	if _, err := io.WriteString(a.stdin, "calm\n"); err != nil {
+		t.Fatal(err)
+	}
+	line := a.next(t)
+	js, ok := strings.CutPrefix(line, "calm ")
+	if !ok {
+		t.Fatalf("attacker: %q, want calm", line)
+	}
+	var r attackResult
+	if err := json.Unmarshal([]byte(js), &r); err != nil {
+		t.Fatalf("attacker result %q: %v", js, err)
+	}
+	return r
 }
 
 // next returns the next line of the child's stdout.
@@ -121,30 +146,30 @@ func (a *attacker) next(t *testing.T) string {
 	return a.lines.Text()
 }
 
-// stop stops the storm and returns the child's report.
-func (a *attacker) stop(t *testing.T) attackResult {
-	t.Helper()
-	_ = a.stdin.Close()
-	line := a.next(t)
-	js, ok := strings.CutPrefix(line, "result ")
-	if !ok {
-		t.Fatalf("attacker: %q, want result", line)
-	}
-	var r attackResult
-	if err := json.Unmarshal([]byte(js), &r); err != nil {
-		t.Fatalf("attacker result %q: %v", js, err)
-	}
-	return r
-}
-
-// runAttacker is the child: it attacks spec (JSON) until stop reaches EOF,
-// then writes its result to out. It returns the exit code.
-func runAttacker(spec string, stop io.Reader, out io.Writer) int {
+// runAttacker is the child: it reads commands from cmds (attack, calm)
+// until EOF and answers on out. It returns the exit code.
+func runAttacker(spec string, cmds io.Reader, out io.Writer) int {
 	var s attackSpec
 	if err := json.Unmarshal([]byte(spec), &s); err != nil {
 		fmt.Fprintln(os.Stderr, "attacker:", err)
 		return 2
 	}
+	in := bufio.NewScanner(cmds)
+	for in.Scan() {
+		if in.Text() != "attack" {
+			fmt.Fprintf(os.Stderr, "attacker: unknown command %q\n", in.Text())
+			return 2
+		}
+		r := attackOnce(s, out, func() bool { return in.Scan() && in.Text() == "calm" })
+		js, _ := json.Marshal(r)
+		fmt.Fprintf(out, "calm %s\n", js)
+	}
+	return 0
+}
+
+// attackOnce opens the idle sockets, says "opened" on out, and storms until
+// calm returns; then it checks that each idle socket was cut.
+func attackOnce(s attackSpec, out io.Writer, calm func() bool) attackResult {
 	var r attackResult
 	idle := make([]net.Conn, 0, s.Idle)
 	for range s.Idle {
@@ -171,7 +196,7 @@ func runAttacker(spec string, stop io.Reader, out io.Writer) int {
 				}
 				id := "storm"
 				if w%2 == 1 {
-					id = fmt.Sprintf("storm-%d-%d", w, i)
+					id = fmt.Sprintf("storm-%d-%d-%d", w, opened.UnixNano(), i)
 				}
 				got := rawAttackQuiet(s.Addr, connect311(id, 0xC2, "good", "wrong"))
 				storms.Add(1)
@@ -181,7 +206,7 @@ func runAttacker(spec string, stop io.Reader, out io.Writer) int {
 			}
 		})
 	}
-	_, _ = io.Copy(io.Discard, stop)
+	calm()
 	close(done)
 	wg.Wait()
 	r.Storms, r.Refused = storms.Load(), refused.Load()
@@ -206,7 +231,5 @@ func runAttacker(spec string, stop io.Reader, out io.Writer) int {
 		}
 		_ = c.Close()
 	}
-	js, _ := json.Marshal(r)
-	fmt.Fprintf(out, "result %s\n", js)
-	return 0
+	return r
 }
