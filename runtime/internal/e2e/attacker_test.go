@@ -43,6 +43,9 @@ type attackSpec struct {
 	// repeat one attempt (the failed-login cache answers), odd ones
 	// rotate client ids to dodge it (each costs a password hash).
 	Storm int
+	// Rate bounds the storm's CONNECTs per second, all workers together;
+	// 0: as fast as the workers go.
+	Rate int
 }
 
 // attackResult is what the child reports after each attack.
@@ -184,11 +187,24 @@ func attackOnce(s attackSpec, out io.Writer, calm func() bool) attackResult {
 	fmt.Fprintln(out, "opened")
 
 	done := make(chan struct{})
+	var tick <-chan time.Time
+	if s.Rate > 0 {
+		tk := time.NewTicker(time.Second / time.Duration(s.Rate))
+		defer tk.Stop()
+		tick = tk.C
+	}
 	var wg sync.WaitGroup
 	var storms, refused atomic.Int64
 	for w := range s.Storm {
 		wg.Go(func() {
 			for i := 0; ; i++ {
+				if tick != nil {
+					select {
+					case <-done:
+						return
+					case <-tick:
+					}
+				}
 				select {
 				case <-done:
 					return
