@@ -7,7 +7,7 @@ package e2e
 // detector: every synchronisation of the broker's per-connection work
 // (accept, CONNECT, authn, refusal) costs several times more, so serving
 // the attack takes a large share of the machine; measured on a 2-core VM
-// at load average 5 with the storm at 106-110 CONNECTs/s: p99 2.2-4.5 ms
-// idle, 25-30 ms under attack (ratios 6.7 and 11.5). The bound still
-// catches an attack that starves the good client.
+// at load average 3-5 with the storm at 94-110 CONNECTs/s: p99 2.2-4.5 ms
+// idle, 25-33 ms under attack (ratios 6.7-11.5 in four runs). The bound
+// still catches an attack that starves the good client.
 const abuseMaxRatio = 20

@@ -308,8 +308,9 @@ connect_timeout = "1s"
 		ratio := float64(pa) / float64(pi)
 		t.Logf("good client p99: idle %v, under attack %v (ratio %.2f; %d and %d samples); %d idle sockets and %d wrong-password CONNECTs (%.0f/s) in %d attacks",
 			pi, pa, ratio, len(idle), len(attacked), rounds*n, storms, stormRate, rounds)
-		// An attacker starved of CPU would make the ratio meaningless.
-		if stormRate < abuseStormRate/4 {
+		// An attacker starved of CPU would make the ratio meaningless. (The
+		// race detector slows the niced attacker to 90-110/s.)
+		if stormRate < abuseStormRate/8 {
 			t.Errorf("connect storm ran at %.0f/s, want about %d/s", stormRate, abuseStormRate)
 		}
 		if ratio > abuseMaxRatio {
