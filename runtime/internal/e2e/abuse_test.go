@@ -1,10 +1,10 @@
 package e2e
 
 import (
-	"log/slog"
 	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
