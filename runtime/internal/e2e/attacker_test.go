@@ -52,8 +52,8 @@ type attackSpec struct {
 
 // attackResult is what the child reports after each attack.
 type attackResult struct {
-	Storms, Refused int64 // wrong-password CONNECTs; those refused in CONNACK
-	Cut, Open       int   // idle sockets cut by the broker; still open
+	Storms, Refused int64  // wrong-password CONNECTs; those refused in CONNACK
+	Cut, Open       int    // idle sockets cut by the broker; still open
 	Dial            string // why an idle socket could not be opened, if one could not
 }
 
