@@ -31,6 +31,10 @@ var (
 	refuseRate     = &connRefusal{"listener.connection_rate", packets.ErrConnectionRateExceeded, 3}
 	refuseIPRate   = &connRefusal{"connection_rate_per_ip", packets.ErrConnectionRateExceeded, 3}
 	refuseBanned   = &connRefusal{"banned", packets.ErrBanned, 5}
+	// refuseTimeout is no refusal in CONNACK: the socket sent no complete
+	// CONNECT within connect_timeout and was cut. It is counted and
+	// logged as the refusals are.
+	refuseTimeout = &connRefusal{reason: "connect_timeout"}
 )
 
 const (
@@ -157,6 +161,16 @@ func (lg *listenerGate) admit(c net.Conn) net.Conn {
 		return nil
 	}
 	return &gatedConn{Conn: c, lg: lg, refusal: r, until: now.Add(refusedDeadline)}
+}
+
+// connectTimedOut counts and logs (once per episode) an admitted socket
+// cut by connect_timeout before its CONNECT was read. A refused socket
+// that times out was counted when it was refused.
+func (g *gate) connectTimedOut(c net.Conn, listener string) {
+	if gc := gatedOf(c); gc != nil && gc.refusal != nil {
+		return
+	}
+	g.note(refuseTimeout, addrOf(c.RemoteAddr()), listener)
 }
 
 // release gives back what an admitted or refused socket held.

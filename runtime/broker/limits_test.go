@@ -117,6 +117,42 @@ func TestLimitConnectTimeout(t *testing.T) {
 	if d := time.Since(start); d < 900*time.Millisecond {
 		t.Errorf("closed after %v, before connect_timeout", d)
 	}
+	waitTimeouts(t, h, 1)
+
+	// A client past CONNECT that goes silent is cut by its keepalive (1 s,
+	// so 1.5 s), which is no connect timeout; a socket closed by its peer
+	// before CONNECT is none either.
+	raw, ack := dialRawV5(t, h.addr("tcp"), "silent", 1)
+	if ack.ReasonCode != 0 {
+		t.Fatalf("CONNACK %#x", ack.ReasonCode)
+	}
+	waitClosed(t, raw.conn, testutil.Wait)
+	quit, err := net.Dial("tcp", h.addr("tcp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = quit.Close()
+	time.Sleep(100 * time.Millisecond)
+	waitTimeouts(t, h, 1)
+}
+
+// waitTimeouts waits until the broker has counted want connect timeouts,
+// and fails if it counts another.
+func waitTimeouts(t *testing.T, h *harness, want uint64) {
+	t.Helper()
+	deadline := time.Now().Add(testutil.Wait)
+	for {
+		got := h.LimitStats().ConnectionsRefused["connect_timeout"]
+		switch {
+		case got > want:
+			t.Fatalf("%d connect timeouts counted, want %d", got, want)
+		case got == want:
+			return
+		case time.Now().After(deadline):
+			t.Fatalf("%d connect timeouts counted, want %d", got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func TestLimitConnectionCaps(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -309,9 +310,18 @@ func (l *listener) handle(conn net.Conn) {
 			l.log.Error("recovered from panic serving a connection", "remote", conn.RemoteAddr().String(), "err", fmt.Sprint(v))
 		}
 	}()
-	_ = conn.SetDeadline(time.Now().Add(l.connectTimeout))
-	if err := l.establish(l.name, conn); err != nil && !errors.Is(err, io.EOF) {
+	tc := trackedOf(conn)
+	if tc != nil {
+		tc.armConnectDeadline(time.Now().Add(l.connectTimeout))
+	} else {
+		_ = conn.SetDeadline(time.Now().Add(l.connectTimeout))
+	}
+	err := l.establish(l.name, conn)
+	if err != nil && !errors.Is(err, io.EOF) {
 		l.log.Debug("connection ended", "remote", conn.RemoteAddr().String(), "err", err)
+	}
+	if tc != nil && tc.connectTimedOut(err) && l.tracking.gate != nil {
+		l.tracking.gate.g.connectTimedOut(conn, l.name)
 	}
 }
 
@@ -413,11 +423,57 @@ func (t *trackingListener) Accept() (net.Conn, error) {
 	return tc, nil
 }
 
-// trackedConn leaves its connSet when closed.
+// trackedConn leaves its connSet when closed. It also tells whether the
+// connect deadline was still the one in force when a read timed out.
 type trackedConn struct {
 	net.Conn
 	set  *connSet
 	once sync.Once
+	// rearmed is set by any deadline set after armConnectDeadline: mochi
+	// replaces the connect deadline with the keepalive's once it has read
+	// the CONNECT.
+	rearmed atomic.Bool
+}
+
+// armConnectDeadline sets the deadline by which the CONNECT must be read.
+func (c *trackedConn) armConnectDeadline(t time.Time) {
+	_ = c.Conn.SetDeadline(t)
+	c.rearmed.Store(false)
+}
+
+// connectTimedOut reports whether err, what serving the connection ended
+// with, is the connect deadline passing: a timeout while no other deadline
+// had been set since armConnectDeadline.
+func (c *trackedConn) connectTimedOut(err error) bool {
+	return err != nil && errors.Is(err, os.ErrDeadlineExceeded) && !c.rearmed.Load()
+}
+
+func (c *trackedConn) SetDeadline(t time.Time) error {
+	c.rearmed.Store(true)
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *trackedConn) SetReadDeadline(t time.Time) error {
+	c.rearmed.Store(true)
+	return c.Conn.SetReadDeadline(t)
+}
+
+// trackedOf finds the trackedConn beneath the connection mochi serves: TLS
+// and websocket wrap it.
+func trackedOf(c net.Conn) *trackedConn {
+	for range 8 {
+		switch x := c.(type) {
+		case *trackedConn:
+			return x
+		case *wsConn:
+			c = x.Conn
+		case *tls.Conn:
+			c = x.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
 }
 
 func (c *trackedConn) Close() error {

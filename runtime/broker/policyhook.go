@@ -42,6 +42,8 @@ type policyHook struct {
 	// the share of allows logged as audit records (audit.go).
 	stats      *statsHook
 	auditAllow float64
+	// refusals bounds the records of refused CONNECTs (refusallog.go).
+	refusals *refusalLog
 
 	// ctx is the context of every policy call. mochi's hooks take no context
 	// and the wasm engine enforces each module's deadline itself, so one
@@ -203,6 +205,7 @@ func newPolicyHook(srv *mqtt.Server, d *policy.Decider, log *slog.Logger) *polic
 		cancel:       cancel,
 		deniedFilter: "$moat/denied/" + hex.EncodeToString(nonce[:]),
 		authTimeout:  defaultAuthTimeout,
+		refusals:     newRefusalLog(log),
 	}
 	h.reqs.New = func() any { return new(policy.AuthzRequest) }
 	return h
@@ -393,6 +396,7 @@ func (h *policyHook) OnClientExpired(cl *mqtt.Client) {
 // still running and stops every expiry timer.
 func (h *policyHook) OnStopped() {
 	h.cancel()
+	h.refusals.close()
 	h.clients.Range(func(k, _ any) bool {
 		h.forget(k.(*mqtt.Client))
 		return true

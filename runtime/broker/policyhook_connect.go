@@ -43,8 +43,10 @@ func (h *policyHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	req := newAuthnRequest(cl, pk, client)
 	p0, res, ref, err := h.authenticateConnect(cl, req)
 	if err != nil {
-		h.log.Info("connection refused", "audit", "deny", "decision", "authn", "client_id", cl.ID,
-			"username", client.Username, "remote", client.RemoteAddr, "listener", client.Listener, "err", err)
+		if h.refusals.allow(addrOf(remoteAddr(cl)), time.Now()) {
+			h.log.Info("connection refused", "audit", "deny", "decision", "authn", "client_id", cl.ID,
+				"username", client.Username, "remote", client.RemoteAddr, "listener", client.Listener, "err", err)
+		}
 		h.countRefused()
 		return err
 	}
@@ -287,8 +289,10 @@ func (h *policyHook) refuse(cl *mqtt.Client, r refusal) error {
 	if msg == "" {
 		msg = reasonText(reason)
 	}
-	h.log.Info("connection refused", "audit", "deny", "decision", "authn", "client_id", cl.ID, "username", string(cl.Properties.Username),
-		"remote", cl.Net.Remote, "listener", cl.Net.Listener, "module", r.module, "reason", msg, "code", reason)
+	if h.refusals.allow(addrOf(remoteAddr(cl)), time.Now()) {
+		h.log.Info("connection refused", "audit", "deny", "decision", "authn", "client_id", cl.ID, "username", string(cl.Properties.Username),
+			"remote", cl.Net.Remote, "listener", cl.Net.Listener, "module", r.module, "reason", msg, "code", reason)
+	}
 	h.countRefused()
 
 	var err error

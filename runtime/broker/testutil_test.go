@@ -219,6 +219,13 @@ func (l *testLog) atLeast(level slog.Level) []string {
 	return out
 }
 
+// all returns a copy of every record.
+func (l *testLog) all() []logRecord {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]logRecord(nil), *l.records...)
+}
+
 // contains reports whether any record's text contains s.
 func (l *testLog) contains(s string) bool {
 	l.mu.Lock()

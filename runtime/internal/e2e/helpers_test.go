@@ -25,6 +25,10 @@ import (
 var wasmCache string
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(attackerEnv); spec != "" {
+		// Re-executed by startAttacker: attack, report, exit.
+		os.Exit(runAttacker(spec, os.Stdin, os.Stdout))
+	}
 	dir, err := os.MkdirTemp("", "moat-e2e-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -115,6 +119,12 @@ type moat struct {
 // test fails.
 func startMoat(t *testing.T, dir, doc string) *moat {
 	t.Helper()
+	return startMoatAt(t, dir, doc, slog.LevelDebug)
+}
+
+// startMoatAt is startMoat with the broker logging at level.
+func startMoatAt(t *testing.T, dir, doc string, level slog.Level) *moat {
+	t.Helper()
 	path := filepath.Join(dir, "moat.toml")
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
@@ -123,13 +133,18 @@ func startMoat(t *testing.T, dir, doc string) *moat {
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, doc)
 	}
-	return serve(t, cfg)
+	return serveAt(t, cfg, level)
 }
 
 func serve(t *testing.T, cfg *config.Config) *moat {
 	t.Helper()
+	return serveAt(t, cfg, slog.LevelDebug)
+}
+
+func serveAt(t *testing.T, cfg *config.Config, level slog.Level) *moat {
+	t.Helper()
 	logs := &logBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
 	ctx := context.Background()
 	srv, err := server.New(ctx, cfg, log)
 	if err != nil {
