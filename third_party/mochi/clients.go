@@ -405,31 +405,49 @@ func (cl *Client) ClearExpiredInflights(now, maximumExpiry int64) []uint16 {
 
 // Read reads incoming packets from the connected client and transforms them into
 // packets to be handled by the packetHandler.
+//
+// A client spends most of its life parked here, waiting for the first byte
+// of its next packet, and the Go runtime halves a parked goroutine's stack
+// at a garbage collection only while less than a quarter of it is in use.
+// So Read waits in small frames (readByte) and reads, decodes and handles
+// the rest of each packet in readAndHandle, whose frame, with its
+// packets.Packet values, is popped before the next wait.
 func (cl *Client) Read(packetHandler ReadFn) error {
-	var err error
-
 	for {
 		if cl.Closed() {
 			return nil
 		}
 
 		cl.refreshDeadline(cl.State.Keepalive)
-		fh := new(packets.FixedHeader)
-		err = cl.ReadFixedHeader(fh)
+		b, err := cl.readByte()
 		if err != nil {
 			return err
 		}
 
-		pk, err := cl.ReadPacket(fh)
-		if err != nil {
-			return err
-		}
-
-		err = packetHandler(cl, pk) // Process inbound packet.
+		err = cl.readAndHandle(b, packetHandler)
 		if err != nil {
 			return err
 		}
 	}
+}
+
+// readAndHandle reads the rest of the packet whose first byte is b and
+// passes it to packetHandler. It must not be inlined into Read: see Read.
+//
+//go:noinline
+func (cl *Client) readAndHandle(b byte, packetHandler ReadFn) error {
+	var fh packets.FixedHeader
+	err := cl.readFixedHeaderRest(b, &fh)
+	if err != nil {
+		return err
+	}
+
+	pk, err := cl.ReadPacket(&fh)
+	if err != nil {
+		return err
+	}
+
+	return packetHandler(cl, pk) // Process inbound packet.
 }
 
 // Stop instructs the client to shut down all processing goroutines and disconnect.
@@ -476,16 +494,27 @@ func (cl *Client) IsTakenOver() bool {
 
 // ReadFixedHeader reads in the values of the next packet's fixed header.
 func (cl *Client) ReadFixedHeader(fh *packets.FixedHeader) error {
-	if cl.Net.bconn == nil {
-		return ErrConnectionClosed
-	}
-
-	b, err := cl.Net.bconn.ReadByte()
+	b, err := cl.readByte()
 	if err != nil {
 		return err
 	}
 
-	err = fh.Decode(b)
+	return cl.readFixedHeaderRest(b, fh)
+}
+
+// readByte reads the first byte of the next packet.
+func (cl *Client) readByte() (byte, error) {
+	if cl.Net.bconn == nil {
+		return 0, ErrConnectionClosed
+	}
+
+	return cl.Net.bconn.ReadByte()
+}
+
+// readFixedHeaderRest decodes the fixed header whose first byte is b, and
+// reads its remaining length.
+func (cl *Client) readFixedHeaderRest(b byte, fh *packets.FixedHeader) error {
+	err := fh.Decode(b)
 	if err != nil {
 		return err
 	}
