@@ -114,7 +114,8 @@ type Client struct {
 // ClientConnection contains the connection transport and metadata for the client.
 type ClientConnection struct {
 	Conn     net.Conn      // the net.Conn used to establish the connection
-	bconn    *bufio.Reader // a buffered net.Conn for reading packets
+	bconn    *bufio.Reader // a buffered net.Conn for reading packets, held only while it has bytes or a packet is read; see readByte
+	first    [1]byte       // the first byte of a packet, read without bconn; see readByte
 	outbuf   *bytes.Buffer // a buffer for writing packets
 	Remote   string        // the remote address of the client
 	Listener string        // listener id of the client
@@ -185,7 +186,6 @@ func newClient(c net.Conn, o *ops) *Client {
 	if c != nil {
 		cl.Net = ClientConnection{
 			Conn:   c,
-			bconn:  bufio.NewReaderSize(c, o.options.ClientNetReadBufferSize),
 			Remote: c.RemoteAddr().String(),
 		}
 	}
@@ -502,13 +502,71 @@ func (cl *Client) ReadFixedHeader(fh *packets.FixedHeader) error {
 	return cl.readFixedHeaderRest(b, fh)
 }
 
-// readByte reads the first byte of the next packet.
+// readerPool holds the read buffers of clients waiting for a packet with
+// nothing buffered; see readByte.
+var readerPool sync.Pool
+
+// readByte reads the first byte of the next packet, from the client's
+// read buffer if it holds bytes. Otherwise the client may stay idle for a
+// long time, so readByte returns the buffer to readerPool, waits for the
+// byte with a direct read of the connection, and then takes a buffer for
+// the rest of the packet. An idle client holds no read buffer, and a
+// buffer is only given back empty, so no byte of a pipelined packet is
+// lost. The direct read costs one more read call when a client's buffer
+// runs empty exactly at the end of a packet.
 func (cl *Client) readByte() (byte, error) {
-	if cl.Net.bconn == nil {
+	if cl.Net.bconn != nil {
+		if cl.Net.bconn.Buffered() > 0 {
+			return cl.Net.bconn.ReadByte()
+		}
+		cl.releaseReader()
+	}
+
+	if cl.Net.Conn == nil {
 		return 0, ErrConnectionClosed
 	}
 
-	return cl.Net.bconn.ReadByte()
+	for i := 0; ; i++ {
+		n, err := cl.Net.Conn.Read(cl.Net.first[:])
+		if n == 1 {
+			break // an error with it comes back from the next read
+		}
+		if err != nil {
+			return 0, err
+		}
+		if i == 100 { // as bufio.Reader does
+			return 0, io.ErrNoProgress
+		}
+	}
+
+	cl.takeReader()
+	return cl.Net.first[0], nil
+}
+
+// takeReader gives the client a read buffer from readerPool, or a new one,
+// unless it holds one.
+func (cl *Client) takeReader() {
+	if cl.Net.bconn != nil {
+		return
+	}
+
+	size := max(cl.ops.options.ClientNetReadBufferSize, 16) // bufio.NewReaderSize's minimum
+	if r, ok := readerPool.Get().(*bufio.Reader); ok && r.Size() == size {
+		r.Reset(cl.Net.Conn)
+		cl.Net.bconn = r
+		return
+	}
+
+	cl.Net.bconn = bufio.NewReaderSize(cl.Net.Conn, size)
+}
+
+// releaseReader returns the client's read buffer, which must be empty, to
+// readerPool.
+func (cl *Client) releaseReader() {
+	r := cl.Net.bconn
+	cl.Net.bconn = nil
+	r.Reset(nil) // drop the reference to the connection
+	readerPool.Put(r)
 }
 
 // readFixedHeaderRest decodes the fixed header whose first byte is b, and
@@ -540,6 +598,9 @@ func (cl *Client) ReadPacket(fh *packets.FixedHeader) (pk packets.Packet, err er
 	pk.ProtocolVersion = cl.Properties.ProtocolVersion // inherit client protocol version for decoding
 	pk.FixedHeader = *fh
 	p := make([]byte, pk.FixedHeader.Remaining)
+	if cl.Net.Conn != nil {
+		cl.takeReader() // for callers that did not read the fixed header with ReadFixedHeader
+	}
 	n, err := io.ReadFull(cl.Net.bconn, p)
 	if err != nil {
 		return pk, err
