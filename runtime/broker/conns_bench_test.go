@@ -89,9 +89,6 @@ func idleConnCost(b *testing.B, addr string, n int) connCost {
 	}
 	time.Sleep(200 * time.Millisecond) // idle: past whatever follows CONNACK
 	m1 := memNow()
-	if probeDump != nil {
-		probeDump(b)
-	}
 	return connCost{
 		heap:  float64(m1.heap-m0.heap) / float64(n),
 		stack: float64(m1.stack-m0.stack) / float64(n),
