@@ -25,13 +25,13 @@ type readSpy struct {
 }
 
 type spiedRead struct {
-	direct bool // a read of a packet's first byte into Client.Net.first
+	direct bool // a read into Client.Net.first while no read buffer is held
 	held   bool // the client held a read buffer
 }
 
 func (c *readSpy) Read(p []byte) (int, error) {
 	c.reads = append(c.reads, spiedRead{
-		direct: len(p) > 0 && &p[0] == &c.cl.Net.first[0],
+		direct: len(p) > 0 && &p[0] == &c.cl.Net.first.buf[0],
 		held:   c.cl.Net.bconn != nil,
 	})
 	return c.Conn.Read(p)

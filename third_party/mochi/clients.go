@@ -115,7 +115,7 @@ type Client struct {
 type ClientConnection struct {
 	Conn     net.Conn      // the net.Conn used to establish the connection
 	bconn    *bufio.Reader // a buffered net.Conn for reading packets, held only while it has bytes or a packet is read; see readByte
-	first    [1]byte       // the first byte of a packet, read without bconn; see readByte
+	first    firstRead     // the first bytes of a packet, read without bconn; see readByte
 	outbuf   *bytes.Buffer // a buffer for writing packets
 	Remote   string        // the remote address of the client
 	Listener string        // listener id of the client
@@ -506,17 +506,43 @@ func (cl *Client) ReadFixedHeader(fh *packets.FixedHeader) error {
 // nothing buffered; see readByte.
 var readerPool sync.Pool
 
+// firstReadSize is how many bytes a client reads while it holds no read
+// buffer: enough for the small packets of a mostly idle client (PINGREQ,
+// acknowledgements, short publishes), so that reading them costs no more
+// read calls than with a read buffer held all the time.
+const firstReadSize = 64
+
+// firstRead is the source of a client's read buffer: the bytes read while
+// the client held no read buffer, then the connection.
+type firstRead struct {
+	conn net.Conn
+	buf  [firstReadSize]byte
+	r, w int // buf[r:w] is not yet read
+}
+
+// Read implements io.Reader.
+func (f *firstRead) Read(p []byte) (int, error) {
+	if f.r < f.w {
+		n := copy(p, f.buf[f.r:f.w])
+		f.r += n
+		return n, nil
+	}
+
+	return f.conn.Read(p)
+}
+
 // readByte reads the first byte of the next packet, from the client's
 // read buffer if it holds bytes. Otherwise the client may stay idle for a
-// long time, so readByte returns the buffer to readerPool, waits for the
-// byte with a direct read of the connection, and then takes a buffer for
-// the rest of the packet. An idle client holds no read buffer, and a
-// buffer is only given back empty, so no byte of a pipelined packet is
-// lost. The direct read costs one more read call when a client's buffer
-// runs empty exactly at the end of a packet.
+// long time, so readByte returns the buffer to readerPool and waits with
+// a read of at most firstReadSize bytes into the client, and then takes a
+// buffer, which reads those bytes before the connection. An idle client
+// holds no read buffer, and a buffer is only given back empty, so no byte
+// of a pipelined packet is lost. This costs one more read call only when
+// more than firstReadSize bytes have arrived by the time the client,
+// having emptied its buffer at the end of a packet, reads again.
 func (cl *Client) readByte() (byte, error) {
 	if cl.Net.bconn != nil {
-		if cl.Net.bconn.Buffered() > 0 {
+		if cl.Net.bconn.Buffered() > 0 || cl.Net.first.r < cl.Net.first.w {
 			return cl.Net.bconn.ReadByte()
 		}
 		cl.releaseReader()
@@ -526,9 +552,12 @@ func (cl *Client) readByte() (byte, error) {
 		return 0, ErrConnectionClosed
 	}
 
+	f := &cl.Net.first
+	f.conn = cl.Net.Conn
 	for i := 0; ; i++ {
-		n, err := cl.Net.Conn.Read(cl.Net.first[:])
-		if n == 1 {
+		n, err := f.conn.Read(f.buf[:])
+		if n > 0 {
+			f.r, f.w = 0, n
 			break // an error with it comes back from the next read
 		}
 		if err != nil {
@@ -540,7 +569,7 @@ func (cl *Client) readByte() (byte, error) {
 	}
 
 	cl.takeReader()
-	return cl.Net.first[0], nil
+	return cl.Net.bconn.ReadByte()
 }
 
 // takeReader gives the client a read buffer from readerPool, or a new one,
@@ -550,14 +579,15 @@ func (cl *Client) takeReader() {
 		return
 	}
 
+	cl.Net.first.conn = cl.Net.Conn
 	size := max(cl.ops.options.ClientNetReadBufferSize, 16) // bufio.NewReaderSize's minimum
 	if r, ok := readerPool.Get().(*bufio.Reader); ok && r.Size() == size {
-		r.Reset(cl.Net.Conn)
+		r.Reset(&cl.Net.first)
 		cl.Net.bconn = r
 		return
 	}
 
-	cl.Net.bconn = bufio.NewReaderSize(cl.Net.Conn, size)
+	cl.Net.bconn = bufio.NewReaderSize(&cl.Net.first, size)
 }
 
 // releaseReader returns the client's read buffer, which must be empty, to
@@ -565,7 +595,7 @@ func (cl *Client) takeReader() {
 func (cl *Client) releaseReader() {
 	r := cl.Net.bconn
 	cl.Net.bconn = nil
-	r.Reset(nil) // drop the reference to the connection
+	r.Reset(nil) // drop the reference to the client
 	readerPool.Put(r)
 }
 
