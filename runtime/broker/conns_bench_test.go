@@ -55,13 +55,33 @@ func BenchmarkIdleConnections(b *testing.B) {
 	}
 }
 
+// TestIdleConnectionStack checks that the goroutine of an idle connection
+// keeps a 4 KiB stack (8 KiB with the race detector, which doubles the
+// runtime's stack guard). The runtime halves a parked goroutine's stack
+// only while under a quarter of it is in use, and the frames under mochi's
+// wait for the next packet, moat's listener.handle among them, are within
+// about 200 bytes of the size that keeps 8 KiB (mochi patch 4 in
+// third_party/mochi/PATCHES.md): this fails if they grow past it.
+func TestIdleConnectionStack(t *testing.T) {
+	h := startHarness(t, tcpConfig, allowAll())
+	c := idleConnCost(t, h.addr("tcp"), 200)
+	want := float64(4 << 10)
+	if raceEnabled {
+		want = 8 << 10
+	}
+	t.Logf("stack per idle connection: %.0f B", c.stack)
+	if c.stack >= want*1.5 {
+		t.Errorf("stack per idle connection: %.0f B, want %.0f", c.stack, want)
+	}
+}
+
 // connCost is the growth of Go heap in use, of Go stacks in use and of
 // RSS, in bytes per connection.
 type connCost struct{ heap, stack, rss float64 }
 
 // idleConnCost opens n idle connections to addr and returns what each
 // costs.
-func idleConnCost(b *testing.B, addr string, n int) connCost {
+func idleConnCost(b testing.TB, addr string, n int) connCost {
 	b.Helper()
 	m0 := memNow()
 	conns := make([]net.Conn, 0, n)
