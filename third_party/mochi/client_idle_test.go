@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -142,4 +143,41 @@ func stackInuse() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.StackInuse
+}
+
+// panicHook panics when a session is established.
+type panicHook struct {
+	HookBase
+}
+
+func (h *panicHook) ID() string { return "panic-on-session" }
+
+func (h *panicHook) Provides(b byte) bool { return b == OnSessionEstablished }
+
+func (h *panicHook) OnSessionEstablished(cl *Client, pk packets.Packet) {
+	panic("hook failed")
+}
+
+// TestEstablishConnectionPanicUncounts checks that a client counted in
+// Info.ClientsConnected is uncounted when a hook panics after it was
+// counted, as when attachClient deferred the decrement itself.
+func TestEstablishConnectionPanicUncounts(t *testing.T) {
+	s := newServer()
+	defer s.Close()
+	require.NoError(t, s.AddHook(new(panicHook), nil))
+
+	r, w := net.Pipe()
+	defer w.Close()
+	go func() {
+		_, _ = w.Write(packets.TPacketData[packets.Connect].Get(packets.TConnectClean).RawBytes)
+		_, _ = io.Copy(io.Discard, w) // the CONNACK
+	}()
+
+	recovered := func() (v any) {
+		defer func() { v = recover() }()
+		_ = s.EstablishConnection("tcp", r)
+		return nil
+	}()
+	require.Equal(t, "hook failed", recovered)
+	require.Equal(t, int64(0), atomic.LoadInt64(&s.Info.ClientsConnected))
 }

@@ -417,10 +417,14 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	// queue holds something, so that an idle client costs no stack for it.
 	defer cl.Stop(nil)
 
-	counted, err := s.establishSession(cl, listener)
-	if counted {
-		defer atomic.AddInt64(&s.Info.ClientsConnected, -1)
-	}
+	var counted bool // in Info.ClientsConnected; deferred so that a panicking hook uncounts it too
+	defer func() {
+		if counted {
+			atomic.AddInt64(&s.Info.ClientsConnected, -1)
+		}
+	}()
+
+	err := s.establishSession(cl, listener, &counted)
 	if err != nil {
 		return err
 	}
@@ -456,15 +460,15 @@ func (s *Server) detachClient(cl *Client, listener string, err error) {
 
 // establishSession reads and validates the client's CONNECT packet,
 // authenticates it, sets up or takes over its session and acknowledges
-// it. counted reports whether the client was added to
-// Info.ClientsConnected, which the caller then decrements when the client
-// ends. It must not be inlined into attachClient: see attachClient.
+// it. It sets *counted when it adds the client to Info.ClientsConnected,
+// which the caller then decrements when the client ends. It must not be
+// inlined into attachClient: see attachClient.
 //
 //go:noinline
-func (s *Server) establishSession(cl *Client, listener string) (counted bool, err error) {
+func (s *Server) establishSession(cl *Client, listener string, counted *bool) error {
 	pk, err := s.readConnectionPacket(cl)
 	if err != nil {
-		return false, fmt.Errorf("read connection: %w", err)
+		return fmt.Errorf("read connection: %w", err)
 	}
 
 	cl.ParseConnect(listener, pk)
@@ -475,33 +479,34 @@ func (s *Server) establishSession(cl *Client, listener string) (counted bool, er
 			s.SendConnack(cl, packets.ErrServerBusy, false, nil)
 		}
 
-		return false, packets.ErrServerBusy
+		return packets.ErrServerBusy
 	}
 
 	code := s.validateConnect(cl, pk) // [MQTT-3.1.4-1] [MQTT-3.1.4-2]
 	if code != packets.CodeSuccess {
 		if err := s.SendConnack(cl, code, false, nil); err != nil {
-			return false, fmt.Errorf("invalid connection send ack: %w", err)
+			return fmt.Errorf("invalid connection send ack: %w", err)
 		}
-		return false, code // [MQTT-3.2.2-7] [MQTT-3.1.4-6]
+		return code // [MQTT-3.2.2-7] [MQTT-3.1.4-6]
 	}
 
 	err = s.hooks.OnConnect(cl, pk)
 	if err != nil {
-		return false, err
+		return err
 	}
 
 	cl.refreshDeadline(cl.State.Keepalive)
 	if !s.hooks.OnConnectAuthenticate(cl, pk) { // [MQTT-3.1.4-2]
 		err := s.SendConnack(cl, packets.ErrBadUsernameOrPassword, false, nil)
 		if err != nil {
-			return false, fmt.Errorf("invalid connection send ack: %w", err)
+			return fmt.Errorf("invalid connection send ack: %w", err)
 		}
 
-		return false, packets.ErrBadUsernameOrPassword
+		return packets.ErrBadUsernameOrPassword
 	}
 
 	atomic.AddInt64(&s.Info.ClientsConnected, 1)
+	*counted = true
 
 	s.hooks.OnSessionEstablish(cl, pk)
 
@@ -510,7 +515,7 @@ func (s *Server) establishSession(cl *Client, listener string) (counted bool, er
 
 	err = s.SendConnack(cl, code, sessionPresent, nil) // [MQTT-3.1.4-5] [MQTT-3.2.0-1] [MQTT-3.2.0-2] &[MQTT-3.14.0-1]
 	if err != nil {
-		return true, fmt.Errorf("ack connection packet: %w", err)
+		return fmt.Errorf("ack connection packet: %w", err)
 	}
 
 	s.loop.willDelayed.Delete(cl.ID) // [MQTT-3.1.3-9]
@@ -518,12 +523,12 @@ func (s *Server) establishSession(cl *Client, listener string) (counted bool, er
 	if sessionPresent {
 		err = cl.ResendInflightMessages(true)
 		if err != nil {
-			return true, fmt.Errorf("resend inflight: %w", err)
+			return fmt.Errorf("resend inflight: %w", err)
 		}
 	}
 
 	s.hooks.OnSessionEstablished(cl, pk)
-	return true, nil
+	return nil
 }
 
 // readConnectionPacket reads the first incoming header for a connection, and if
