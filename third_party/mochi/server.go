@@ -410,19 +410,13 @@ func (s *Server) EstablishConnection(listener string, c net.Conn) error {
 // with small frames under it, so that the runtime can shrink its stack
 // (see Client.Read).
 func (s *Server) attachClient(cl *Client, listener string) error {
-	defer s.Listeners.ClientsWg.Done()
 	s.Listeners.ClientsWg.Add(1)
 
 	// No writer goroutine yet: startWriter runs one while the outbound
 	// queue holds something, so that an idle client costs no stack for it.
-	defer cl.Stop(nil)
 
-	var counted bool // in Info.ClientsConnected; deferred so that a panicking hook uncounts it too
-	defer func() {
-		if counted {
-			atomic.AddInt64(&s.Info.ClientsConnected, -1)
-		}
-	}()
+	var counted bool // in Info.ClientsConnected
+	defer s.endAttach(cl, &counted)
 
 	err := s.establishSession(cl, listener, &counted)
 	if err != nil {
@@ -432,6 +426,18 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	err = cl.Read(s.receivePacket)
 	s.detachClient(cl, listener, err)
 	return err
+}
+
+// endAttach is deferred by attachClient, so that it runs even when a hook
+// panics: it uncounts the client if establishSession counted it, stops
+// the client and tells Close the client is done. One deferred call rather
+// than three keeps attachClient's frame small (see attachClient).
+func (s *Server) endAttach(cl *Client, counted *bool) {
+	if *counted {
+		atomic.AddInt64(&s.Info.ClientsConnected, -1)
+	}
+	cl.Stop(nil)
+	s.Listeners.ClientsWg.Done()
 }
 
 // detachClient ends the session of a client whose read loop returned err:
