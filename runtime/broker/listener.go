@@ -126,6 +126,9 @@ func bind(lc config.Listener, log *slog.Logger) (*listener, error) {
 		l.up = websocket.Upgrader{
 			Subprotocols: []string{"mqtt"},
 			CheckOrigin:  originChecker(lc.AllowedOrigins, l.log),
+			// An idle websocket holds no write buffer: one is taken from
+			// the pool for each message written (see serveWebsocket).
+			WriteBufferPool: new(sync.Pool),
 		}
 		l.http = &http.Server{
 			Handler:           http.HandlerFunc(l.serveWebsocket),
@@ -288,14 +291,27 @@ func (l *listener) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	defer l.handlers.Done()
+	handed := false // to the connection's goroutine, which then calls Done
+	defer func() {
+		if !handed {
+			l.handlers.Done()
+		}
+	}()
 	ws, err := l.up.Upgrade(w, r, nil)
 	if err != nil {
 		// The upgrader has answered with an HTTP error.
 		l.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	l.handle(&wsConn{Conn: ws.UnderlyingConn(), ws: ws})
+	// The connection is hijacked: serve it in a goroutine of its own and
+	// let net/http's goroutine end, which frees net/http's per-connection
+	// state and buffers (about 5 KiB of heap per idle websocket, with the
+	// upgrader's WriteBufferPool).
+	handed = true
+	go func() {
+		defer l.handlers.Done()
+		l.handle(&wsConn{Conn: ws.UnderlyingConn(), ws: ws})
+	}()
 }
 
 // handle runs mochi's whole connection lifetime for conn. Every error here
