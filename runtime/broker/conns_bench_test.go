@@ -14,7 +14,7 @@ import (
 
 // BenchmarkIdleConnections measures what an idle MQTT 3.1.1 connection
 // costs the process: n connections are opened to the broker (each CONNECT
-// answered), the garbage collector run, and the growth of Go heap and
+// answered), the garbage collector run, and the growth of Go heap, of Go
 // stacks and of RSS divided by n. The clients live in the same process but
 // hold no goroutine and no buffer, only a socket, so nearly all of the
 // growth is the broker's. Bare mochi is measured in the same run:
@@ -41,28 +41,49 @@ func BenchmarkIdleConnections(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			addr := tc.start(b)
-			var mem, rss float64
+			var sum connCost
 			for b.Loop() {
-				m, r := idleConnCost(b, addr, n)
-				mem += m
-				rss += r
+				c := idleConnCost(b, addr, n)
+				sum.heap += c.heap
+				sum.stack += c.stack
+				sum.rss += c.rss
 			}
-			b.ReportMetric(mem/float64(b.N), "heap+stack-B/conn")
-			b.ReportMetric(rss/float64(b.N), "rss-B/conn")
+			b.ReportMetric(sum.heap/float64(b.N), "heap-B/conn")
+			b.ReportMetric(sum.stack/float64(b.N), "stack-B/conn")
+			b.ReportMetric(sum.rss/float64(b.N), "rss-B/conn")
 		})
 	}
 }
 
-// idleConnCost opens n idle connections to addr and returns the growth of
-// heap and stacks, and of RSS, per connection.
-func idleConnCost(b *testing.B, addr string, n int) (float64, float64) {
-	b.Helper()
-	return idleConnCostKeep(b, addr, n, func() {})
+// TestIdleConnectionStack checks that the goroutine of an idle connection
+// keeps a 4 KiB stack (8 KiB with the race detector, which doubles the
+// runtime's stack guard). The runtime halves a parked goroutine's stack
+// only while under a quarter of it is in use, and the frames under mochi's
+// wait for the next packet, moat's listener.handle among them, are within
+// about 200 bytes of the size that keeps 8 KiB (mochi patch 4 in
+// third_party/mochi/PATCHES.md): this fails if they grow past it.
+func TestIdleConnectionStack(t *testing.T) {
+	h := startHarness(t, tcpConfig, allowAll())
+	c := idleConnCost(t, h.addr("tcp"), 200)
+	want := float64(4 << 10)
+	if raceEnabled {
+		want = 8 << 10
+	}
+	t.Logf("stack per idle connection: %.0f B", c.stack)
+	if c.stack >= want*1.5 {
+		t.Errorf("stack per idle connection: %.0f B, want %.0f", c.stack, want)
+	}
 }
 
-func idleConnCostKeep(b *testing.B, addr string, n int, at func()) (float64, float64) {
+// connCost is the growth of Go heap in use, of Go stacks in use and of
+// RSS, in bytes per connection.
+type connCost struct{ heap, stack, rss float64 }
+
+// idleConnCost opens n idle connections to addr and returns what each
+// costs.
+func idleConnCost(b testing.TB, addr string, n int) connCost {
 	b.Helper()
-	heap0, rss0 := memNow()
+	m0 := memNow()
 	conns := make([]net.Conn, 0, n)
 	defer func() {
 		for _, c := range conns {
@@ -87,14 +108,20 @@ func idleConnCostKeep(b *testing.B, addr string, n int, at func()) (float64, flo
 		}
 	}
 	time.Sleep(200 * time.Millisecond) // idle: past whatever follows CONNACK
-	heap1, rss1 := memNow()
-	at()
-	return float64(heap1-heap0) / float64(n), float64(rss1-rss0) / float64(n)
+	m1 := memNow()
+	return connCost{
+		heap:  float64(m1.heap-m0.heap) / float64(n),
+		stack: float64(m1.stack-m0.stack) / float64(n),
+		rss:   float64(m1.rss-m0.rss) / float64(n),
+	}
 }
 
-// memNow collects garbage and returns the Go heap and stacks in use, and
-// the process's resident set, in bytes.
-func memNow() (int64, int64) {
+// memSample is the Go heap and stacks in use and the process's resident
+// set, in bytes.
+type memSample struct{ heap, stack, rss int64 }
+
+// memNow collects garbage and returns the memory in use.
+func memNow() memSample {
 	for range 4 { // each cycle may halve a stack that uses under a quarter of it
 		runtime.GC()
 	}
@@ -108,5 +135,5 @@ func memNow() (int64, int64) {
 			rss = pages * int64(os.Getpagesize())
 		}
 	}
-	return int64(ms.HeapInuse + ms.StackInuse), rss
+	return memSample{heap: int64(ms.HeapInuse), stack: int64(ms.StackInuse), rss: rss}
 }

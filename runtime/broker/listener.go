@@ -127,6 +127,9 @@ func bind(lc config.Listener, log *slog.Logger) (*listener, error) {
 		l.up = websocket.Upgrader{
 			Subprotocols: []string{"mqtt"},
 			CheckOrigin:  originChecker(lc.AllowedOrigins, l.log),
+			// An idle websocket holds no write buffer: one is taken from
+			// the pool for each message written (see serveWebsocket).
+			WriteBufferPool: new(sync.Pool),
 		}
 		l.http = &http.Server{
 			Handler:           http.HandlerFunc(l.serveWebsocket),
@@ -289,38 +292,76 @@ func (l *listener) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	defer l.handlers.Done()
+	handed := false // to the connection's goroutine, which then calls Done
+	defer func() {
+		if !handed {
+			l.handlers.Done()
+		}
+	}()
 	ws, err := l.up.Upgrade(w, r, nil)
 	if err != nil {
 		// The upgrader has answered with an HTTP error.
 		l.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	l.handle(&wsConn{Conn: ws.UnderlyingConn(), ws: ws})
+	// The connection is hijacked: serve it in a goroutine of its own and
+	// let net/http's goroutine end, which frees net/http's per-connection
+	// state and buffers (about 5 KiB of heap per idle websocket, with the
+	// upgrader's WriteBufferPool).
+	handed = true
+	go func() {
+		defer l.handlers.Done()
+		l.handle(&wsConn{Conn: ws.UnderlyingConn(), ws: ws})
+	}()
 }
 
 // handle runs mochi's whole connection lifetime for conn. Every error here
 // was caused by a client (bad packet, refused CONNECT, closed socket) or by
 // shutdown, so it is logged at debug. A panic in mochi's packet handling is
 // contained to this connection.
+//
+// handle's frame stays on the connection goroutine's stack while the
+// client is idle, so the deadline and the logging are done in other
+// functions: a few hundred bytes more here and the runtime can no longer
+// shrink an idle connection's stack to 4 KiB (mochi patch 4,
+// third_party/mochi/PATCHES.md).
 func (l *listener) handle(conn net.Conn) {
-	defer func() {
-		if v := recover(); v != nil {
-			_ = conn.Close()
-			l.log.Error("recovered from panic serving a connection", "remote", conn.RemoteAddr().String(), "err", fmt.Sprint(v))
-		}
-	}()
-	tc := trackedOf(conn)
-	if tc != nil {
-		tc.armConnectDeadline(time.Now().Add(l.connectTimeout))
-	} else {
-		_ = conn.SetDeadline(time.Now().Add(l.connectTimeout))
+	defer l.recoverConn(conn)
+	l.setConnectDeadline(conn)
+	if err := l.establish(l.name, conn); err != nil {
+		l.connEnded(conn, err)
 	}
-	err := l.establish(l.name, conn)
-	if err != nil && !errors.Is(err, io.EOF) {
+}
+
+// recoverConn is deferred by handle: it contains a panic to its connection.
+func (l *listener) recoverConn(conn net.Conn) {
+	if v := recover(); v != nil {
+		_ = conn.Close()
+		l.log.Error("recovered from panic serving a connection", "remote", conn.RemoteAddr().String(), "err", fmt.Sprint(v))
+	}
+}
+
+// setConnectDeadline bounds the time until CONNECT; mochi replaces the
+// deadline with the keepalive's once it has read the CONNECT.
+//
+//go:noinline
+func (l *listener) setConnectDeadline(conn net.Conn) {
+	if tc := trackedOf(conn); tc != nil {
+		tc.armConnectDeadline(time.Now().Add(l.connectTimeout))
+		return
+	}
+	_ = conn.SetDeadline(time.Now().Add(l.connectTimeout))
+}
+
+// connEnded logs why a connection ended, unless it simply closed, and
+// counts a socket cut by the connect timeout.
+//
+//go:noinline
+func (l *listener) connEnded(conn net.Conn, err error) {
+	if !errors.Is(err, io.EOF) {
 		l.log.Debug("connection ended", "remote", conn.RemoteAddr().String(), "err", err)
 	}
-	if tc != nil && tc.connectTimedOut(err) && l.tracking.gate != nil {
+	if tc := trackedOf(conn); tc != nil && tc.connectTimedOut(err) && l.tracking.gate != nil {
 		l.tracking.gate.g.connectTimedOut(conn, l.name)
 	}
 }

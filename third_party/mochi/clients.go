@@ -114,7 +114,8 @@ type Client struct {
 // ClientConnection contains the connection transport and metadata for the client.
 type ClientConnection struct {
 	Conn     net.Conn      // the net.Conn used to establish the connection
-	bconn    *bufio.Reader // a buffered net.Conn for reading packets
+	bconn    *bufio.Reader // a buffered net.Conn for reading packets, held only while it has bytes or a packet is read; see readByte
+	first    firstRead     // the first bytes of a packet, read without bconn; see readByte
 	outbuf   *bytes.Buffer // a buffer for writing packets
 	Remote   string        // the remote address of the client
 	Listener string        // listener id of the client
@@ -185,7 +186,6 @@ func newClient(c net.Conn, o *ops) *Client {
 	if c != nil {
 		cl.Net = ClientConnection{
 			Conn:   c,
-			bconn:  bufio.NewReaderSize(c, o.options.ClientNetReadBufferSize),
 			Remote: c.RemoteAddr().String(),
 		}
 	}
@@ -428,31 +428,49 @@ func (cl *Client) ClearExpiredInflights(now, maximumExpiry int64) []uint16 {
 
 // Read reads incoming packets from the connected client and transforms them into
 // packets to be handled by the packetHandler.
+//
+// A client spends most of its life parked here, waiting for the first byte
+// of its next packet, and the Go runtime halves a parked goroutine's stack
+// at a garbage collection only while less than a quarter of it is in use.
+// So Read waits in small frames (readByte) and reads, decodes and handles
+// the rest of each packet in readAndHandle, whose frame, with its
+// packets.Packet values, is popped before the next wait.
 func (cl *Client) Read(packetHandler ReadFn) error {
-	var err error
-
 	for {
 		if cl.Closed() {
 			return nil
 		}
 
 		cl.refreshDeadline(cl.State.Keepalive)
-		fh := new(packets.FixedHeader)
-		err = cl.ReadFixedHeader(fh)
+		b, err := cl.readByte()
 		if err != nil {
 			return err
 		}
 
-		pk, err := cl.ReadPacket(fh)
-		if err != nil {
-			return err
-		}
-
-		err = packetHandler(cl, pk) // Process inbound packet.
+		err = cl.readAndHandle(b, packetHandler)
 		if err != nil {
 			return err
 		}
 	}
+}
+
+// readAndHandle reads the rest of the packet whose first byte is b and
+// passes it to packetHandler. It must not be inlined into Read: see Read.
+//
+//go:noinline
+func (cl *Client) readAndHandle(b byte, packetHandler ReadFn) error {
+	var fh packets.FixedHeader
+	err := cl.readFixedHeaderRest(b, &fh)
+	if err != nil {
+		return err
+	}
+
+	pk, err := cl.ReadPacket(&fh)
+	if err != nil {
+		return err
+	}
+
+	return packetHandler(cl, pk) // Process inbound packet.
 }
 
 // Stop instructs the client to shut down all processing goroutines and disconnect.
@@ -499,16 +517,115 @@ func (cl *Client) IsTakenOver() bool {
 
 // ReadFixedHeader reads in the values of the next packet's fixed header.
 func (cl *Client) ReadFixedHeader(fh *packets.FixedHeader) error {
-	if cl.Net.bconn == nil {
-		return ErrConnectionClosed
-	}
-
-	b, err := cl.Net.bconn.ReadByte()
+	b, err := cl.readByte()
 	if err != nil {
 		return err
 	}
 
-	err = fh.Decode(b)
+	return cl.readFixedHeaderRest(b, fh)
+}
+
+// readerPool holds the read buffers of clients waiting for a packet with
+// nothing buffered; see readByte.
+var readerPool sync.Pool
+
+// firstReadSize is how many bytes a client reads while it holds no read
+// buffer: enough for the small packets of a mostly idle client (PINGREQ,
+// acknowledgements, short publishes), so that reading them costs no more
+// read calls than with a read buffer held all the time.
+const firstReadSize = 64
+
+// firstRead is the source of a client's read buffer: the bytes read while
+// the client held no read buffer, then the connection.
+type firstRead struct {
+	conn net.Conn
+	buf  [firstReadSize]byte
+	r, w int // buf[r:w] is not yet read
+}
+
+// Read implements io.Reader.
+func (f *firstRead) Read(p []byte) (int, error) {
+	if f.r < f.w {
+		n := copy(p, f.buf[f.r:f.w])
+		f.r += n
+		return n, nil
+	}
+
+	return f.conn.Read(p)
+}
+
+// readByte reads the first byte of the next packet, from the client's
+// read buffer if it holds bytes. Otherwise the client may stay idle for a
+// long time, so readByte returns the buffer to readerPool and waits with
+// a read of at most firstReadSize bytes into the client, and then takes a
+// buffer, which reads those bytes before the connection. An idle client
+// holds no read buffer, and a buffer is only given back empty, so no byte
+// of a pipelined packet is lost. This costs one more read call only when
+// more than firstReadSize bytes have arrived by the time the client,
+// having emptied its buffer at the end of a packet, reads again.
+func (cl *Client) readByte() (byte, error) {
+	if cl.Net.bconn != nil {
+		if cl.Net.bconn.Buffered() > 0 || cl.Net.first.r < cl.Net.first.w {
+			return cl.Net.bconn.ReadByte()
+		}
+		cl.releaseReader()
+	}
+
+	if cl.Net.Conn == nil {
+		return 0, ErrConnectionClosed
+	}
+
+	f := &cl.Net.first
+	f.conn = cl.Net.Conn
+	for i := 0; ; i++ {
+		n, err := f.conn.Read(f.buf[:])
+		if n > 0 {
+			f.r, f.w = 0, n
+			break // an error with it comes back from the next read
+		}
+		if err != nil {
+			return 0, err
+		}
+		if i == 100 { // as bufio.Reader does
+			return 0, io.ErrNoProgress
+		}
+	}
+
+	cl.takeReader()
+	return cl.Net.bconn.ReadByte()
+}
+
+// takeReader gives the client a read buffer from readerPool, or a new one,
+// unless it holds one.
+func (cl *Client) takeReader() {
+	if cl.Net.bconn != nil {
+		return
+	}
+
+	cl.Net.first.conn = cl.Net.Conn
+	size := max(cl.ops.options.ClientNetReadBufferSize, 16) // bufio.NewReaderSize's minimum
+	if r, ok := readerPool.Get().(*bufio.Reader); ok && r.Size() == size {
+		r.Reset(&cl.Net.first)
+		cl.Net.bconn = r
+		return
+	}
+
+	cl.Net.bconn = bufio.NewReaderSize(&cl.Net.first, size)
+}
+
+// releaseReader returns the client's read buffer, which must be empty, to
+// readerPool.
+func (cl *Client) releaseReader() {
+	r := cl.Net.bconn
+	cl.Net.bconn = nil
+	r.Reset(nil) // drop the reference to the client
+	readerPool.Put(r)
+}
+
+// readFixedHeaderRest decodes the fixed header whose first byte is b, and
+// reads its remaining length.
+func (cl *Client) readFixedHeaderRest(b byte, fh *packets.FixedHeader) error {
+	err := fh.Decode(b)
 	if err != nil {
 		return err
 	}
@@ -534,6 +651,9 @@ func (cl *Client) ReadPacket(fh *packets.FixedHeader) (pk packets.Packet, err er
 	pk.ProtocolVersion = cl.Properties.ProtocolVersion // inherit client protocol version for decoding
 	pk.FixedHeader = *fh
 	p := make([]byte, pk.FixedHeader.Remaining)
+	if cl.Net.Conn != nil {
+		cl.takeReader() // for callers that did not read the fixed header with ReadFixedHeader
+	}
 	n, err := io.ReadFull(cl.Net.bconn, p)
 	if err != nil {
 		return pk, err

@@ -141,7 +141,7 @@ func TestNewClient(t *testing.T) {
 	require.Equal(t, defaultKeepalive, cl.State.Keepalive)
 	require.Equal(t, defaultClientProtocolVersion, cl.Properties.ProtocolVersion)
 	require.NotNil(t, cl.Net.Conn)
-	require.NotNil(t, cl.Net.bconn)
+	require.Nil(t, cl.Net.bconn) // taken from readerPool when a packet arrives
 	require.NotNil(t, cl.ops)
 	require.NotNil(t, cl.ops.options.Capabilities)
 	require.False(t, cl.Net.Inline)
@@ -616,7 +616,7 @@ func TestClientReadFixedHeaderError(t *testing.T) {
 		_ = r.Close()
 	}()
 
-	cl.Net.bconn = nil
+	cl.Net.Conn = nil
 	fh := new(packets.FixedHeader)
 	err := cl.ReadFixedHeader(fh)
 	require.Error(t, err)

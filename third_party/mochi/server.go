@@ -410,14 +410,74 @@ func (s *Server) EstablishConnection(listener string, c net.Conn) error {
 
 // attachClient validates an incoming client connection and if viable, attaches the client
 // to the server, performs session housekeeping, and reads incoming packets.
+//
+// The CONNECT packet is handled in establishSession, whose frame is popped
+// before the client's read loop starts: the goroutine then parks in Read
+// with small frames under it, so that the runtime can shrink its stack
+// (see Client.Read).
 func (s *Server) attachClient(cl *Client, listener string) error {
-	defer s.Listeners.ClientsWg.Done()
 	s.Listeners.ClientsWg.Add(1)
 
 	// No writer goroutine yet: startWriter runs one while the outbound
 	// queue holds something, so that an idle client costs no stack for it.
-	defer cl.Stop(nil)
 
+	var counted bool // in Info.ClientsConnected
+	defer s.endAttach(cl, &counted)
+
+	err := s.establishSession(cl, listener, &counted)
+	if err != nil {
+		return err
+	}
+
+	err = cl.Read(s.receivePacket)
+	s.detachClient(cl, listener, err)
+	return err
+}
+
+// endAttach is deferred by attachClient, so that it runs even when a hook
+// panics: it uncounts the client if establishSession counted it, stops
+// the client and tells Close the client is done. One deferred call rather
+// than three keeps attachClient's frame small (see attachClient).
+func (s *Server) endAttach(cl *Client, counted *bool) {
+	if *counted {
+		atomic.AddInt64(&s.Info.ClientsConnected, -1)
+	}
+	cl.Stop(nil)
+	s.Listeners.ClientsWg.Done()
+}
+
+// detachClient ends the session of a client whose read loop returned err:
+// its will, the disconnect hook and, for a clean session, its state. It
+// must not be inlined into attachClient, whose frame it would enlarge.
+//
+//go:noinline
+func (s *Server) detachClient(cl *Client, listener string, err error) {
+	if err != nil {
+		s.sendLWT(cl)
+		cl.Stop(err)
+	} else {
+		cl.Properties.Will = Will{} // [MQTT-3.14.4-3] [MQTT-3.1.2-10]
+	}
+	s.Log.Debug("client disconnected", "error", err, "client", cl.ID, "remote", cl.Net.Remote, "listener", listener)
+
+	expire := (cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.SessionExpiryInterval == 0) || (cl.Properties.ProtocolVersion < 5 && cl.Properties.Clean)
+	s.hooks.OnDisconnect(cl, err, expire)
+
+	if expire && !cl.IsTakenOver() {
+		cl.ClearInflights()
+		s.UnsubscribeClient(cl)
+		s.Clients.Delete(cl.ID) // [MQTT-4.1.0-2] ![MQTT-3.1.2-23]
+	}
+}
+
+// establishSession reads and validates the client's CONNECT packet,
+// authenticates it, sets up or takes over its session and acknowledges
+// it. It sets *counted when it adds the client to Info.ClientsConnected,
+// which the caller then decrements when the client ends. It must not be
+// inlined into attachClient: see attachClient.
+//
+//go:noinline
+func (s *Server) establishSession(cl *Client, listener string, counted *bool) error {
 	pk, err := s.readConnectionPacket(cl)
 	if err != nil {
 		return fmt.Errorf("read connection: %w", err)
@@ -458,7 +518,7 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	}
 
 	atomic.AddInt64(&s.Info.ClientsConnected, 1)
-	defer atomic.AddInt64(&s.Info.ClientsConnected, -1)
+	*counted = true
 
 	s.hooks.OnSessionEstablish(cl, pk)
 
@@ -480,26 +540,7 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	}
 
 	s.hooks.OnSessionEstablished(cl, pk)
-
-	err = cl.Read(s.receivePacket)
-	if err != nil {
-		s.sendLWT(cl)
-		cl.Stop(err)
-	} else {
-		cl.Properties.Will = Will{} // [MQTT-3.14.4-3] [MQTT-3.1.2-10]
-	}
-	s.Log.Debug("client disconnected", "error", err, "client", cl.ID, "remote", cl.Net.Remote, "listener", listener)
-
-	expire := (cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.SessionExpiryInterval == 0) || (cl.Properties.ProtocolVersion < 5 && cl.Properties.Clean)
-	s.hooks.OnDisconnect(cl, err, expire)
-
-	if expire && !cl.IsTakenOver() {
-		cl.ClearInflights()
-		s.UnsubscribeClient(cl)
-		s.Clients.Delete(cl.ID) // [MQTT-4.1.0-2] ![MQTT-3.1.2-23]
-	}
-
-	return err
+	return nil
 }
 
 // readConnectionPacket reads the first incoming header for a connection, and if

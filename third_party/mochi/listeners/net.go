@@ -64,12 +64,7 @@ func (l *Net) Serve(establish EstablishFn) {
 		}
 
 		if atomic.LoadUint32(&l.end) == 0 {
-			go func() {
-				err = establish(l.id, conn)
-				if err != nil {
-					l.log.Warn("", "error", err)
-				}
-			}()
+			go establishConn(establish, l.id, conn, l.log)
 		}
 	}
 }
