@@ -167,6 +167,8 @@ func New(opts Options) (*Broker, error) {
 	b.policy = newPolicyHook(srv, opts.Decider, log)
 	// [auth] timeout is applied by the policy version in force
 	// (policy.Options.AuthnTimeout), so that a reload changes it.
+	b.policy.failures = b.gate.fails
+	b.limits.refusals = b.policy.refusals
 	b.policy.keepCredentials.Store(cfg.Reload.Reauthenticate)
 	b.policy.v3Disconnect = cfg.MQTT.V3DeniedPublish == config.V3DeniedDisconnect
 	b.policy.auditAllow = cfg.Log.AuditAllowSample

@@ -60,6 +60,8 @@ type gate struct {
 	log  *slog.Logger
 	lim  config.Limits
 	bans *banList
+	// fails is authn_failure_rate_per_ip (authnrate.go); nil when off.
+	fails *authnFailures
 
 	mu        sync.Mutex
 	total     int
@@ -102,7 +104,7 @@ type listenerGate struct {
 }
 
 func newGate(lim config.Limits, bans *banList, log *slog.Logger) *gate {
-	return &gate{log: log, lim: lim, bans: bans, perIP: map[netip.Addr]*ipEntry{}, flaps: map[string]*flapEntry{}}
+	return &gate{log: log, lim: lim, bans: bans, fails: newAuthnFailures(lim), perIP: map[netip.Addr]*ipEntry{}, flaps: map[string]*flapEntry{}}
 }
 
 func (g *gate) forListener(lc config.Listener) *listenerGate {

@@ -35,6 +35,9 @@ type limitsHook struct {
 	lim  config.Limits
 	log  *slog.Logger
 	subs bool // a subscription limit is set
+	// refusals bounds the audit records of CONNECTs refused by
+	// authn_failure_rate_per_ip; the policy hook's (refusallog.go).
+	refusals *refusalLog
 
 	// refused holds, per client, the SUBACK codes of filters refused by
 	// OnSubscribe (see capsHook.refused, which works the same way).
@@ -84,6 +87,17 @@ func (h *limitsHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		h.g.note(refuseBanned, addrOf(remoteAddr(cl)), cl.Net.Listener)
 		h.log.Debug("banned client refused", "client_id", cl.ID, "kind", b.Kind, "value", b.Value)
 		return h.refuse(cl, refuseBanned, true)
+	}
+	if addr := addrOf(remoteAddr(cl)); h.g.fails.exhausted(addr, now) {
+		// Counted with the other limits and audited as the policy's
+		// refusals are, bounded per address: not one Warn per episode.
+		h.g.count(refuseAuthnRate.reason)
+		if h.refusals.allow(addr, now) {
+			h.log.Info("connection refused", "audit", "deny", "decision", "authn", "client_id", cl.ID,
+				"username", string(cl.Properties.Username), "remote", cl.Net.Remote, "listener", cl.Net.Listener,
+				"reason", refuseAuthnRate.reason, "code", refuseAuthnRate.v5.Code)
+		}
+		return h.refuse(cl, refuseAuthnRate, true)
 	}
 	if n := h.lim.MaxClientIDLength; n > 0 && len(cl.ID) > n {
 		return h.refuse(cl, &connRefusal{"max_client_id_length", packets.ErrClientIdentifierNotValid, 2}, false)

@@ -14,7 +14,9 @@ type LimitStats struct {
 	// ConnectionsRefused counts connections refused by a limit, by
 	// reason: max_connections, listener_max_connections,
 	// max_connections_per_ip, listener_connection_rate,
-	// connection_rate_per_ip, banned, max_client_id_length,
+	// connection_rate_per_ip, banned, authn_failure_rate_per_ip (an
+	// address whose failed authentications used up its bucket),
+	// max_client_id_length,
 	// max_topic_length (a will topic), connect_timeout (a socket cut
 	// because no complete CONNECT came within connect_timeout: no CONNACK
 	// is sent, the socket is closed).
@@ -48,7 +50,7 @@ const (
 // LimitStats returns the limits' counters and the bans in force.
 func (b *Broker) LimitStats() LimitStats {
 	st := LimitStats{ConnectionsRefused: map[string]uint64{}, Bans: map[string]int{}, FlappingBansActive: map[string]int{}}
-	for _, r := range []*connRefusal{refuseBusy, refuseListener, refuseIPCap, refuseRate, refuseIPRate, refuseBanned, refuseTimeout} {
+	for _, r := range []*connRefusal{refuseBusy, refuseListener, refuseIPCap, refuseRate, refuseIPRate, refuseBanned, refuseAuthnRate, refuseTimeout} {
 		st.ConnectionsRefused[strings.ReplaceAll(r.reason, ".", "_")] = 0
 	}
 	b.gate.stats.Range(func(k, v any) bool {

@@ -44,6 +44,9 @@ type policyHook struct {
 	auditAllow float64
 	// refusals bounds the records of refused CONNECTs (refusallog.go).
 	refusals *refusalLog
+	// failures counts failed authentications per address for [limits]
+	// authn_failure_rate_per_ip (authnrate.go); nil when off.
+	failures *authnFailures
 
 	// ctx is the context of every policy call. mochi's hooks take no context
 	// and the wasm engine enforces each module's deadline itself, so one

@@ -51,6 +51,9 @@ func (h *policyHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		return err
 	}
 	if ref != nil {
+		// Every failed authentication takes a token of its address's
+		// authn_failure_rate_per_ip bucket (authnrate.go).
+		h.failures.failed(addrOf(remoteAddr(cl)), time.Now())
 		return h.refuse(cl, *ref)
 	}
 

@@ -99,7 +99,9 @@ func TestRefusedConnectLogBounded(t *testing.T) {
 	logs := newTestLog(t)
 	log := slog.New(logs)
 	dir := t.TempDir()
-	cfg := parseConfig(t, dir, tcpConfig)
+	// More failures than authn_failure_burst_per_ip: every one must reach
+	// the policy.
+	cfg := parseConfig(t, dir, tcpConfig+"[limits]\nauthn_failure_rate_per_ip = 0\n")
 	b, err := New(Options{Config: cfg, Decider: newDecider(t, policy.New(nil, nil, policy.Options{AllowAnonymous: false}), log), Logger: log, Stats: true})
 	if err != nil {
 		t.Fatal(err)

@@ -218,7 +218,7 @@ func defaultLimits(dir string) Limits {
 		MaxConnections: 100000, RateGrace: Duration{10 * time.Second},
 		BanFile: filepath.Join(dir, "moat.bans"), FlapWindow: Duration{time.Minute},
 		FlapBan: Duration{5 * time.Minute}, AuthnFailureTTL: Duration{2 * time.Second},
-		PluginConcurrency: 1024,
+		AuthnFailureRatePerIP: 10, AuthnFailureBurstPerIP: 20, PluginConcurrency: 1024,
 	}
 }
 

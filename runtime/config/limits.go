@@ -88,6 +88,21 @@ type Limits struct {
 	// within it is refused without calling the authn modules. Default 2s;
 	// 0 turns it off. A different password is always tried.
 	AuthnFailureTTL Duration `toml:"authn_failure_ttl"`
+	// AuthnFailureRatePerIP is the sustained rate of failed
+	// authentications one IP address may have, per second (a token bucket
+	// of AuthnFailureBurstPerIP tokens); default 10, 0 turns it off. Only
+	// failures take tokens, so clients that log in do not count against
+	// their address (unlike connection_rate_per_ip, it spares fleets
+	// behind one NAT). While the bucket is empty every CONNECT from the
+	// address is refused before any authn module runs, a right password
+	// too, until it refills: MQTT 5 0x9F connection rate exceeded, MQTT
+	// 3.1.1 3 (server unavailable). It bounds what a wrong-password storm
+	// with rotating client ids (which the failed-login cache cannot see)
+	// costs in password hashing.
+	AuthnFailureRatePerIP float64 `toml:"authn_failure_rate_per_ip"`
+	// AuthnFailureBurstPerIP is the bucket size; default twice the rate,
+	// at least 1.
+	AuthnFailureBurstPerIP int `toml:"authn_failure_burst_per_ip"`
 	// PluginConcurrency bounds the calls one plugin may have running or
 	// waiting for an instance; past it a call fails at once and the
 	// plugin's on_error decides. Default 1024; 0 means no limit.
@@ -109,6 +124,7 @@ const (
 	defaultFlapWindow       = time.Minute
 	defaultFlapBan          = 5 * time.Minute
 	defaultAuthnFailureTTL  = 2 * time.Second
+	defaultAuthnFailureRate = 10
 	defaultPluginConc       = 1024
 	defaultBanFile          = "moat.bans"
 
@@ -157,6 +173,12 @@ func (c *Config) defaultsLimits(md *toml.MetaData) {
 	}
 	if def("authn_failure_ttl") {
 		l.AuthnFailureTTL.Duration = defaultAuthnFailureTTL
+	}
+	if def("authn_failure_rate_per_ip") {
+		l.AuthnFailureRatePerIP = defaultAuthnFailureRate
+	}
+	if def("authn_failure_burst_per_ip") {
+		l.AuthnFailureBurstPerIP = burst(l.AuthnFailureRatePerIP)
 	}
 	if def("plugin_concurrency") {
 		l.PluginConcurrency = defaultPluginConc
@@ -228,6 +250,7 @@ func (c *Config) validateLimits(p *problems) {
 		}
 	}
 	rate("limits.connection_rate_per_ip", l.ConnectionRatePerIP, "limits.connection_burst_per_ip", l.ConnectionBurstPerIP)
+	rate("limits.authn_failure_rate_per_ip", l.AuthnFailureRatePerIP, "limits.authn_failure_burst_per_ip", l.AuthnFailureBurstPerIP)
 	rate("limits.message_rate", l.MessageRate, "limits.message_burst", l.MessageBurst)
 	if l.ByteRate < 0 {
 		p.add("limits.byte_rate", fmt.Errorf("%s: want 0 (off) or more", l.ByteRate))

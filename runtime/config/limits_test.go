@@ -35,6 +35,24 @@ func TestLimits(t *testing.T) {
 			},
 		},
 		{
+			name: "authn failure rate",
+			toml: listener + "[limits]\nauthn_failure_rate_per_ip = 0.5\n",
+			check: func(t *testing.T, c *Config) {
+				if l := c.Limits; l.AuthnFailureRatePerIP != 0.5 || l.AuthnFailureBurstPerIP != 1 {
+					t.Errorf("authn failure rate %v burst %d, want 0.5 and 1", l.AuthnFailureRatePerIP, l.AuthnFailureBurstPerIP)
+				}
+			},
+		},
+		{
+			name: "authn failure rate off",
+			toml: listener + "[limits]\nauthn_failure_rate_per_ip = 0\n",
+			check: func(t *testing.T, c *Config) {
+				if l := c.Limits; l.AuthnFailureRatePerIP != 0 || l.AuthnFailureBurstPerIP != 0 {
+					t.Errorf("authn failure rate %v burst %d, want off", l.AuthnFailureRatePerIP, l.AuthnFailureBurstPerIP)
+				}
+			},
+		},
+		{
 			name: "ban file off",
 			toml: listener + "[limits]\nban_file = \"off\"\n",
 			check: func(t *testing.T, c *Config) {
@@ -49,6 +67,8 @@ func TestLimits(t *testing.T) {
 		{name: "rate", toml: listener + "[limits]\nmessage_rate = -1\n", wantErr: "limits.message_rate"},
 		{name: "burst", toml: listener + "[limits]\nmessage_rate = 5\nmessage_burst = 0\n", wantErr: "limits.message_burst: 0: want at least 1"},
 		{name: "byte burst", toml: listener + "[limits]\nbyte_rate = \"1KiB\"\nbyte_burst = \"1KiB\"\n", wantErr: "limits.byte_burst"},
+		{name: "authn failure rate", toml: listener + "[limits]\nauthn_failure_rate_per_ip = -1\n", wantErr: "limits.authn_failure_rate_per_ip: -1: want 0 (off)"},
+		{name: "authn failure burst", toml: listener + "[limits]\nauthn_failure_rate_per_ip = 1\nauthn_failure_burst_per_ip = 0\n", wantErr: "limits.authn_failure_burst_per_ip: 0: want at least 1"},
 		{name: "listener rate", toml: listener + "connection_rate = -2\n", wantErr: "listener[0].connection_rate"},
 		{name: "flap window", toml: listener + "[limits]\nflap_count = 2\nflap_window = \"0s\"\n", wantErr: "limits.flap_window"},
 		{name: "unknown", toml: listener + "[limits]\nmax_clients = 1\n", wantErr: "limits.max_clients: unknown key"},

@@ -39,7 +39,7 @@ type opsCollector struct{ m *Metrics }
 
 var (
 	descLimitRefused = prometheus.NewDesc("moat_limits_connections_refused_total",
-		"Connections refused by a [limits] rule before any plugin was asked, by reason (max_connections, listener_max_connections, max_connections_per_ip, listener_connection_rate, connection_rate_per_ip, banned, max_client_id_length, max_topic_length, connect_timeout: no complete CONNECT within [limits] connect_timeout, the socket cut). Policy refusals are moat_connections_refused_total.", []string{"reason"}, nil)
+		"Connections refused by a [limits] rule before any plugin was asked, by reason (max_connections, listener_max_connections, max_connections_per_ip, listener_connection_rate, connection_rate_per_ip, authn_failure_rate_per_ip: the address's failed logins used up its bucket, banned, max_client_id_length, max_topic_length, connect_timeout: no complete CONNECT within [limits] connect_timeout, the socket cut). Policy refusals are moat_connections_refused_total.", []string{"reason"}, nil)
 	descBans = prometheus.NewDesc("moat_bans",
 		"Bans in force now, by kind (client_id, username, ip) and source (operator, flapping).", []string{"kind", "source"}, nil)
 	descFlapBans = prometheus.NewDesc("moat_flapping_bans_total",

@@ -38,8 +38,11 @@ func abuseIdleSockets() int {
 // CPU the broker leaves: then any broker's established clients slow down
 // by as much as the machine is short of cores, which measures the machine
 // (see runtime/RATIONALE.md, "Limits, bans and flapping", for figures);
-// the defence against that is connection_rate_per_ip, off here. A bounded
-// rate measures what serving an attack costs the good client.
+// the defence against that is connection_rate_per_ip, off here. The
+// wrong passwords beyond authn_failure_burst_per_ip (on, as by default)
+// are refused without a hash, as they would be from a real attacker's
+// address. A bounded rate measures what serving an attack costs the
+// good client.
 const abuseStormRate = 250
 
 // connect311 builds an MQTT 3.1.1 CONNECT with the given connect flags.
@@ -163,6 +166,10 @@ func TestAbuse(t *testing.T) {
 maximum_packet_size = "64KiB"
 [limits]
 connect_timeout = "1s"
+# The default, written out: a change of default must not change what
+# this test measures unnoticed.
+authn_failure_rate_per_ip = 10
+authn_failure_burst_per_ip = 20
 `+plugin(t, "passwd", `["authn"]`, map[string]string{"passwords": pw}, `superusers = ["good"]`), slog.LevelInfo)
 	addr := m.addr
 

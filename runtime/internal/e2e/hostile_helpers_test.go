@@ -115,6 +115,10 @@ allow_anonymous = true
 no_match = "allow"
 timeout = "2s"
 
+[limits]
+# Every evil CONNECT must reach the hostile module.
+authn_failure_rate_per_ip = 0
+
 [wasm]
 cache_dir = %q
 `, listener, wasmCache)
