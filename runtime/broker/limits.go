@@ -2,7 +2,6 @@ package broker
 
 import (
 	"bytes"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -298,24 +297,10 @@ type stringAddr string
 func (a stringAddr) Network() string { return "tcp" }
 func (a stringAddr) String() string  { return string(a) }
 
-// gatedOf finds the gatedConn beneath the connection mochi serves: TLS and
-// websocket wrap the tracked socket, which wraps the gated one.
+// gatedOf finds the gatedConn beneath the connection mochi serves.
 func gatedOf(c net.Conn) *gatedConn {
-	for range 8 {
-		switch x := c.(type) {
-		case *gatedConn:
-			return x
-		case *trackedConn:
-			c = x.Conn
-		case *wsConn:
-			c = x.Conn
-		case *tls.Conn:
-			c = x.NetConn()
-		default:
-			return nil
-		}
-	}
-	return nil
+	g, _ := beneath[*gatedConn](c)
+	return g
 }
 
 // applyLimits gives a listener its gate and connect timeout.

@@ -499,22 +499,33 @@ func (c *trackedConn) SetReadDeadline(t time.Time) error {
 	return c.Conn.SetReadDeadline(t)
 }
 
-// trackedOf finds the trackedConn beneath the connection mochi serves: TLS
-// and websocket wrap it.
+// trackedOf finds the trackedConn beneath the connection mochi serves.
 func trackedOf(c net.Conn) *trackedConn {
+	t, _ := beneath[*trackedConn](c)
+	return t
+}
+
+// beneath finds the connection of type T beneath the one mochi serves: TLS
+// and websocket wrap the tracked socket, which wraps the gated one.
+func beneath[T net.Conn](c net.Conn) (T, bool) {
 	for range 8 {
+		if x, ok := c.(T); ok {
+			return x, true
+		}
 		switch x := c.(type) {
 		case *trackedConn:
-			return x
+			c = x.Conn
 		case *wsConn:
 			c = x.Conn
 		case *tls.Conn:
 			c = x.NetConn()
 		default:
-			return nil
+			var zero T
+			return zero, false
 		}
 	}
-	return nil
+	var zero T
+	return zero, false
 }
 
 func (c *trackedConn) Close() error {
