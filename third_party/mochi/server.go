@@ -1082,9 +1082,34 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 // Capabilities.MaximumClientWritesWait for room, instead of dropping a
 // message the publisher may already have been acknowledged for. While it
 // waits the publisher's socket is not read: backpressure, not loss. A
-// client never waits for itself (it could be the one to free the room).
+// client never waits for room in its own inflight store (its read loop is
+// the one to free it), only for room in its outbound queue, which its
+// writer frees.
 func (s *Server) deliverToClient(cl *Client, sub packets.Subscription, pk packets.Packet, wait bool) (packets.Packet, error) {
-	wait = wait && s.Options.Capabilities.MaximumClientWritesWait > 0 && pk.Origin != cl.ID
+	mode := waitNone
+	if wait {
+		mode = waitAll
+	}
+	return s.deliver(cl, sub, pk, mode)
+}
+
+// waitMode says what a delivery may wait for when its client has no room.
+type waitMode uint8
+
+const (
+	waitNone     waitMode = iota // drop at once
+	waitOutbound                 // room in the outbound queue, freed by cl's writer
+	waitAll                      // also room in the inflight store, freed by cl's read loop
+)
+
+// deliver is deliverToClient with what it may wait for spelled out.
+func (s *Server) deliver(cl *Client, sub packets.Subscription, pk packets.Packet, mode waitMode) (packets.Packet, error) {
+	if s.Options.Capabilities.MaximumClientWritesWait <= 0 {
+		mode = waitNone
+	}
+	if mode == waitAll && pk.Origin == cl.ID {
+		mode = waitOutbound // on cl's own read loop
+	}
 	if sub.NoLocal && pk.Origin == cl.ID {
 		return pk, nil // [MQTT-3.8.3-3]
 	}
@@ -1125,7 +1150,7 @@ func (s *Server) deliverToClient(cl *Client, sub packets.Subscription, pk packet
 	}
 
 	if out.FixedHeader.Qos > 0 {
-		if cl.State.Inflight.Len() >= int(s.Options.Capabilities.MaximumInflight) && !(wait && s.waitForInflight(cl)) {
+		if cl.State.Inflight.Len() >= int(s.Options.Capabilities.MaximumInflight) && !(mode == waitAll && s.waitForInflight(cl)) {
 			atomic.AddInt64(&s.Info.InflightDropped, 1)
 			s.Log.Warn("client store quota reached", "client", cl.ID, "listener", cl.Net.Listener)
 			cl.ops.hooks.OnPublishDropped(cl, out)
@@ -1161,7 +1186,7 @@ func (s *Server) deliverToClient(cl *Client, sub packets.Subscription, pk packet
 	}
 
 	if ok, _ := s.queueOutbound(cl, &out, false); !ok {
-		if wait && out.FixedHeader.Qos > 0 {
+		if mode != waitNone && out.FixedHeader.Qos > 0 {
 			switch s.waitForOutbound(cl, &out) {
 			case nil:
 				return out, nil
@@ -1261,7 +1286,10 @@ func (s *Server) publishRetainedToClient(cl *Client, sub packets.Subscription, e
 
 	sub.FwdRetainedFlag = true
 	for _, pkv := range s.Topics.Messages(sub.Filter) { // [MQTT-3.8.4-4]
-		_, err := s.publishToClient(cl, sub, pkv)
+		// On cl's own read loop: a qos > 0 retained message waits for room
+		// in cl's outbound queue, which cl's writer frees, rather than
+		// being dropped for a subscriber that is still reading its SUBACK.
+		_, err := s.deliver(cl, sub, pkv, waitOutbound)
 		if err != nil {
 			s.Log.Debug("failed to publish retained message", "error", err, "client", cl.ID, "listener", cl.Net.Listener, "packet", pkv)
 			continue

@@ -102,6 +102,44 @@ func TestDeliverToClientNeverWaitsForItself(t *testing.T) {
 	require.ErrorIs(t, err, packets.ErrQuotaExceeded)
 }
 
+// TestRetainedWaitsForOutboundRoom: a qos 1 retained message sent on
+// SUBSCRIBE, on the subscriber's own read loop, waits for its writer to
+// free room in the outbound queue instead of being dropped; it never waits
+// for inflight room, which only that read loop could free.
+func TestRetainedWaitsForOutboundRoom(t *testing.T) {
+	s := newServer()
+	s.Options.Capabilities.MaximumClientWritesPending = 1
+	s.Options.Capabilities.MaximumInflight = 2
+	s.Options.Capabilities.MaximumClientWritesWait = 10 * time.Second
+	cl := newWaitClient(s)
+	cl.State.outbound.push(&packets.Packet{FixedHeader: packets.FixedHeader{Qos: 1}}, outboundLimits{count: 1}, false)
+	s.Topics.RetainMessage(packets.Packet{TopicName: "a", Payload: []byte("kept"), FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true}})
+	sub := packets.Subscription{Filter: "a", Qos: 1}
+
+	done := make(chan struct{})
+	go func() {
+		s.publishRetainedToClient(cl, sub, false)
+		close(done)
+	}()
+	select {
+	case <-done:
+		t.Fatal("the retained message was not waited for: dropped for want of room")
+	case <-time.After(50 * time.Millisecond):
+	}
+	cl.State.outbound.pop() // as the writer would
+	<-done
+	require.Equal(t, int32(1), atomic.LoadInt32(&cl.State.outboundQty)) // queued, and a writer started for it
+	require.Equal(t, 1, cl.State.Inflight.Len())
+
+	// With the inflight store full, it is dropped at once: waiting on the
+	// read loop that alone frees that room would only run out the clock.
+	cl.State.Inflight.Set(packets.Packet{PacketID: 60000})
+	start := time.Now()
+	s.publishRetainedToClient(cl, sub, false)
+	require.Less(t, time.Since(start), 5*time.Second)
+	require.Equal(t, 2, cl.State.Inflight.Len())
+}
+
 // TestStartWriterHammer queues packets from many goroutines while the
 // writer keeps starting and stopping, and checks that every packet is
 // written once, in each sender's order.
