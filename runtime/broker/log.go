@@ -44,6 +44,25 @@ var clientCaused = map[string]bool{
 	"client store quota reached": true,
 }
 
+// deniedDelivery reports mochi's debug record of a delivery the policy
+// denied ("failed publishing packet", not authorized): moat's own audit
+// record (policyhook_authz.go) already says it, and a module that fails
+// for subscribers to "#" would otherwise write one per message each.
+func deniedDelivery(r slog.Record) bool {
+	if r.Message != "failed publishing packet" {
+		return false
+	}
+	found := false
+	r.Attrs(func(a slog.Attr) bool {
+		if err, ok := a.Value.Any().(error); ok && a.Key == "error" && errors.Is(err, packets.ErrNotAuthorized) {
+			found = true
+			return false
+		}
+		return true
+	})
+	return found
+}
+
 // missingKey reports the bolt hook's error for a key that is not there,
 // which it logs when a new database has no $SYS record yet.
 func missingKey(r slog.Record) bool {
@@ -66,6 +85,9 @@ func (m mochiHandler) Enabled(ctx context.Context, l slog.Level) bool {
 
 // Handle implements slog.Handler.
 func (m mochiHandler) Handle(ctx context.Context, r slog.Record) error {
+	if deniedDelivery(r) {
+		return nil
+	}
 	level := r.Level
 	switch {
 	case level == slog.LevelInfo:

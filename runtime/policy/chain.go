@@ -303,8 +303,10 @@ func (p *Policy) authorize(ctx context.Context, log *slog.Logger, req *AuthzRequ
 			return stepCall(s, req.Action, log, "authz", func() (AuthzResult, error) { return s.Module.Authorize(ctx, req) })
 		})
 		if err != nil {
-			log.Log(ctx, errLevel(err), "authz module failed", "audit", "plugin_error", "module", s.Name, "client_id", req.Client.ClientID,
-				"action", req.Action.String(), "topic", req.Topic, "err", err)
+			if err != errBreakerOpen { // logged as it opened; its answers are counted (observe), not logged one by one
+				log.Log(ctx, slog.LevelError, "authz module failed", "audit", "plugin_error", "module", s.Name, "client_id", req.Client.ClientID,
+					"action", req.Action.String(), "topic", req.Topic, "err", err)
+			}
 			switch s.OnError {
 			case ErrorAllow:
 				return AuthzResult{Verdict: Allow, Module: s.Name, transient: true}
