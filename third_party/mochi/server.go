@@ -452,6 +452,15 @@ func (s *Server) endAttach(cl *Client, counted *bool) {
 //
 //go:noinline
 func (s *Server) detachClient(cl *Client, listener string, err error) {
+	if err == nil {
+		// Read also returns nil when it finds the client already stopped,
+		// which is a normal DISCONNECT only if that is what stopped it: a
+		// client the server stopped before its read loop began (a hook,
+		// an admin) keeps its will.
+		if cause := cl.StopCause(); cause != nil && !errors.Is(cause, packets.CodeDisconnect) {
+			err = cause
+		}
+	}
 	if err != nil {
 		s.sendLWT(cl)
 		cl.Stop(err)
