@@ -49,26 +49,20 @@ var clientCaused = map[string]bool{
 // record (policyhook_authz.go) already says it, and a module that fails
 // for subscribers to "#" would otherwise write one per message each.
 func deniedDelivery(r slog.Record) bool {
-	if r.Message != "failed publishing packet" {
-		return false
-	}
-	found := false
-	r.Attrs(func(a slog.Attr) bool {
-		if err, ok := a.Value.Any().(error); ok && a.Key == "error" && errors.Is(err, packets.ErrNotAuthorized) {
-			found = true
-			return false
-		}
-		return true
-	})
-	return found
+	return r.Message == "failed publishing packet" && hasError(r, packets.ErrNotAuthorized)
 }
 
 // missingKey reports the bolt hook's error for a key that is not there,
 // which it logs when a new database has no $SYS record yet.
 func missingKey(r slog.Record) bool {
+	return hasError(r, bolt.ErrKeyNotFound)
+}
+
+// hasError reports whether r's "error" attribute is, or wraps, target.
+func hasError(r slog.Record, target error) bool {
 	found := false
 	r.Attrs(func(a slog.Attr) bool {
-		if err, ok := a.Value.Any().(error); ok && a.Key == "error" && errors.Is(err, bolt.ErrKeyNotFound) {
+		if err, ok := a.Value.Any().(error); ok && a.Key == "error" && errors.Is(err, target) {
 			found = true
 			return false
 		}
